@@ -10,13 +10,21 @@ Public API (the trainer, the benchmarks and the image stand on it; nothing here 
 - ``images_to_float(images)`` / ``one_hot(labels)``: the seed's float32 scaling and one-hot.
 """
 
-from trainer.data.errors import DataError
-from trainer.data.idx import images_to_float, one_hot, read_idx
-from trainer.data.load import Splits, find_dataset_files, load_dataset
+from trainer.data.cache import default_cache_dir
+from trainer.data.discover import find_dataset_files
+from trainer.data.download import download_dataset
+from trainer.data.errors import DataError, DownloadError
+from trainer.data.idx import read_idx
+from trainer.data.kernels import images_to_float, one_hot
+from trainer.data.load import DATASETS, Splits, load_dataset
 
 __all__ = [
+    "DATASETS",
     "DataError",
+    "DownloadError",
     "Splits",
+    "default_cache_dir",
+    "download_dataset",
     "find_dataset_files",
     "images_to_float",
     "load_dataset",

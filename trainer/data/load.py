@@ -1,48 +1,55 @@
-"""Find the four MNIST-format files below a folder and load them as uint8 arrays."""
+"""Resolve where a dataset's four files are, decode them (or map them from the cache), validate."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from trainer.data.cache import DecodeCache, default_cache_dir
+from trainer.data.discover import STEMS, find_dataset_files, missing_files, name_list
+from trainer.data.download import SOURCES, download_dataset
 from trainer.data.errors import DataError
-from trainer.data.idx import read_idx
+from trainer.data.idx import decode
+from trainer.data.kernels import images_to_float, one_hot
 
-FILES = ("train-images", "train-labels", "t10k-images", "t10k-labels")
-STEMS = {
-    "train-images": "train-images-idx3-ubyte",
-    "train-labels": "train-labels-idx1-ubyte",
-    "t10k-images": "t10k-images-idx3-ubyte",
-    "t10k-labels": "t10k-labels-idx1-ubyte",
-}
+DATASETS = tuple(SOURCES)  # ("mnist", "fashion-mnist")
+# Debian/Ubuntu's `apt-get install dataset-fashion-mnist` puts the four .gz files here.
+SYSTEM_DATASETS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Train and test arrays: images uint8 (n, 784), labels uint8 (n,) in 0..9."""
+    """Train and test arrays, from :func:`load_dataset`.
+
+    Images are uint8 of shape (n, 784), labels uint8 of shape (n,) with values 0..9, unless
+    converted by :meth:`to_float`. Arrays from the cache are read-only memory maps, and those
+    decoded from .gz files are read-only views: copy before writing into them.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
 
-
-def find_dataset_files(folder: str | Path) -> dict[str, Path]:
-    """The four standard files (with or without .gz) anywhere below ``folder``."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(root, "data folder does not exist")
-    found: dict[str, Path] = {}
-    for path in sorted(root.rglob("*")):
-        for key, stem in STEMS.items():
-            if key not in found and path.name in (stem, stem + ".gz") and path.is_file():
-                found[key] = path
-    missing = [STEMS[k] for k in FILES if k not in found]
-    if missing:
-        raise DataError(root, f"missing {', '.join(missing)} (with or without .gz)")
-    return found
+    def to_float(self, one_hot_labels: bool = False) -> Splits:
+        """Images as float32 in [0, 1] (the seed's ``x / 255`` without its float64 detour), in
+        one pass by the numba kernel; labels as float32 one-hot rows when ``one_hot_labels``."""
+        labels = {}
+        if one_hot_labels:
+            labels = {"y_train": one_hot(self.y_train), "y_test": one_hot(self.y_test)}
+        return replace(
+            self,
+            x_train=images_to_float(self.x_train),
+            x_test=images_to_float(self.x_test),
+            **labels,
+        )
 
 
 def load_dataset(
@@ -50,12 +57,147 @@ def load_dataset(
     dataset: str = "mnist",
     download: bool = False,
     cache_dir: str | Path | None = None,
+    use_cache: bool = True,
 ) -> Splits:
-    """Load the four files found below ``data_folder`` (download/cache: see the data core issue)."""
-    if data_folder is None:
-        raise DataError(None, "no data folder given")
-    files = find_dataset_files(data_folder)
-    arrays = {key: read_idx(path) for key, path in files.items()}
-    x_train = arrays["train-images"].reshape(len(arrays["train-images"]), -1)
-    x_test = arrays["t10k-images"].reshape(len(arrays["t10k-images"]), -1)
-    return Splits(x_train, arrays["train-labels"], x_test, arrays["t10k-labels"])
+    """Load a dataset's train and test splits as uint8 arrays; see :class:`Splits`.
+
+    Where the files come from, first match wins:
+
+    1. the four standard files anywhere below ``data_folder`` (``--data-folder``);
+    2. for ``fashion-mnist``, ``/usr/share/datasets/fashion-mnist`` (Debian's
+       ``dataset-fashion-mnist`` package) when it holds all four;
+    3. files downloaded earlier into ``<cache_dir>/downloads/<dataset>/``;
+    4. with ``download=True`` (``--download``), a fresh download into that folder
+       (see :func:`trainer.data.download.download_dataset`);
+    5. otherwise DataError saying which files are missing and what to pass.
+
+    The decoded arrays are cached under ``cache_dir`` (default :func:`default_cache_dir`:
+    ``$MNIST_CACHE_DIR`` or ``~/.cache/keras-mnist-trainer``) keyed by the files' content, so
+    later loads memory-map them instead of decompressing; ``use_cache=False`` skips it. An
+    unwritable cache folder only costs speed. Every file is validated (header, sizes, 28x28 uint8
+    images, equal counts, labels 0..9); any problem raises DataError naming the file.
+    """
+    if dataset not in DATASETS:
+        raise DataError(None, f"unknown dataset {dataset!r}; choose {' or '.join(DATASETS)}")
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    files = resolve_files(data_folder, dataset, download, root)
+    return load_files(files, DecodeCache(root) if use_cache else None)
+
+
+def resolve_files(
+    data_folder: str | Path | None, dataset: str, download: bool, cache_root: Path
+) -> dict[str, Path]:
+    """The four files to load, by the order documented in :func:`load_dataset`."""
+    folder = None if data_folder is None else Path(data_folder)
+    missing: list[str] = list(STEMS.values())
+    if folder is not None and folder.exists():
+        if not folder.is_dir():
+            raise DataError(folder, "is a file, not a data folder")
+        found, missing = missing_files(folder)
+        if not missing:
+            return found
+    system = SYSTEM_DATASETS.get(dataset)
+    if system is not None and system.is_dir():
+        found, system_missing = missing_files(system)
+        if not system_missing:
+            return found
+    downloads = cache_root / "downloads" / dataset
+    if downloads.is_dir():
+        found, download_missing = missing_files(downloads)
+        if not download_missing:
+            return found
+    if download:
+        download_dataset(dataset, downloads)
+        return find_dataset_files(downloads)
+    where = (
+        "no data folder given"
+        if folder is None
+        else (
+            f"{folder} does not exist"
+            if not folder.exists()
+            else f"{folder} lacks {name_list(missing)}"
+        )
+    )
+    raise DataError(
+        None,
+        f"no {dataset} files found ({where}); pass --download to fetch them into {downloads}, "
+        "or --data-folder with a folder that holds them",
+    )
+
+
+def load_files(files: dict[str, Path], cache: DecodeCache | None = None) -> Splits:
+    """Decode and validate the four files (keys as :func:`find_dataset_files` returns them)."""
+    if cache is not None:
+        key = cache.key_from_index(files)
+        cached = cache.load(key) if key else None
+        if cached is not None and set(cached) == set(STEMS):
+            return _splits(cached)
+    arrays, key = _decode_all(files)
+    arrays = _validate(arrays, files)
+    if cache is not None:
+        if cache.load(key) is None:
+            cache.store(key, arrays)
+        cache.remember(files, key)
+    return _splits(arrays)
+
+
+def _decode_one(path: Path) -> tuple[np.ndarray, str]:
+    digest = hashlib.sha256()
+    return decode(path, digest), digest.hexdigest()
+
+
+def _decode_all(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
+    """Decode the four files on two threads, biggest first, and their combined content key.
+
+    The inflaters and SHA-256 release the GIL, so the small files finish on one thread while the
+    train images (~80% of the work) occupy the other; more threads only add contention.
+    """
+    order = sorted(files, key=lambda role: -_size(files[role]))
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        results = dict(
+            zip(order, pool.map(lambda role: _decode_one(files[role]), order), strict=True)
+        )
+    key = hashlib.sha256(
+        "".join(f"{role}:{results[role][1]}\n" for role in STEMS).encode()
+    ).hexdigest()[:40]
+    return {role: results[role][0] for role in STEMS}, key
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str, np.ndarray]:
+    out = {}
+    for split in ("train", "t10k"):
+        images, labels = arrays[f"{split}-images"], arrays[f"{split}-labels"]
+        ipath, lpath = files[f"{split}-images"], files[f"{split}-labels"]
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+            raise DataError(
+                ipath,
+                f"expected uint8 images of shape (n, 28, 28), got {images.dtype} {images.shape}",
+            )
+        if labels.dtype != np.uint8 or labels.ndim != 1:
+            raise DataError(
+                lpath, f"expected uint8 labels of shape (n,), got {labels.dtype} {labels.shape}"
+            )
+        if len(labels) != len(images):
+            raise DataError(
+                lpath, f"holds {len(labels)} labels but {ipath.name} holds {len(images)} images"
+            )
+        too_big = labels >= NUM_CLASSES
+        if too_big.any():
+            i = int(np.argmax(too_big))
+            raise DataError(lpath, f"label {labels[i]} at index {i} is outside 0..9")
+        out[f"{split}-images"] = images.reshape(len(images), -1)
+        out[f"{split}-labels"] = labels
+    return out
+
+
+def _splits(arrays: dict[str, np.ndarray]) -> Splits:
+    return Splits(
+        arrays["train-images"], arrays["train-labels"], arrays["t10k-images"], arrays["t10k-labels"]
+    )

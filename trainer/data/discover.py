@@ -1,0 +1,96 @@
+"""Find the four standard files anywhere below a folder (Azure ML dataset mounts nest them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trainer.data.errors import DataError
+
+# Role -> the file's standard name, without .gz; the order is the order messages list them in.
+STEMS = {
+    "train-images": "train-images-idx3-ubyte",
+    "train-labels": "train-labels-idx1-ubyte",
+    "t10k-images": "t10k-images-idx3-ubyte",
+    "t10k-labels": "t10k-labels-idx1-ubyte",
+}
+_ROLE_BY_NAME = {name: role for role, stem in STEMS.items() for name in (stem, stem + ".gz")}
+
+
+def _candidates(root: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {role: [] for role in STEMS}
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop, or two links to the same folder
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            role = _ROLE_BY_NAME.get(name)
+            if role is not None and os.path.isfile(os.path.join(folder, name)):
+                found[role].append(Path(folder, name))
+    return found
+
+
+def _pick(candidates: list[Path]) -> list[Path]:
+    """Prefer the uncompressed file over its .gz twin in the same folder (no inflating)."""
+    by_folder: dict[Path, Path] = {}
+    for path in candidates:
+        if path.parent not in by_folder or path.suffix != ".gz":
+            by_folder[path.parent] = path
+    return list(by_folder.values())
+
+
+def missing_files(folder: str | Path) -> tuple[dict[str, Path], list[str]]:
+    """The files found below ``folder`` and the standard names of those that are not there."""
+    root = Path(folder)
+    found = {role: _pick(paths) for role, paths in _candidates(root).items()}
+    # A folder holding all four wins over files scattered elsewhere; the shallowest such folder
+    # is the dataset, unless another one just as shallow makes the choice a guess.
+    folders = sorted(
+        {p.parent for paths in found.values() for p in paths},
+        key=lambda d: (len(d.parts), str(d)),
+    )
+    full = [d for d in folders if all(any(p.parent == d for p in ps) for ps in found.values())]
+    if full:
+        best = full[0]
+        rivals = [d for d in full[1:] if len(d.parts) == len(best.parts)]
+        if rivals:
+            raise DataError(
+                root, f"holds several datasets ({best} and {rivals[0]}); pass the one to use"
+            )
+        return {role: next(p for p in ps if p.parent == best) for role, ps in found.items()}, []
+    for role, paths in found.items():
+        if len(paths) > 1:
+            raise DataError(
+                root,
+                f"holds several {STEMS[role]} files ({paths[0]} and {paths[1]}); "
+                "pass the folder of the one to use",
+            )
+    chosen = {role: paths[0] for role, paths in found.items() if paths}
+    return chosen, [STEMS[role] for role in STEMS if role not in chosen]
+
+
+def find_dataset_files(folder: str | Path) -> dict[str, Path]:
+    """The four standard files, each with or without ``.gz``, anywhere below ``folder``.
+
+    Keys: ``train-images``, ``train-labels``, ``t10k-images``, ``t10k-labels``. A folder that
+    holds all four is preferred (the shallowest one); otherwise each file may sit in its own
+    subfolder, as Azure ML mounts them. Raises DataError naming exactly the missing files, or
+    when two candidates for the same file make the choice ambiguous.
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise DataError(root, "data folder does not exist")
+    if not root.is_dir():
+        raise DataError(root, "is a file, not a data folder")
+    chosen, missing = missing_files(root)
+    if missing:
+        raise DataError(root, f"missing {name_list(missing)} (with or without .gz) below it")
+    return chosen
+
+
+def name_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

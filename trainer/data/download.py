@@ -1,0 +1,220 @@
+"""Fetch MNIST or Fashion-MNIST: mirrors in turn, pinned checksums, retries, atomic writes.
+
+The checksums are the MD5s the datasets' authors publish (MNIST's as pinned by torchvision,
+Fashion-MNIST's from zalandoresearch/fashion-mnist's README). MD5 guards against corrupt and
+wrong files here, not against an attacker who controls a mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from trainer.data.errors import DownloadError
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset lives: mirror base URLs (tried in order) and each file's MD5."""
+
+    mirrors: tuple[str, ...]
+    md5: Mapping[str, str]
+
+
+SOURCES: dict[str, Source] = {
+    "mnist": Source(
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow tutorials'
+            "https://yann.lecun.com/exdb/mnist/",  # the original; often refuses scripts
+        ),
+        md5={
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "fashion-mnist": Source(
+        mirrors=(
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            # The authors' S3 website endpoint serves plain HTTP only; the MD5 still applies.
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        ),
+        md5={
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+}
+_USER_AGENT = "keras-mnist-trainer (+https://github.com/; dataset download)"
+_CHUNK = 1 << 20
+
+
+class _Permanent(Exception):
+    """This mirror will not deliver this file (404, wrong checksum): try the next one."""
+
+
+def download_dataset(
+    dataset: str,
+    dest: str | Path,
+    *,
+    source: Source | None = None,
+    timeout: float = 30.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+    progress: bool | None = None,
+) -> dict[str, Path]:
+    """Download the four files of ``dataset`` into ``dest``; files already there are kept.
+
+    Each file is tried on every mirror in turn; transient failures (timeouts, refused or reset
+    connections, HTTP 5xx and 429) are retried ``retries`` times per mirror with exponential
+    backoff starting at ``backoff`` seconds; a 404 or a checksum mismatch moves to the next
+    mirror at once. Bytes stream into a temporary file that is renamed to its final name only
+    after its MD5 matched, so a wrong or partial file never lands. ``timeout`` bounds each
+    network wait (a stalled mirror). ``progress`` (default: when stderr is a terminal) draws a
+    progress bar on stderr; otherwise one line per file is printed. Returns name -> path.
+    """
+    if source is None:
+        if dataset not in SOURCES:
+            raise DownloadError(None, f"unknown dataset {dataset!r}; choose {' or '.join(SOURCES)}")
+        source = SOURCES[dataset]
+    folder = Path(dest)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(folder, f"cannot create the download folder ({exc.strerror})") from None
+    if progress is None:
+        progress = sys.stderr.isatty()
+    paths = {}
+    for name, md5 in source.md5.items():
+        path = folder / name
+        if not path.is_file():
+            _fetch(dataset, name, md5, path, source.mirrors, timeout, retries, backoff, progress)
+        paths[name] = path
+    return paths
+
+
+def _fetch(
+    dataset: str,
+    name: str,
+    md5: str,
+    path: Path,
+    mirrors: Sequence[str],
+    timeout: float,
+    retries: int,
+    backoff: float,
+    progress: bool,
+) -> None:
+    failures: list[str] = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        for attempt in range(retries + 1):
+            try:
+                _fetch_once(url, md5, path, timeout, progress)
+                return
+            except _Permanent as exc:
+                failures.append(f"{url}: {exc}")
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                reason = _describe(exc)
+                if attempt == retries:
+                    failures.append(f"{url}: {reason}")
+                    break
+                print(f"retrying {url} ({reason})", file=sys.stderr)
+                time.sleep(backoff * 2**attempt)
+    offline = all("unreachable" in f or "timed out" in f for f in failures)
+    hint = "are you offline? " if offline else ""
+    raise DownloadError(
+        path,
+        f"could not download {dataset} from any mirror ({'; '.join(failures)}); {hint}"
+        "check the network or pass --data-folder with the files",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        if isinstance(exc.reason, TimeoutError):
+            return "timed out"
+        return f"unreachable ({exc.reason})"
+    return str(exc) or type(exc).__name__
+
+
+def _fetch_once(url: str, md5: str, path: Path, timeout: float, progress: bool) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code == 429:
+            raise  # transient: the caller retries
+        raise _Permanent(f"HTTP {exc.code}") from None
+    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            bar = _Progress(path.name, url, total, progress)
+            done = 0
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                bar.update(done)
+            if total and done != total:
+                raise http.client.IncompleteRead(b"", total - done)
+            out.flush()
+            os.fsync(out.fileno())  # the rename below must not publish a file still in flight
+        if digest.hexdigest() != md5:
+            raise _Permanent(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
+        os.replace(tmp, path)
+        bar.finish(done)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class _Progress:
+    """A one-line progress bar on stderr when it is a terminal; two plain lines otherwise."""
+
+    def __init__(self, name: str, url: str, total: int, live: bool, out: TextIO | None = None):
+        self.name, self.total, self.live = name, total, live
+        self.out = out or sys.stderr
+        self.last = 0.0
+        if not live:
+            print(f"downloading {url}", file=self.out, flush=True)
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.live or now - self.last < 0.1:
+            return
+        self.last = now
+        if self.total:
+            filled = int(30 * done / self.total)
+            bar = "#" * filled + "-" * (30 - filled)
+            text = f"\r{self.name} [{bar}] {done / 1e6:6.1f}/{self.total / 1e6:.1f} MB"
+        else:
+            text = f"\r{self.name} {done / 1e6:6.1f} MB"
+        self.out.write(text)
+        self.out.flush()
+
+    def finish(self, done: int) -> None:
+        if self.live:
+            self.out.write("\r\033[K")
+        print(
+            f"{self.name}: {done / 1e6:.1f} MB downloaded, checksum verified",
+            file=self.out,
+            flush=True,
+        )
