@@ -1,0 +1,84 @@
+"""Preemption-safe checkpoints: one ``.keras`` file per finished epoch, committed by a JSON rename.
+
+Layout in ``<output-dir>/checkpoint/``: ``epoch-0003.keras`` (model, optimizer state included)
+and ``state.json`` (epochs done, history, whether the run finished). Each file is written under a
+temporary name and renamed into place, and ``state.json`` is renamed last: a node killed at any
+instant leaves either the previous state or the new one, never a half-written checkpoint that
+the state points to. Older epoch files are deleted only after the new state is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+STATE = "state.json"
+# A checkpoint is only reused by a run whose model and data it fits.
+MUST_MATCH = ("dataset", "batch_size", "first_layer_neurons", "second_layer_neurons",
+              "learning_rate", "seed")  # fmt: skip
+
+
+class ResumeError(Exception):
+    """The output folder holds a checkpoint of a different run; the message says what to do."""
+
+
+def _fsync_replace(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _fsync_replace(tmp, path)
+
+
+class CheckpointDir:
+    """Reads and writes the checkpoints of one output folder."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def read_state(self) -> dict[str, Any] | None:
+        path = self.folder / STATE
+        if not path.is_file():
+            return None
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        if not (self.folder / state["checkpoint"]).is_file():
+            return None
+        return state
+
+    def check_compatible(self, state: dict[str, Any], config: dict[str, Any]) -> None:
+        for key in MUST_MATCH:
+            old = state["config"].get(key)
+            if old != config[key]:
+                flag = "--" + key.replace("_", "-")
+                raise ResumeError(
+                    f"{self.folder} holds a checkpoint of a run with {flag} {old}, not "
+                    f"{config[key]}; use another --output-dir, or --no-resume to start over"
+                )
+
+    def model_path(self, state: dict[str, Any]) -> Path:
+        return self.folder / state["checkpoint"]
+
+    def save(self, model: Any, epochs_done: int, history: list[dict[str, Any]],
+             config: dict[str, Any], finished: bool = False) -> None:  # fmt: skip
+        """Save the model after ``epochs_done`` epochs and commit it as the latest checkpoint."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epochs_done:04d}.keras"
+        tmp = self.folder / f".tmp-{name}"  # Keras insists on the .keras suffix
+        model.save(tmp)
+        _fsync_replace(tmp, self.folder / name)
+        self.commit(name, epochs_done, history, config, finished)
+
+    def commit(self, name: str, epochs_done: int, history: list[dict[str, Any]],
+               config: dict[str, Any], finished: bool) -> None:  # fmt: skip
+        state = {"epoch": epochs_done, "checkpoint": name, "history": history,
+                 "config": config, "finished": finished}  # fmt: skip
+        write_json_atomic(self.folder / STATE, state)
+        for old in self.folder.glob("*.keras"):
+            if old.name != name:
+                old.unlink(missing_ok=True)

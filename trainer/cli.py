@@ -1,0 +1,170 @@
+"""``mnist-train`` / ``python -m trainer``: parse flags into a TrainConfig, then train.
+
+Kept thin on purpose: ``--help`` and flag errors never import TensorFlow, so they answer at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+
+from trainer import __version__
+from trainer.config import DATASETS, METHODS, TrainConfig
+
+_POSITIVE = click.IntRange(min=1)
+_NON_NEGATIVE = click.IntRange(min=0)
+_RATE = click.FloatRange(min=0.0, min_open=True)
+_D = TrainConfig()
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example: mnist-train --dataset fashion-mnist "
+    "--data-folder /usr/share/datasets/fashion-mnist --epochs 3",
+)
+@click.version_option(__version__, prog_name="mnist-train")
+@click.option(
+    "--data-folder",
+    default=_D.data_folder,
+    show_default=True,
+    help="Folder searched recursively for the four idx files (.gz or raw).",
+)
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASETS),
+    default=_D.dataset,
+    show_default=True,
+    help="Which dataset the files are (and which one --download fetches).",
+)
+@click.option(
+    "--download/--no-download",
+    default=_D.download,
+    show_default=True,
+    help="Fetch the dataset into --data-folder when its files are missing.",
+)
+@click.option(
+    "--batch-size",
+    type=_POSITIVE,
+    default=_D.batch_size,
+    show_default=True,
+    help="Images per optimizer step (global, across all replicas).",
+)
+@click.option(
+    "--first-layer-neurons",
+    type=_POSITIVE,
+    default=_D.first_layer_neurons,
+    show_default=True,
+    help="Units of the first hidden Dense layer.",
+)
+@click.option(
+    "--second-layer-neurons",
+    type=_POSITIVE,
+    default=_D.second_layer_neurons,
+    show_default=True,
+    help="Units of the second hidden Dense layer.",
+)
+@click.option(
+    "--learning-rate",
+    type=_RATE,
+    default=_D.learning_rate,
+    show_default=True,
+    help="RMSprop learning rate.",
+)
+@click.option(
+    "--epochs",
+    type=_POSITIVE,
+    default=_D.epochs,
+    show_default=True,
+    help="Passes over the training set.",
+)
+@click.option(
+    "--output-dir",
+    default=_D.output_dir,
+    show_default=True,
+    help="Model, metrics, plot and checkpoints go here (model files in model/).",
+)
+@click.option(
+    "--log-dir",
+    default=_D.log_dir,
+    show_default=True,
+    help="JSON-lines metrics and TensorBoard logs go here.",
+)
+@click.option(
+    "--seed",
+    type=_NON_NEGATIVE,
+    default=_D.seed,
+    show_default=True,
+    help="Seed for weights and the per-epoch shuffle order.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default=_D.method,
+    show_default=True,
+    help="fast: whole epochs in one XLA-compiled call, data on the device; "
+    "plain: the seed's Keras model.fit.",
+)
+@click.option(
+    "--steps-per-call",
+    type=_NON_NEGATIVE,
+    default=_D.steps_per_call,
+    show_default=True,
+    help="Optimizer steps per compiled call (0 = a whole epoch).",
+)
+@click.option(
+    "--xla/--no-xla",
+    "jit_compile",
+    default=_D.jit_compile,
+    show_default=True,
+    help="Compile the training step with XLA (fast method).",
+)
+@click.option(
+    "--mixed-precision/--no-mixed-precision",
+    default=_D.mixed_precision,
+    show_default=True,
+    help="float16 (GPU) or bfloat16 (CPU) compute with float32 weights.",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=_D.resume,
+    show_default=True,
+    help="Continue from the last checkpoint in --output-dir if there is one.",
+)
+def _command(**options: object) -> TrainConfig:
+    """Train the Keras MNIST classifier of Azure ML's "Train Keras models at scale".
+
+    Fast by default, resumable after preemption, distributed when several GPUs or
+    workers (TF_CONFIG) are present; metrics go to JSON lines, TensorBoard, the Azure ML run
+    and MLflow when those are present.
+    """
+    return TrainConfig(**options)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, train, return the exit code (2: bad flags, 1: bad data)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = _command.main(args=args, prog_name="mnist-train", standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Error: aborted", err=True)
+        return 1
+    if not isinstance(result, TrainConfig):  # --help or --version was answered
+        return int(result or 0)
+
+    from trainer.data import DataError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    from trainer.train import train_and_evaluate
+
+    try:
+        train_and_evaluate(result)
+    except DataError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 1
+    return 0

@@ -1,0 +1,61 @@
+"""What a finished run leaves in ``--output-dir``: the model three ways, metrics and the plot.
+
+``model/model.keras`` (Keras's native format, ``keras.models.load_model``), the seed-compatible
+pair ``model/model.json`` + ``model/model.weights.h5``, ``model/saved_model/`` (a TensorFlow
+SavedModel from ``model.export`` for TF Serving / TFLite converters), ``metrics.json`` and
+``accuracy_loss.png``. ``config.json`` is written at the start of the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from trainer.checkpoint import write_json_atomic
+
+PLOT = "accuracy_loss.png"
+
+
+def write_model(model: Any, output_dir: Path) -> Path:
+    folder = output_dir / "model"
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    (folder / "model.json").write_text(model.to_json(), encoding="utf-8")
+    model.save_weights(folder / "model.weights.h5")
+    exported = folder / "saved_model"
+    if exported.exists():  # a rerun after a crash during export
+        shutil.rmtree(exported)
+    model.export(str(exported), verbose=False)
+    return folder
+
+
+def write_metrics(output_dir: Path, history: list[dict[str, Any]], final: dict[str, Any]) -> Path:
+    path = output_dir / "metrics.json"
+    write_json_atomic(path, {"history": history, "final": final})
+    return path
+
+
+def plot_history(output_dir: Path, history: list[dict[str, Any]]) -> Path:
+    """Test accuracy and loss per epoch (the seed's plot), training curves dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a cluster node
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    acc_ax.plot(epochs, [h["test_accuracy"] for h in history], "o-", label="test")
+    acc_ax.plot(epochs, [h["accuracy"] for h in history], "--", label="train")
+    acc_ax.set(title="Accuracy", xlabel="epoch")
+    loss_ax.plot(epochs, [h["test_loss"] for h in history], "o-", label="test")
+    loss_ax.plot(epochs, [h["loss"] for h in history], "--", label="train")
+    loss_ax.set(title="Loss", xlabel="epoch")
+    for ax in (acc_ax, loss_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = output_dir / PLOT
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
