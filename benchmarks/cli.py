@@ -1,0 +1,245 @@
+"""mnist-bench: decode, input-pipeline and training throughput, side by side with the seed's method.
+
+Kept light on purpose: ``--help`` imports click and nothing else heavy; each suite imports
+TensorFlow or JAX only when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from benchmarks import __version__
+from benchmarks.options import BACKENDS, DEFAULT_DATA_FOLDER, BenchOptions, resolve_options
+
+SUITES = ("decode", "pipeline", "train")
+
+
+def _batch_sizes(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r}: give one or more positive integers, e.g. 50,512")
+    return sizes
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--quick", is_flag=True, help="About a minute on a 2-core CPU: 12k images, 2 rounds."
+        ),
+        click.option(
+            "--data-folder",
+            type=click.Path(file_okay=False),
+            default=DEFAULT_DATA_FOLDER,
+            show_default=True,
+            help="Folder holding the four MNIST-format files (.gz or raw).",
+        ),
+        click.option(
+            "--dataset",
+            type=click.Choice(["mnist", "fashion-mnist"]),
+            default="fashion-mnist",
+            show_default=True,
+            help="Which dataset the folder holds.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Base random seed."),
+        click.option(
+            "--repeats",
+            type=click.IntRange(min=1),
+            help="decode/pipeline: timed passes [7; quick 3].",
+        ),
+        click.option(
+            "--json",
+            "json_path",
+            type=click.Path(dir_okay=False),
+            help="Write JSON lines (one record per line, with units) here.",
+        ),
+        click.option(
+            "--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG chart here."
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _train_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--backend",
+            type=click.Choice(BACKENDS),
+            default="auto",
+            show_default=True,
+            help="auto: TensorFlow, plus JAX rows when JAX is installed.",
+        ),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=2),
+            help="Epochs per run, the first is warm-up [5; quick 2].",
+        ),
+        click.option(
+            "--rounds", type=click.IntRange(min=1), help="Alternating rounds [3; quick 2]."
+        ),
+        click.option(
+            "--batch-sizes",
+            callback=_batch_sizes,
+            help="Comma-separated batch sizes [50,512,4096; quick 50,512].",
+        ),
+        click.option(
+            "--train-images",
+            type=click.IntRange(min=1),
+            help="Train on the first N images [all; quick 12000].",
+        ),
+        click.option(
+            "--steps-per-call",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Fast paths: steps per compiled call, 0 = a whole epoch.",
+        ),
+        click.option(
+            "--peak-tflops",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Peak TFLOP/s of the device, for utilisation (known GPUs: from the datasheet).",
+        ),
+        click.option(
+            "--min-accuracy",
+            type=click.FloatRange(0, 1),
+            help="Fail a run that ends below this test accuracy [0.6].",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mnist-bench")
+def main() -> None:
+    """Measure decode, input-pipeline and training throughput of the MNIST trainer.
+
+    Training runs the seed's method (plain model.fit, default compile) and the trainer's
+    default path side by side, alternating in rounds, at several batch sizes, and reports
+    images/s, ms/step percentiles, FLOP/s, speedup and test accuracy.
+
+    \b
+    Examples:
+      mnist-bench train --quick
+      mnist-bench all --json results.jsonl --chart results.png
+      mnist-bench train --backend jax --batch-sizes 50,4096 --peak-tflops 67
+    """
+
+
+def _run(
+    suites: tuple[str, ...], opts: BenchOptions, json_path: str | None, chart_path: str | None
+) -> None:
+    from benchmarks import report
+    from benchmarks import suites as suite_mod
+    from benchmarks.harness import BenchmarkError
+    from trainer.data import DataError
+
+    def log(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    env = suite_mod.environment(sys.argv)
+    decode_rows: list[dict[str, Any]] = []
+    pipeline_rows: list[dict[str, Any]] = []
+    train_rows: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
+    try:
+        if "decode" in suites:
+            decode_rows = suite_mod.run_decode(opts, log)
+        if "pipeline" in suites:
+            pipeline_rows = suite_mod.run_pipeline(opts, env, log)
+        if "train" in suites:
+            train_rows, runs = suite_mod.run_train(opts, env, log)
+    except (BenchmarkError, DataError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+    click.echo(report.environment_text(env))
+    if decode_rows:
+        click.echo("\ndecode (benchmarks/decode.py)\n" + report.generic_table(decode_rows))
+    if pipeline_rows:
+        click.echo(
+            "\npipeline (tf.data, one epoch per pass)\n" + report.generic_table(pipeline_rows)
+        )
+    if train_rows:
+        first = train_rows[0]
+        click.echo(
+            f"\ntrain: {opts.dataset}, {first['epochs']} epochs per run (first = warm-up, "
+            f"excluded), {first['rounds']} alternating rounds; images/s = median of rounds; "
+            f"ms/step = percentiles over steps (fast paths: call time / steps per call); "
+            f"{first['train_flops_per_image']:,} matmul FLOP per image (forward + backward)"
+        )
+        click.echo(report.train_table(train_rows))
+        for row in train_rows:
+            delta = row.get("accuracy_delta_pts")
+            if delta is not None and abs(delta) > 0.5:
+                click.echo(
+                    f"note: {row['backend']}/{row['method']} at batch {row['batch_size']} ended "
+                    f"{delta:+.2f} accuracy points from its baseline (target: within 0.5)"
+                )
+    records = [env, *decode_rows, *pipeline_rows, *train_rows, *runs]
+    if json_path:
+        report.write_json_lines(json_path, records)
+        click.echo(f"wrote {len(records)} JSON lines to {json_path}", err=True)
+    if chart_path:
+        chart_rows = train_rows or [
+            {**r, "backend": "tf.data", "method": "pipeline"} for r in pipeline_rows
+        ]
+        if chart_rows:
+            report.write_chart(chart_path, chart_rows, title=_title(env, opts))
+            click.echo(f"wrote the chart to {chart_path}", err=True)
+        else:
+            click.echo("no chart: nothing with images/s was measured", err=True)
+
+
+def _title(env: dict[str, Any], opts: BenchOptions) -> str:
+    devices = [
+        f"{name}: {env[name].get('device_name')}" for name in ("tensorflow", "jax") if name in env
+    ]
+    return f"mnist-bench, {opts.dataset}, " + "; ".join(devices)
+
+
+@main.command()
+@_common
+def decode(quick: bool, json_path: str | None, chart_path: str | None, **given: Any) -> None:
+    """Decode the idx files: the data core's readers against each other."""
+    _run(("decode",), resolve_options(quick, **given), json_path, chart_path)
+
+
+@main.command()
+@_common
+@click.option("--batch-sizes", callback=_batch_sizes, help="Comma-separated batch sizes.")
+@click.option("--train-images", type=click.IntRange(min=1), help="Use the first N images.")
+def pipeline(quick: bool, json_path: str | None, chart_path: str | None, **given: Any) -> None:
+    """The trainer's tf.data input pipeline alone: batches/s and images/s delivered."""
+    _run(("pipeline",), resolve_options(quick, **given), json_path, chart_path)
+
+
+@main.command()
+@_common
+@_train_options
+def train(quick: bool, json_path: str | None, chart_path: str | None, **given: Any) -> None:
+    """Training throughput: the seed's method against the default path, in alternating rounds.
+
+    \b
+    Example:
+      mnist-bench train --quick --json train.jsonl --chart train.png
+    """
+    _run(("train",), resolve_options(quick, **given), json_path, chart_path)
+
+
+@main.command(name="all")
+@_common
+@_train_options
+def all_(quick: bool, json_path: str | None, chart_path: str | None, **given: Any) -> None:
+    """Every suite in turn: decode, pipeline, train."""
+    _run(SUITES, resolve_options(quick, **given), json_path, chart_path)
