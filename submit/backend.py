@@ -1,0 +1,117 @@
+"""The one interface both SDK modules implement, and the lazy loader that picks one.
+
+``render_*`` build the SDK's own objects and return the exact specification (v1: JSON, v2: YAML)
+with secrets masked; they make no network call and need no workspace. The other methods talk to
+Azure ML. Tests inject a fake at this boundary (``cli.main(obj=factory)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from submit.errors import sdk_missing
+from submit.spec import (
+    ComputeSpec,
+    DataSpec,
+    EnvSpec,
+    ModelSpec,
+    RunSpec,
+    Submitted,
+    SweepSpec,
+)
+from submit.workspace import WorkspaceRef
+
+SDKS = ("v1", "v2")
+
+
+class Backend(Protocol):
+    def render_environment(self, spec: EnvSpec) -> str: ...
+    def render_data(self, spec: DataSpec) -> str: ...
+    def render_compute(self, spec: ComputeSpec) -> str: ...
+    def render_run(self, spec: RunSpec) -> str: ...
+    def render_sweep(self, spec: SweepSpec) -> str: ...
+    def render_model(self, spec: ModelSpec) -> str: ...
+
+    def register_environment(self, spec: EnvSpec) -> str:
+        """Register (or find identical) and return ``NAME:VERSION``."""
+        ...
+
+    def register_data(self, spec: DataSpec) -> str: ...
+    def create_compute(self, spec: ComputeSpec) -> str: ...
+    def submit_run(self, spec: RunSpec) -> Submitted: ...
+    def submit_sweep(self, spec: SweepSpec) -> Submitted: ...
+
+    def wait(self, run_id: str, experiment: str) -> str:
+        """Stream the run's logs until it ends; return its final status ("Completed", ...)."""
+        ...
+
+    def register_model(self, spec: ModelSpec) -> str: ...
+    def download_model(self, name: str, version: str, target: Path) -> Path: ...
+
+
+BackendFactory = Callable[[str, Callable[[], WorkspaceRef]], Backend]
+
+
+@contextlib.contextmanager
+def quiet_sdk_import() -> Iterator[None]:
+    """Hide the deprecation noise both SDKs emit on import, and only that.
+
+    azureml-core warns about its own FileType enum; azure-ai-ml's schemas trip marshmallow 3's
+    "removed/changed in marshmallow 4" warnings and log "experimental class" notices.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="FileType Enum is Deprecated", category=DeprecationWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message=r"(?s).*", category=DeprecationWarning, module=r"marshmallow\..*"
+        )
+        warnings.filterwarnings(
+            "ignore", category=DeprecationWarning, module=r"azure\.ai\.ml\._schema\..*"
+        )
+        yield
+
+
+class _ExperimentalNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "This is an experimental class" not in record.getMessage()
+
+
+def _quiet_sdk_logs() -> None:
+    # Both SDKs log warnings (an "Error: ..." of azureml's own, credential probes) that Python
+    # would print through its last-resort handler, before and unlike our one-line error. A
+    # NullHandler keeps them off the terminal yet still passes them to any logging the user sets up.
+    for name in ("azure", "azureml"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+    # azure-ai-ml logs one line per experimental schema class the first time a job is dumped;
+    # it says nothing about this user's job.
+    logger = logging.getLogger("azure.ai.ml")
+    if not any(isinstance(f, _ExperimentalNotice) for f in logger.filters):
+        logger.addFilter(_ExperimentalNotice())
+
+
+def load_backend(sdk: str, workspace: Callable[[], WorkspaceRef]) -> Backend:
+    """The backend for ``sdk``; the SDK is imported now, not when ``submit`` is imported.
+
+    ``workspace`` is called only when the backend first talks to Azure, so dry runs need none.
+    """
+    if sdk not in SDKS:
+        raise ValueError(f"unknown sdk {sdk!r}")
+    try:
+        with quiet_sdk_import():
+            module = importlib.import_module(f"submit.sdk_{sdk}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in {"azureml", "azure"}:
+            raise sdk_missing(sdk) from None
+        raise
+    _quiet_sdk_logs()
+    backend: Backend = module.make_backend(workspace)
+    return backend

@@ -1,0 +1,475 @@
+"""mnist-submit: register the trainer image, data and a GPU cluster on Azure ML, then train.
+
+Thin on purpose: options become a spec (submit.spec), the chosen SDK's backend does the work
+(submit.sdk_v1 / submit.sdk_v2, imported only when a command runs).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from submit import __version__
+from submit.options import (
+    CONTEXT,
+    PASSWORD_VAR,
+    VM_SIZE_HELP,
+    Common,
+    asset,
+    backend,
+    call,
+    common_options,
+    dry_run_option,
+    finish,
+    int_list,
+    run_options,
+    run_spec,
+)
+from submit.spec import (
+    DATASET_URLS,
+    DEFAULT_COMPUTE,
+    DEFAULT_ENV_NAME,
+    DEFAULT_ENV_VERSION,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_VM_SIZE,
+    MODEL_PATH,
+    SWEEP_BATCH_SIZES,
+    SWEEP_FIRST_LAYER,
+    SWEEP_LOG_LR,
+    SWEEP_SECOND_LAYER,
+    SWEEPED_FLAGS,
+    ComputeSpec,
+    DataSpec,
+    EnvSpec,
+    ModelSpec,
+    SweepSpec,
+)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="mnist-submit")
+def cli() -> None:
+    """Run the Keras MNIST trainer image on Azure ML: register, train, sweep, collect.
+
+    \b
+    From nothing to a trained model (add --sdk v2 to any of them for azure-ai-ml):
+      mnist-submit env register --image myacr.azurecr.io/keras-mnist-trainer:0.1.0
+      mnist-submit data register --dataset mnist
+      mnist-submit compute create --name gpu-cluster
+      mnist-submit run --data mnist:1 --wait -- --epochs 20
+      mnist-submit model register RUN_ID
+      mnist-submit model download keras-mnist:1 --target ./model
+
+    The workspace comes from config.json or --subscription-id/--resource-group/
+    --workspace-name; sign-in uses `az login`, a service principal (AZURE_CLIENT_ID,
+    AZURE_TENANT_ID, AZURE_CLIENT_SECRET) or a managed identity, never a prompt.
+    """
+
+
+@cli.group(context_settings=CONTEXT)
+def env() -> None:
+    """Register the trainer image as an Azure ML Environment."""
+
+
+@env.command("register", context_settings=CONTEXT)
+@click.option(
+    "--image",
+    metavar="REGISTRY/NAME:TAG",
+    help="The trainer image; its tag becomes the Environment's version.",
+)
+@click.option(
+    "--dockerfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Let Azure ML build this Dockerfile (its folder is the build context) instead.",
+)
+@click.option("--name", default=DEFAULT_ENV_NAME, show_default=True, help="Environment name.")
+@click.option(
+    "--version",
+    "env_version",
+    metavar="VERSION",
+    help=f"Environment version [default: the image tag; {DEFAULT_ENV_VERSION} with "
+    "--dockerfile]. Never 'latest'.",
+)
+@click.option(
+    "--registry-username",
+    metavar="USER",
+    help="Registry user, only for a registry other than the workspace's own. The "
+    f"password comes from ${PASSWORD_VAR} or --registry-password-stdin, never argv.",
+)
+@click.option(
+    "--registry-password-stdin",
+    is_flag=True,
+    help="Read the registry password from standard input (as `docker login` does).",
+)
+@dry_run_option
+@common_options
+def env_register(
+    common: Common,
+    image: str | None,
+    dockerfile: Path | None,
+    name: str,
+    env_version: str | None,
+    registry_username: str | None,
+    registry_password_stdin: bool,
+    dry_run: bool,
+) -> None:
+    """Register the image with user-managed dependencies (the image's own Python).
+
+    \b
+    Example:
+      mnist-submit env register --image myacr.azurecr.io/keras-mnist-trainer:0.1.0
+      mnist-submit env register --sdk v2 --dockerfile Dockerfile --dry-run
+    """
+    if (image is None) == (dockerfile is None):
+        raise click.UsageError("pass exactly one of --image and --dockerfile")
+    if image is not None:
+        tail = image.rsplit("/", 1)[-1]
+        tag = tail.split(":", 1)[1] if ":" in tail and "@" not in tail else None
+        if env_version is None:
+            if tag is None:
+                raise click.BadParameter(
+                    f"{image!r} has no tag: push and pass NAME:TAG", param_hint="--image"
+                )
+            env_version = tag
+    version = env_version or DEFAULT_ENV_VERSION
+    if version == "latest":
+        raise click.BadParameter(
+            "'latest' floats: tag the image with its version (e.g. 0.1.0)",
+            param_hint="--image/--version",
+        )
+    password = None
+    if registry_username:
+        import os
+
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if registry_password_stdin
+            else os.environ.get(PASSWORD_VAR)
+        )
+        if not password:
+            raise click.UsageError(
+                f"--registry-username needs a password: set ${PASSWORD_VAR} or use --registry-password-stdin"
+            )
+    spec = EnvSpec(
+        name=name,
+        version=version,
+        image=image,
+        build_context=dockerfile.resolve().parent if dockerfile else None,
+        dockerfile=dockerfile.name if dockerfile else "Dockerfile",
+        registry_username=registry_username,
+        registry_password=password,
+    )
+    be = backend(common)
+    if dry_run:
+        click.echo(call(be.render_environment, spec), nl=False)
+        return
+    click.echo(f"Registered environment {call(be.register_environment, spec)} (SDK {common.sdk})")
+
+
+@cli.group(context_settings=CONTEXT)
+def data() -> None:
+    """Register MNIST or Fashion-MNIST as a dataset (v1) / data asset (v2)."""
+
+
+@data.command("register", context_settings=CONTEXT)
+@click.option(
+    "--dataset", type=click.Choice(sorted(DATASET_URLS)), default="mnist", show_default=True
+)
+@click.option("--name", help="Dataset name [default: the --dataset value].")
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Upload this local folder (e.g. /usr/share/datasets/fashion-mnist) instead of "
+    "registering the download URLs the original sample used.",
+)
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    metavar="URL",
+    help="Download URL of one file (repeat for the four); default: the dataset's usual URLs.",
+)
+@click.option(
+    "--version",
+    "data_version",
+    default="1",
+    show_default=True,
+    help="Data asset version (v2; v1 numbers versions itself).",
+)
+@dry_run_option
+@common_options
+def data_register(
+    common: Common,
+    dataset: str,
+    name: str | None,
+    folder: Path | None,
+    urls: tuple[str, ...],
+    data_version: str,
+    dry_run: bool,
+) -> None:
+    """Register the dataset the trainer reads with --data-folder.
+
+    SDK v1 registers a FileDataset from the URLs (as the original sample did) or uploads the
+    folder; it needs azureml-dataset-runtime installed. SDK v2 uploads the folder, fetching the
+    URLs into ~/.cache/mnist-submit first.
+
+    \b
+    Example:
+      mnist-submit data register --dataset mnist
+      mnist-submit data register --sdk v2 --dataset fashion-mnist \\
+          --folder /usr/share/datasets/fashion-mnist
+    """
+    if folder is not None and urls:
+        raise click.UsageError("pass --folder or --url, not both")
+    spec = DataSpec(
+        name=name or dataset,
+        version=data_version,
+        dataset=dataset,
+        urls=() if folder else (urls or DATASET_URLS[dataset]),
+        folder=folder.resolve() if folder else None,
+        description=f"{dataset} idx files (train and t10k images and labels, gzip)",
+    )
+    be = backend(common)
+    if dry_run:
+        click.echo(call(be.render_data, spec), nl=False)
+        return
+    click.echo(f"Registered dataset {call(be.register_data, spec)} (SDK {common.sdk})")
+
+
+@cli.group(context_settings=CONTEXT)
+def compute() -> None:
+    """Create the GPU cluster runs go to."""
+
+
+@compute.command("create", context_settings=CONTEXT)
+@click.option("--name", default=DEFAULT_COMPUTE, show_default=True, help="Cluster name.")
+@click.option("--vm-size", default=DEFAULT_VM_SIZE, help=VM_SIZE_HELP)
+@click.option(
+    "--min-nodes",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Nodes kept running when idle (0: pay nothing while idle).",
+)
+@click.option("--max-nodes", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--low-priority/--dedicated",
+    default=False,
+    show_default=True,
+    help="Low-priority nodes cost less but can be preempted (the trainer resumes).",
+)
+@click.option(
+    "--idle-seconds",
+    type=click.IntRange(min=0),
+    default=1800,
+    show_default=True,
+    help="Idle time before a node is released.",
+)
+@dry_run_option
+@common_options
+def compute_create(
+    common: Common,
+    name: str,
+    vm_size: str,
+    min_nodes: int,
+    max_nodes: int,
+    low_priority: bool,
+    idle_seconds: int,
+    dry_run: bool,
+) -> None:
+    """Create (or update) an autoscaling GPU cluster.
+
+    \b
+    Example:
+      mnist-submit compute create --name gpu-cluster --max-nodes 4 --low-priority
+    """
+    if min_nodes > max_nodes:
+        raise click.BadParameter(
+            f"{min_nodes} is above --max-nodes {max_nodes}", param_hint="--min-nodes"
+        )
+    spec = ComputeSpec(name, vm_size, min_nodes, max_nodes, low_priority, idle_seconds)
+    be = backend(common)
+    if dry_run:
+        click.echo(call(be.render_compute, spec), nl=False)
+        return
+    click.echo(f"Compute {call(be.create_compute, spec)} ready (SDK {common.sdk})")
+
+
+@cli.command(context_settings=CONTEXT)
+@run_options
+def run(
+    common: Common, trainer_args: tuple[str, ...], wait: bool, dry_run: bool, **kw: Any
+) -> None:
+    """Train on the cluster; flags after -- go to the trainer unchanged.
+
+    \b
+    Example:
+      mnist-submit run --data mnist:1 --wait -- --epochs 20 --batch-size 50
+      mnist-submit run --sdk v2 --nodes 2 --dry-run -- --epochs 20
+    """
+    spec = run_spec(kw, trainer_args)
+    be = backend(common)
+    if dry_run:
+        click.echo(call(be.render_run, spec), nl=False)
+        return
+    finish(be, call(be.submit_run, spec), spec.experiment, wait)
+
+
+@cli.command(context_settings=CONTEXT)
+@run_options
+@click.option(
+    "--batch-sizes",
+    default=",".join(map(str, SWEEP_BATCH_SIZES)),
+    show_default=True,
+    help="Choices of --batch-size.",
+)
+@click.option(
+    "--first-layer",
+    default=",".join(map(str, SWEEP_FIRST_LAYER)),
+    show_default=True,
+    help="Choices of --first-layer-neurons.",
+)
+@click.option(
+    "--second-layer",
+    default=",".join(map(str, SWEEP_SECOND_LAYER)),
+    show_default=True,
+    help="Choices of --second-layer-neurons.",
+)
+@click.option(
+    "--log-lr-min",
+    type=float,
+    default=SWEEP_LOG_LR[0],
+    show_default=True,
+    help="--learning-rate is loguniform: exp of a uniform value in [min, max].",
+)
+@click.option("--log-lr-max", type=float, default=SWEEP_LOG_LR[1], show_default=True)
+@click.option(
+    "--evaluation-interval",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Bandit policy: check every N metric reports.",
+)
+@click.option(
+    "--slack-factor",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="Bandit policy: stop runs this far below the best.",
+)
+@click.option(
+    "--primary-metric",
+    default="Accuracy",
+    show_default=True,
+    help="Metric the trainer logs and the sweep ranks by.",
+)
+@click.option(
+    "--goal", type=click.Choice(["maximize", "minimize"]), default="maximize", show_default=True
+)
+@click.option("--max-total-runs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--max-concurrent-runs", type=click.IntRange(min=1), default=4, show_default=True)
+def sweep(
+    common: Common, trainer_args: tuple[str, ...], wait: bool, dry_run: bool, **kw: Any
+) -> None:
+    """Search the sample's hyperparameters: random sampling, bandit early stopping.
+
+    Batch size, both layer widths and the learning rate are sampled; other trainer flags go
+    after -- and are the same for every run.
+
+    \b
+    Example:
+      mnist-submit sweep --data mnist:1 -- --epochs 20
+      mnist-submit sweep --sdk v2 --max-total-runs 40 --max-concurrent-runs 8 --dry-run
+    """
+    clash = [a for a in trainer_args if a.split("=", 1)[0] in SWEEPED_FLAGS]
+    if clash:
+        raise click.UsageError(
+            f"{clash[0]} is sampled by the sweep: drop it after -- (use the sweep's options)"
+        )
+    if kw["log_lr_min"] >= kw["log_lr_max"]:
+        raise click.BadParameter("must be below --log-lr-max", param_hint="--log-lr-min")
+    spec = SweepSpec(
+        run=run_spec(kw, trainer_args),
+        batch_sizes=int_list(kw["batch_sizes"]),
+        first_layer=int_list(kw["first_layer"]),
+        second_layer=int_list(kw["second_layer"]),
+        log_lr=(kw["log_lr_min"], kw["log_lr_max"]),
+        evaluation_interval=kw["evaluation_interval"],
+        slack_factor=kw["slack_factor"],
+        primary_metric=kw["primary_metric"],
+        goal=kw["goal"],
+        max_total_runs=kw["max_total_runs"],
+        max_concurrent_runs=kw["max_concurrent_runs"],
+    )
+    be = backend(common)
+    if dry_run:
+        click.echo(call(be.render_sweep, spec), nl=False)
+        return
+    finish(be, call(be.submit_sweep, spec), spec.run.experiment, wait)
+
+
+@cli.group(context_settings=CONTEXT)
+def model() -> None:
+    """Register a run's model and download it."""
+
+
+@model.command("register", context_settings=CONTEXT)
+@click.argument("run_id")
+@click.option("--name", default=DEFAULT_MODEL_NAME, show_default=True, help="Model name.")
+@click.option("--path", default=MODEL_PATH, show_default=True, help="Folder in the run's outputs.")
+@click.option(
+    "--experiment",
+    default=DEFAULT_EXPERIMENT,
+    show_default=True,
+    help="The run's experiment (SDK v1 finds runs through it).",
+)
+@dry_run_option
+@common_options
+def model_register(
+    common: Common, run_id: str, name: str, path: str, experiment: str, dry_run: bool
+) -> None:
+    """Register the model a run saved in outputs/model.
+
+    \b
+    Example:
+      mnist-submit model register keras-mnist_1700000000_1a2b3c4d
+    """
+    spec = ModelSpec(run_id=run_id, name=name, path=path.strip("/"), experiment=experiment)
+    be = backend(common)
+    if dry_run:
+        click.echo(call(be.render_model, spec), nl=False)
+        return
+    click.echo(f"Registered model {call(be.register_model, spec)} (SDK {common.sdk})")
+
+
+@model.command("download", context_settings=CONTEXT)
+@click.argument("model_ref", metavar="NAME:VERSION")
+@click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("model"),
+    show_default=True,
+    help="Local folder to download into.",
+)
+@common_options
+def model_download(common: Common, model_ref: str, target: Path) -> None:
+    """Download a registered model to a local folder.
+
+    \b
+    Example:
+      mnist-submit model download keras-mnist:1 --target ./model
+    """
+    name, version = asset(model_ref, "model")
+    target.mkdir(parents=True, exist_ok=True)
+    path = call(backend(common).download_model, name, version, target)
+    click.echo(f"Downloaded model {name}:{version} to {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``mnist-submit``); tests call ``main([...])``."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="mnist-submit")

@@ -1,0 +1,114 @@
+"""One-line, actionable errors, and the translation of both SDKs' exceptions into them.
+
+SDK exception types are looked up in ``sys.modules`` rather than imported: an exception from an
+SDK means that SDK is already loaded, and this module must stay importable without either SDK.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+import click
+
+LOGIN_HINT = (
+    "run `az login` (or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET "
+    "for a service principal) and retry"
+)
+MASK = "***"
+# What urllib3 says, inside whatever the SDK wraps it in, when no connection could be made.
+_NETWORK_SIGNS = (
+    "NameResolutionError",
+    "Failed to resolve",
+    "Failed to establish a new connection",
+    "Max retries exceeded",
+)
+
+
+class SubmitError(click.ClickException):
+    """An expected failure: click prints it as one ``Error: ...`` line and exits 1."""
+
+
+class ComputeNotFound(SubmitError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"compute target {name!r} not found in the workspace: create it with "
+            f"`mnist-submit compute create --name {name}` or pass --compute"
+        )
+
+
+class EnvironmentNotFound(SubmitError):
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(
+            f"environment {name}:{version} is not registered in the workspace: register it with "
+            f"`mnist-submit env register --image REGISTRY/keras-mnist-trainer:{version}`"
+        )
+
+
+class DataNotFound(SubmitError):
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(
+            f"dataset {name}:{version} is not registered in the workspace: register it with "
+            f"`mnist-submit data register --name {name}` or pass --data NAME:VERSION"
+        )
+
+
+def sdk_missing(sdk: str) -> SubmitError:
+    package = {"v1": "azureml-core", "v2": "azure-ai-ml"}[sdk]
+    return SubmitError(
+        f"--sdk {sdk} needs {package}, which is not installed: "
+        f"pip install 'keras-mnist-trainer[submit-{sdk}]'"
+    )
+
+
+def mask(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every non-empty secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _types(*qualnames: str) -> tuple[type[BaseException], ...]:
+    found = []
+    for qualname in qualnames:
+        module, _, name = qualname.rpartition(".")
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line[:300]
+
+
+def translate(exc: BaseException, secrets: Iterable[str | None] = ()) -> SubmitError:
+    """The one-line error for an exception an SDK raised; secrets never appear in it."""
+    if isinstance(exc, SubmitError):
+        return exc
+    auth = _types(
+        "azure.core.exceptions.ClientAuthenticationError",
+        "azure.identity.CredentialUnavailableError",
+        "azureml.exceptions.AuthenticationException",
+    )
+    network = _types(
+        "azure.core.exceptions.ServiceRequestError",
+        "requests.exceptions.ConnectionError",
+        "requests.exceptions.Timeout",
+        "msrest.exceptions.ClientRequestError",
+    )
+    # A sign-in that failed for want of a network is a network problem, not a login one.
+    if (
+        (network and isinstance(exc, network))
+        or isinstance(exc, ConnectionError | TimeoutError)
+        or any(sign in str(exc) for sign in _NETWORK_SIGNS)
+    ):
+        message = "cannot reach Azure (network down or a proxy in the way): check the connection and retry"
+    elif auth and isinstance(exc, auth):
+        message = f"Azure login failed or expired: {LOGIN_HINT}"
+    else:
+        message = f"Azure ML refused the request ({type(exc).__name__}: {_first_line(exc)})"
+    return SubmitError(mask(message, secrets))

@@ -1,0 +1,267 @@
+"""Options and glue shared by mnist-submit's commands: SDK and workspace options, the
+run/sweep options, and the call into the backend that turns stray exceptions into one line.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from submit.errors import SubmitError, translate
+from submit.spec import (
+    DEFAULT_COMPUTE,
+    DEFAULT_ENV_NAME,
+    DEFAULT_ENV_VERSION,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_VM_SIZE,
+    DataRef,
+    RunSpec,
+    parse_asset,
+)
+from submit.workspace import (
+    ENV_RESOURCE_GROUP,
+    ENV_SUBSCRIPTION,
+    ENV_WORKSPACE,
+    WorkspaceRef,
+    resolve_workspace,
+)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+PASSWORD_VAR = "MNIST_SUBMIT_REGISTRY_PASSWORD"
+
+SDK_HELP = (
+    "Azure ML SDK: v1 (azureml-core, the default this project was asked to use) or v2 "
+    "(azure-ai-ml). SDK v1 reached end of support on 30 June 2026: it gets no fixes, so prefer "
+    "v2, the way forward. [env: MNIST_SUBMIT_SDK]"
+)
+DATA_MODE_HELP = (
+    "How the run sees the dataset: 'download' (default) copies it to the node before the trainer "
+    "starts and needs nothing in the image (MNIST is 11 MB); 'mount' streams it through FUSE, which "
+    "for SDK v1 needs FUSE and azureml-dataset-runtime in the image (it pins numpy<2.3.3), so use "
+    "it only with an image built for it."
+)
+VM_SIZE_HELP = (
+    f"GPU VM size [default: {DEFAULT_VM_SIZE}, 1 x NVIDIA T4]. The sample's STANDARD_NC6 and "
+    "Standard_NC6s_v3 are retired. To choose, list the sizes your region offers with "
+    "`az ml compute list-sizes --type amlcompute -o table` and check your GPU quota (studio, "
+    "Quota): NC*as_T4_v3 are the cheapest, NC*ads_A100_v4 and NC*ads_H100_v5 the fastest; more "
+    "GPUs per node only help with --workers-per-node or a multi-GPU strategy."
+)
+
+
+@dataclass(frozen=True)
+class Common:
+    sdk: str
+    subscription_id: str | None
+    resource_group: str | None
+    workspace_name: str | None
+    config: Path | None
+
+    def workspace(self) -> WorkspaceRef:
+        return resolve_workspace(
+            self.subscription_id, self.resource_group, self.workspace_name, self.config
+        )
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The SDK and workspace options, on every command that talks to Azure."""
+
+    @click.option(
+        "--sdk",
+        type=click.Choice(["v1", "v2"]),
+        default="v1",
+        show_default=True,
+        envvar="MNIST_SUBMIT_SDK",
+        help=SDK_HELP,
+    )
+    @click.option(
+        "--subscription-id",
+        envvar=ENV_SUBSCRIPTION,
+        metavar="ID",
+        help=f"Azure subscription of the workspace. [env: {ENV_SUBSCRIPTION}]",
+    )
+    @click.option(
+        "--resource-group",
+        envvar=ENV_RESOURCE_GROUP,
+        metavar="NAME",
+        help=f"Resource group of the workspace. [env: {ENV_RESOURCE_GROUP}]",
+    )
+    @click.option(
+        "--workspace-name",
+        envvar=ENV_WORKSPACE,
+        metavar="NAME",
+        help=f"Azure ML workspace. [env: {ENV_WORKSPACE}]",
+    )
+    @click.option(
+        "--config",
+        type=click.Path(path_type=Path),
+        metavar="PATH",
+        help="Workspace config.json (or its folder); by default the nearest "
+        "config.json, .azureml/config.json or aml_config/config.json here or above.",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        sdk: str,
+        subscription_id: str | None,
+        resource_group: str | None,
+        workspace_name: str | None,
+        config: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        common = Common(sdk, subscription_id, resource_group, workspace_name, config)
+        return func(common=common, **kwargs)
+
+    return wrapper
+
+
+def dry_run_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Build the SDK objects and print the exact specification (v1: JSON, v2: YAML), "
+        "secrets masked; nothing is sent to Azure and no workspace is needed.",
+    )(func)
+
+
+def backend(common: Common) -> Any:
+    """The backend for the chosen SDK; a factory passed as ``obj`` replaces the real one."""
+    factory = click.get_current_context().find_root().obj
+    if factory is None:
+        from submit.backend import load_backend
+
+        factory = load_backend
+    return factory(common.sdk, common.workspace)
+
+
+def call(func: Callable[..., Any], *args: Any) -> Any:
+    """Call the backend with SDK import noise filtered and stray exceptions made one line."""
+    from submit.backend import quiet_sdk_import
+
+    try:
+        with quiet_sdk_import():
+            return func(*args)
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        raise translate(exc) from None
+
+
+def asset(ref: str, what: str) -> tuple[str, str]:
+    try:
+        return parse_asset(ref, what)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise click.BadParameter(f"expected positive integers, got {text!r}")
+    return values
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What `run` and `sweep` share: where, with what, on how many nodes."""
+    decorators: list[Callable[[Any], Any]] = [
+        click.option("--compute", default=DEFAULT_COMPUTE, show_default=True, help="Cluster name."),
+        click.option(
+            "--environment",
+            default=f"{DEFAULT_ENV_NAME}:{DEFAULT_ENV_VERSION}",
+            show_default=True,
+            metavar="NAME:VERSION",
+            help="Registered environment.",
+        ),
+        click.option(
+            "--data",
+            "data_ref",
+            default="mnist:1",
+            show_default=True,
+            metavar="NAME:VERSION",
+            help="Registered dataset given to the trainer's --data-folder.",
+        ),
+        click.option(
+            "--no-data",
+            is_flag=True,
+            help="Give no dataset (pass the trainer --download after -- instead).",
+        ),
+        click.option(
+            "--data-mode",
+            type=click.Choice(["download", "mount"]),
+            default="download",
+            show_default=True,
+            help=DATA_MODE_HELP,
+        ),
+        click.option(
+            "--nodes",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Nodes; above 1, a TensorFlow distribution sets TF_CONFIG on each.",
+        ),
+        click.option(
+            "--workers-per-node",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="TensorFlow workers per node. One worker already uses every GPU of its "
+            "node, so raise this only for one-GPU-per-worker setups (= GPUs per node).",
+        ),
+        click.option("--experiment", default=DEFAULT_EXPERIMENT, show_default=True),
+        click.option("--display-name", help="Name shown in the studio."),
+        click.option(
+            "--wait/--no-wait",
+            default=False,
+            show_default=True,
+            help="Stream the logs and exit with the run's outcome.",
+        ),
+        dry_run_option,
+        common_options,
+        click.argument("trainer_args", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def run_spec(kw: dict[str, Any], trainer_args: tuple[str, ...]) -> RunSpec:
+    env_name, env_version = asset(kw["environment"], "--environment")
+    data_ref = None
+    if not kw["no_data"]:
+        if any(a == "--data-folder" or a.startswith("--data-folder=") for a in trainer_args):
+            raise click.UsageError(
+                "--data-folder is set from --data: drop it after -- (or pass --no-data)"
+            )
+        data_name, data_version = asset(kw["data_ref"], "--data")
+        data_ref = DataRef(data_name, data_version, kw["data_mode"])
+    return RunSpec(
+        compute=kw["compute"],
+        env_name=env_name,
+        env_version=env_version,
+        experiment=kw["experiment"],
+        data=data_ref,
+        nodes=kw["nodes"],
+        workers_per_node=kw["workers_per_node"],
+        trainer_args=trainer_args,
+        display_name=kw["display_name"],
+    )
+
+
+def finish(be: Any, submitted: Any, experiment: str, wait: bool) -> None:
+    click.echo(f"Submitted {submitted.run_id}" + (f": {submitted.url}" if submitted.url else ""))
+    if not wait:
+        return
+    status = call(be.wait, submitted.run_id, experiment)
+    if status != "Completed":
+        raise SubmitError(f"run {submitted.run_id} ended {status}: read its logs in the studio")
+    click.echo(
+        f"Run {submitted.run_id} Completed; register its model with "
+        f"`mnist-submit model register {submitted.run_id}`"
+    )

@@ -1,0 +1,433 @@
+"""The Backend over Azure ML SDK v1 (azureml-core, azureml-train-core for HyperDrive).
+
+SDK v1 reached end of support on 30 June 2026; it is kept because this project was asked to use
+it. Everything here is built from the SDK's own classes; the dry-run JSON is the SDK's own
+serialization, which ``RunConfiguration.load`` and ``Environment.load_from_directory`` read back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from azureml.core import Environment, Experiment, Run, Workspace
+from azureml.core._serialization_utils import _serialize_to_dict
+from azureml.core.compute import AmlCompute, ComputeTarget
+from azureml.core.environment import DockerBuildContext
+from azureml.core.runconfig import (
+    Data,
+    DataLocation,
+    DockerConfiguration,
+    RunConfiguration,
+    TensorflowConfiguration,
+)
+from azureml.core.runconfig import Dataset as DatasetReference
+from azureml.exceptions import ComputeTargetException
+
+from submit.errors import (
+    MASK,
+    ComputeNotFound,
+    EnvironmentNotFound,
+    SubmitError,
+    translate,
+)
+from submit.spec import (
+    ComputeSpec,
+    DataSpec,
+    EnvSpec,
+    ModelSpec,
+    RunSpec,
+    Submitted,
+    SweepSpec,
+)
+from submit.workspace import WorkspaceRef, credential_kind
+
+DATA_INPUT = "mnist"  # the input's name; the run sees the data folder's path in its place
+# HyperDrive appends each sampled "--flag value" to a script run's arguments (not to a
+# command), so v1 runs a two-line launcher that hands over to the trainer installed in the
+# image. It is the whole snapshot: the trainer itself is not uploaded.
+LAUNCHER = "launch_trainer.py"
+LAUNCHER_SOURCE = (
+    '"""Run the trainer installed in the image, with this script\'s arguments."""\n'
+    "import runpy\n\n"
+    'runpy.run_module("trainer", run_name="__main__", alter_sys=True)\n'
+)
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str) + "\n"
+
+
+def build_environment(spec: EnvSpec) -> Environment:
+    """The trainer image as an Environment: the image's own Python, nothing installed on top."""
+    env = Environment(spec.name)
+    env.version = spec.version
+    # Clear the SDK's sample variable (EXAMPLE_ENV_VAR) without the deprecated property setter.
+    env._environment_variables = {}
+    env.python.user_managed_dependencies = True
+    env.python.interpreter_path = "python"
+    if spec.build_context is not None:
+        env.docker.base_image = None
+        env.build = DockerBuildContext(
+            location_type=DockerBuildContext.LocationType.StorageAccount,
+            location=f"(uploaded from {spec.build_context} at registration)",
+            dockerfile_path=spec.dockerfile,
+        )
+    else:
+        env.docker.base_image = spec.image
+        if spec.registry_username:
+            env.docker.base_image_registry.address = spec.registry
+            env.docker.base_image_registry.username = spec.registry_username
+            env.docker.base_image_registry.password = spec.registry_password
+    return env
+
+
+def environment_dict(env: Environment, masked: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = Environment._serialize_to_dict(env)
+    registry = data.get("docker", {}).get("baseImageRegistry") or {}
+    if masked and registry.get("password"):
+        registry["password"] = MASK
+    return data
+
+
+def _reference_environment(name: str, version: str) -> Environment:
+    # What a dry run can know without the workspace; a real submission uses the registered one.
+    return build_environment(EnvSpec(name=name, version=version, image=None))
+
+
+def build_run_config(spec: RunSpec, environment: Environment | None = None) -> RunConfiguration:
+    """The run: the launcher with the trainer's flags, on the cluster, with the data as input."""
+    rc = RunConfiguration()
+    rc.environment = environment or _reference_environment(spec.env_name, spec.env_version)
+    rc.target = spec.compute
+    rc.docker = DockerConfiguration(use_docker=True)
+    rc.script = LAUNCHER
+    arguments = list(spec.trainer_args)
+    if spec.data is not None:
+        rc.data = {
+            DATA_INPUT: Data(
+                data_location=DataLocation(
+                    dataset=DatasetReference(
+                        dataset_name=spec.data.name, dataset_version=spec.data.version
+                    )
+                ),
+                mechanism=spec.data.mode,
+                environment_variable_name=DATA_INPUT,
+                overwrite=False,
+            )
+        }
+        # The placeholder ScriptRunConfig writes for a dataset argument; the runtime replaces it
+        # with the folder where the data was downloaded or mounted.
+        arguments = ["--data-folder", f"DatasetConsumptionConfig:{DATA_INPUT}", *arguments]
+    rc.arguments = arguments
+    rc.node_count = spec.nodes
+    if spec.nodes > 1 or spec.workers_per_node > 1:
+        # TensorFlow's multi-worker path: Azure ML writes TF_CONFIG for each worker.
+        rc.framework = "TensorFlow"
+        rc.communicator = "ParameterServer"
+        rc.tensorflow = TensorflowConfiguration(
+            worker_count=spec.worker_count, parameter_server_count=0
+        )
+    return rc
+
+
+def run_config_dict(rc: RunConfiguration) -> dict[str, Any]:
+    data: dict[str, Any] = _serialize_to_dict(rc)
+    registry = data.get("environment", {}).get("docker", {}).get("baseImageRegistry") or {}
+    if registry.get("password"):
+        registry["password"] = MASK
+    return data
+
+
+def build_sweep_parts(spec: SweepSpec) -> tuple[Any, Any]:
+    """The sample's HyperDrive sampling and bandit policy."""
+    from azureml.train.hyperdrive import (
+        BanditPolicy,
+        RandomParameterSampling,
+        choice,
+        loguniform,
+    )
+
+    sampling = RandomParameterSampling(
+        {
+            "--batch-size": choice(*spec.batch_sizes),
+            "--first-layer-neurons": choice(*spec.first_layer),
+            "--second-layer-neurons": choice(*spec.second_layer),
+            "--learning-rate": loguniform(*spec.log_lr),
+        }
+    )
+    policy = BanditPolicy(
+        evaluation_interval=spec.evaluation_interval, slack_factor=spec.slack_factor
+    )
+    return sampling, policy
+
+
+def hyperdrive_dict(spec: SweepSpec) -> dict[str, Any]:
+    sampling, policy = build_sweep_parts(spec)
+    return {
+        "samplingAlgorithm": sampling.to_json(),
+        "policy": policy.to_json(),
+        "primaryMetricName": spec.primary_metric,
+        "primaryMetricGoal": spec.goal,
+        "maxTotalRuns": spec.max_total_runs,
+        "maxConcurrentRuns": spec.max_concurrent_runs,
+    }
+
+
+def build_compute(spec: ComputeSpec) -> Any:
+    return AmlCompute.provisioning_configuration(
+        vm_size=spec.vm_size,
+        vm_priority="lowpriority" if spec.low_priority else "dedicated",
+        min_nodes=spec.min_nodes,
+        max_nodes=spec.max_nodes,
+        idle_seconds_before_scaledown=spec.idle_seconds,
+    )
+
+
+def compute_dict(name: str, config: Any) -> dict[str, Any]:
+    fields = {k: v for k, v in vars(config).items() if not k.startswith("_")}
+    fields["scale_settings"] = vars(config.scale_settings)
+    if fields.get("admin_user_password"):
+        fields["admin_user_password"] = MASK
+    return {"name": name, "type": "AmlCompute", "provisioning": fields}
+
+
+def _auth() -> Any:
+    """Service principal, managed identity, else the Azure CLI's login; never a browser."""
+    import os
+
+    from azureml.core.authentication import (
+        AzureCliAuthentication,
+        MsiAuthentication,
+        ServicePrincipalAuthentication,
+        TokenAuthentication,
+    )
+
+    kind = credential_kind()
+    if kind == "service-principal":
+        return ServicePrincipalAuthentication(
+            tenant_id=os.environ["AZURE_TENANT_ID"],
+            service_principal_id=os.environ["AZURE_CLIENT_ID"],
+            service_principal_password=os.environ["AZURE_CLIENT_SECRET"],
+        )
+    if kind == "managed-identity":
+        return MsiAuthentication()
+    if importlib.util.find_spec("azure.cli") is not None:
+        return AzureCliAuthentication()
+    # AzureCliAuthentication imports the whole azure-cli package; azure-identity reads the same
+    # `az login` through the az command, at a fraction of the install.
+    try:
+        from azure.identity import AzureCliCredential
+    except ImportError:
+        raise SubmitError(
+            "SDK v1 reads `az login` through azure-identity, which is not installed: "
+            "pip install 'keras-mnist-trainer[submit]' (or set AZURE_CLIENT_ID, "
+            "AZURE_TENANT_ID and AZURE_CLIENT_SECRET)"
+        ) from None
+    credential = AzureCliCredential()
+    return TokenAuthentication(
+        lambda audience: credential.get_token(audience.rstrip("/") + "/.default").token
+    )
+
+
+class V1Backend:
+    def __init__(self, workspace: Callable[[], WorkspaceRef]) -> None:
+        self._ref = workspace
+        self._ws: Workspace | None = None
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            ref = self._ref()
+            try:
+                self._ws = Workspace(
+                    ref.subscription_id, ref.resource_group, ref.workspace_name, auth=_auth()
+                )
+            except Exception as exc:
+                raise translate(exc) from None
+        return self._ws
+
+    # Dry runs: the SDK's objects, serialized, no network.
+    def render_environment(self, spec: EnvSpec) -> str:
+        return _json(environment_dict(build_environment(spec)))
+
+    def render_data(self, spec: DataSpec) -> str:
+        # A v1 FileDataset cannot be built offline (its definition needs azureml-dataprep), so
+        # the dry run shows the arguments of Dataset.File.from_files and register.
+        paths = [str(spec.folder)] if spec.folder else list(spec.urls)
+        return _json(
+            {
+                "from_files": {"path": paths, "upload": spec.folder is not None},
+                "register": {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "create_new_version": True,
+                },
+            }
+        )
+
+    def render_compute(self, spec: ComputeSpec) -> str:
+        return _json(compute_dict(spec.name, build_compute(spec)))
+
+    def render_run(self, spec: RunSpec) -> str:
+        return _json(run_config_dict(build_run_config(spec)))
+
+    def render_sweep(self, spec: SweepSpec) -> str:
+        return _json(
+            {
+                "runConfiguration": run_config_dict(build_run_config(spec.run)),
+                "hyperDrive": hyperdrive_dict(spec),
+            }
+        )
+
+    def render_model(self, spec: ModelSpec) -> str:
+        return _json(
+            {
+                "run": {"experiment": spec.experiment, "id": spec.run_id},
+                "register_model": {
+                    "model_name": spec.name,
+                    "model_path": spec.path,
+                    "description": spec.description,
+                },
+            }
+        )
+
+    # Calls to Azure ML.
+    def register_environment(self, spec: EnvSpec) -> str:
+        secrets = [spec.registry_password]
+        try:
+            env = build_environment(spec)
+            if spec.build_context is not None:
+                env.build = DockerBuildContext.from_local_directory(
+                    workspace=self.ws, path=str(spec.build_context), dockerfile_path=spec.dockerfile
+                )
+            registered = env.register(self.ws)
+        except Exception as exc:
+            raise translate(exc, secrets) from None
+        return f"{registered.name}:{registered.version}"
+
+    def register_data(self, spec: DataSpec) -> str:
+        try:
+            from azureml.core import Dataset
+            from azureml.data._dataprep_helper import dataprep
+
+            dataprep()  # fails early, with the SDK's own message, when dataprep is absent
+        except Exception as exc:
+            if "dataprep" in str(exc).lower():
+                raise SubmitError(
+                    "SDK v1 dataset registration needs azureml-dataset-runtime, which pins "
+                    "numpy<2.3.3 and is not installed here: register the data with --sdk v2"
+                ) from None
+            raise translate(exc) from None
+        try:
+            if spec.folder is not None:
+                dataset = Dataset.File.upload_directory(
+                    src_dir=str(spec.folder),
+                    target=(self.ws.get_default_datastore(), f"datasets/{spec.name}"),
+                    overwrite=False,
+                )
+            else:
+                dataset = Dataset.File.from_files(path=list(spec.urls))
+            dataset = dataset.register(
+                self.ws, name=spec.name, description=spec.description, create_new_version=True
+            )
+        except Exception as exc:
+            raise translate(exc) from None
+        return f"{dataset.name}:{dataset.version}"
+
+    def create_compute(self, spec: ComputeSpec) -> str:
+        try:
+            target = ComputeTarget.create(self.ws, spec.name, build_compute(spec))
+            target.wait_for_completion(show_output=True)
+        except Exception as exc:
+            raise translate(exc) from None
+        return spec.name
+
+    def _prepare(self, spec: RunSpec) -> RunConfiguration:
+        try:
+            ComputeTarget(workspace=self.ws, name=spec.compute)
+        except ComputeTargetException as exc:
+            if "not found" in str(exc).lower():
+                raise ComputeNotFound(spec.compute) from None
+            raise translate(exc) from None
+        try:
+            env = Environment.get(self.ws, spec.env_name, spec.env_version)
+        except Exception as exc:
+            # EnvironmentClient raises a bare Exception carrying the HTTP status.
+            if "Code: 404" in str(exc):
+                raise EnvironmentNotFound(spec.env_name, spec.env_version) from None
+            raise translate(exc) from None
+        return build_run_config(spec, env)
+
+    def _submit(self, experiment: str, config: Any) -> Submitted:
+        try:
+            run = Experiment(self.ws, experiment).submit(config)
+        except Exception as exc:
+            raise translate(exc) from None
+        return Submitted(run_id=run.id, url=run.get_portal_url())
+
+    def _script_config(self, rc: RunConfiguration, source: Path) -> Any:
+        from azureml.core import ScriptRunConfig
+
+        (source / LAUNCHER).write_text(LAUNCHER_SOURCE, encoding="utf-8")
+        return ScriptRunConfig(
+            source_directory=str(source), script=LAUNCHER, arguments=rc.arguments, run_config=rc
+        )
+
+    def submit_run(self, spec: RunSpec) -> Submitted:
+        rc = self._prepare(spec)
+        with tempfile.TemporaryDirectory(prefix="mnist-submit-") as source:
+            return self._submit(spec.experiment, self._script_config(rc, Path(source)))
+
+    def submit_sweep(self, spec: SweepSpec) -> Submitted:
+        from azureml.train.hyperdrive import HyperDriveConfig, PrimaryMetricGoal
+
+        rc = self._prepare(spec.run)
+        sampling, policy = build_sweep_parts(spec)
+        with tempfile.TemporaryDirectory(prefix="mnist-submit-") as source:
+            config = HyperDriveConfig(
+                run_config=self._script_config(rc, Path(source)),
+                hyperparameter_sampling=sampling,
+                policy=policy,
+                primary_metric_name=spec.primary_metric,
+                primary_metric_goal=PrimaryMetricGoal.from_str(spec.goal),
+                max_total_runs=spec.max_total_runs,
+                max_concurrent_runs=spec.max_concurrent_runs,
+            )
+            return self._submit(spec.run.experiment, config)
+
+    def wait(self, run_id: str, experiment: str) -> str:
+        try:
+            run = Run(Experiment(self.ws, experiment), run_id)
+            details = run.wait_for_completion(show_output=True, raise_on_error=False)
+        except Exception as exc:
+            raise translate(exc) from None
+        return str(details.get("status", run.get_status()))
+
+    def register_model(self, spec: ModelSpec) -> str:
+        try:
+            run = Run(Experiment(self.ws, spec.experiment), spec.run_id)
+            model = run.register_model(
+                model_name=spec.name, model_path=spec.path, description=spec.description
+            )
+        except Exception as exc:
+            raise translate(exc) from None
+        return f"{model.name}:{model.version}"
+
+    def download_model(self, name: str, version: str, target: Path) -> Path:
+        from azureml.core import Model
+
+        try:
+            model = Model(self.ws, name=name, version=int(version))
+            path = model.download(target_dir=str(target), exist_ok=True)
+        except Exception as exc:
+            raise translate(exc) from None
+        return Path(path)
+
+
+def make_backend(workspace: Callable[[], WorkspaceRef]) -> V1Backend:
+    return V1Backend(workspace)

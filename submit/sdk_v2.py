@@ -1,0 +1,363 @@
+"""The Backend over Azure ML SDK v2 (azure-ai-ml, azure-identity): the way forward.
+
+Jobs, environments, data assets and clusters are the SDK's own entities; the dry-run YAML is the
+SDK's own ``dump``, which ``load_job`` / ``load_environment`` read back. The MLClient can be
+injected, so tests drive the real calls against a fake client.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml import Input, MLClient, TensorFlowDistribution
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import (
+    AmlCompute,
+    BuildContext,
+    CommandComponent,
+    CommandJob,
+    Data,
+    Environment,
+    Model,
+    UsernamePasswordConfiguration,
+    WorkspaceConnection,
+)
+from azure.ai.ml.exceptions import JobException
+from azure.ai.ml.sweep import (
+    BanditPolicy,
+    Choice,
+    LogUniform,
+    Objective,
+    SweepJob,
+    SweepJobLimits,
+)
+from azure.core.exceptions import ResourceNotFoundError
+
+from submit.errors import (
+    MASK,
+    ComputeNotFound,
+    DataNotFound,
+    EnvironmentNotFound,
+    SubmitError,
+    translate,
+)
+from submit.fetch import cache_folder, fetch
+from submit.spec import (
+    ComputeSpec,
+    DataSpec,
+    EnvSpec,
+    ModelSpec,
+    RunSpec,
+    Submitted,
+    SweepSpec,
+    trainer_command,
+)
+from submit.workspace import WorkspaceRef, credential_kind
+
+# Azure ML's names for the two ways to hand a folder to a job ("mount" is read-only here).
+DATA_MODES = {"download": "download", "mount": "ro_mount"}
+# The sweep's inputs, named after the trainer's flags.
+SEARCH_FLAGS = {
+    "batch_size": "--batch-size",
+    "first_layer_neurons": "--first-layer-neurons",
+    "second_layer_neurons": "--second-layer-neurons",
+    "learning_rate": "--learning-rate",
+}
+
+
+def dump(entity: Any) -> str:
+    stream = io.StringIO()
+    entity.dump(stream)
+    return stream.getvalue()
+
+
+def build_environment(spec: EnvSpec) -> Environment:
+    """An image (or a Docker build) used as is: no conda file, so the image's own Python runs."""
+    build = None
+    if spec.build_context is not None:
+        build = BuildContext(path=str(spec.build_context), dockerfile_path=spec.dockerfile)
+    return Environment(
+        name=spec.name,
+        version=spec.version,
+        description=spec.description,
+        image=None if build else spec.image,
+        build=build,
+    )
+
+
+def build_registry_connection(spec: EnvSpec, masked: bool = False) -> WorkspaceConnection | None:
+    """SDK v2 reads private registries through a workspace connection, not the Environment."""
+    if not spec.registry_username or not spec.registry:
+        return None
+    return WorkspaceConnection(
+        name="registry-" + spec.registry.split(".")[0],
+        type="container_registry",
+        target=spec.registry,
+        credentials=UsernamePasswordConfiguration(
+            username=spec.registry_username,
+            password=MASK if masked else spec.registry_password,
+        ),
+    )
+
+
+def _command(spec: RunSpec, extra: list[str]) -> str:
+    head = trainer_command(())
+    if spec.data is not None:
+        head += ["--data-folder", "${{inputs.data}}"]
+    # Placeholders are Azure ML's, substituted before the shell runs; the user's flags are quoted.
+    return " ".join([*head, *extra, *(shlex.quote(a) for a in spec.trainer_args)])
+
+
+def _data_inputs(spec: RunSpec) -> dict[str, Input | str | bool | int | float]:
+    if spec.data is None:
+        return {}
+    return {
+        "data": Input(
+            type=AssetTypes.URI_FOLDER,
+            path=f"azureml:{spec.data.name}:{spec.data.version}",
+            mode=DATA_MODES[spec.data.mode],
+        )
+    }
+
+
+def _distribution(spec: RunSpec) -> TensorFlowDistribution | None:
+    if spec.nodes == 1 and spec.workers_per_node == 1:
+        return None
+    # TensorFlow's multi-worker path: Azure ML writes TF_CONFIG for each worker.
+    return TensorFlowDistribution(worker_count=spec.worker_count, parameter_server_count=0)
+
+
+def build_job(spec: RunSpec) -> CommandJob:
+    return CommandJob(
+        command=_command(spec, []),
+        inputs=_data_inputs(spec),
+        environment=f"azureml:{spec.env_name}:{spec.env_version}",
+        compute=spec.compute,
+        resources={"instance_count": spec.nodes},
+        distribution=_distribution(spec),
+        experiment_name=spec.experiment,
+        display_name=spec.display_name,
+    )
+
+
+def build_sweep(spec: SweepSpec) -> SweepJob:
+    run = spec.run
+    extra = [f"{flag} ${{{{search_space.{key}}}}}" for key, flag in SEARCH_FLAGS.items()]
+    trial = CommandComponent(
+        command=_command(run, extra),
+        environment=f"azureml:{run.env_name}:{run.env_version}",
+        distribution=_distribution(run),
+        environment_variables={},
+    )
+    return SweepJob(
+        experiment_name=run.experiment,
+        display_name=run.display_name,
+        compute=run.compute,
+        trial=trial,
+        inputs=_data_inputs(run),
+        resources={"instance_count": run.nodes},
+        sampling_algorithm="random",
+        search_space={
+            "batch_size": Choice(list(spec.batch_sizes)),
+            "first_layer_neurons": Choice(list(spec.first_layer)),
+            "second_layer_neurons": Choice(list(spec.second_layer)),
+            "learning_rate": LogUniform(min_value=spec.log_lr[0], max_value=spec.log_lr[1]),
+        },
+        objective=Objective(goal=spec.goal, primary_metric=spec.primary_metric),
+        limits=SweepJobLimits(
+            max_total_trials=spec.max_total_runs, max_concurrent_trials=spec.max_concurrent_runs
+        ),
+        early_termination=BanditPolicy(
+            evaluation_interval=spec.evaluation_interval, slack_factor=spec.slack_factor
+        ),
+    )
+
+
+def build_data(spec: DataSpec) -> Data:
+    folder = spec.folder if spec.folder is not None else cache_folder(spec.dataset)
+    return Data(
+        name=spec.name,
+        version=spec.version,
+        type=AssetTypes.URI_FOLDER,
+        path=str(folder),
+        description=spec.description,
+    )
+
+
+def build_compute(spec: ComputeSpec) -> AmlCompute:
+    return AmlCompute(
+        name=spec.name,
+        size=spec.vm_size,
+        min_instances=spec.min_nodes,
+        max_instances=spec.max_nodes,
+        tier="low_priority" if spec.low_priority else "dedicated",
+        idle_time_before_scale_down=spec.idle_seconds,
+    )
+
+
+def build_model(spec: ModelSpec) -> Model:
+    """The model folder a job saved under ./outputs, which Azure ML keeps as job artifacts."""
+    return Model(
+        name=spec.name,
+        path=f"azureml://jobs/{spec.run_id}/outputs/artifacts/paths/{spec.path}/",
+        type=AssetTypes.CUSTOM_MODEL,
+        description=spec.description,
+    )
+
+
+def _credential() -> Any:
+    from azure.identity import (
+        AzureCliCredential,
+        EnvironmentCredential,
+        ManagedIdentityCredential,
+    )
+
+    kind = credential_kind()
+    if kind == "service-principal":
+        return EnvironmentCredential()
+    if kind == "managed-identity":
+        return ManagedIdentityCredential()
+    return AzureCliCredential()
+
+
+class V2Backend:
+    def __init__(self, workspace: Callable[[], WorkspaceRef], client: Any = None) -> None:
+        self._ref = workspace
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            ref = self._ref()
+            self._client = MLClient(
+                _credential(), ref.subscription_id, ref.resource_group, ref.workspace_name
+            )
+        return self._client
+
+    # Dry runs: the SDK's entities, dumped, no network.
+    def render_environment(self, spec: EnvSpec) -> str:
+        text = dump(build_environment(spec))
+        connection = build_registry_connection(spec, masked=True)
+        if connection is not None:
+            text = dump(connection) + "---\n" + text
+        return text
+
+    def render_data(self, spec: DataSpec) -> str:
+        return dump(build_data(spec))
+
+    def render_compute(self, spec: ComputeSpec) -> str:
+        return dump(build_compute(spec))
+
+    def render_run(self, spec: RunSpec) -> str:
+        return dump(build_job(spec))
+
+    def render_sweep(self, spec: SweepSpec) -> str:
+        return dump(build_sweep(spec))
+
+    # Calls to Azure ML.
+    def register_environment(self, spec: EnvSpec) -> str:
+        try:
+            connection = build_registry_connection(spec)
+            if connection is not None:
+                self.client.connections.create_or_update(connection)
+            env = self.client.environments.create_or_update(build_environment(spec))
+        except Exception as exc:
+            raise translate(exc, [spec.registry_password]) from None
+        return f"{env.name}:{env.version}"
+
+    def register_data(self, spec: DataSpec) -> str:
+        if spec.folder is None:
+            fetch(spec.urls, cache_folder(spec.dataset))
+        try:
+            data = self.client.data.create_or_update(build_data(spec))
+        except Exception as exc:
+            raise translate(exc) from None
+        return f"{data.name}:{data.version}"
+
+    def create_compute(self, spec: ComputeSpec) -> str:
+        try:
+            compute = self.client.compute.begin_create_or_update(build_compute(spec)).result()
+        except Exception as exc:
+            raise translate(exc) from None
+        return str(compute.name)
+
+    def _check(self, run: RunSpec) -> None:
+        checks: list[tuple[Callable[[], Any], Exception]] = [
+            (lambda: self.client.compute.get(run.compute), ComputeNotFound(run.compute)),
+            (
+                lambda: self.client.environments.get(run.env_name, version=run.env_version),
+                EnvironmentNotFound(run.env_name, run.env_version),
+            ),
+        ]
+        if run.data is not None:
+            data = run.data
+            checks.append(
+                (
+                    lambda: self.client.data.get(data.name, version=data.version),
+                    DataNotFound(data.name, data.version),
+                )
+            )
+        for call, missing in checks:
+            try:
+                call()
+            except ResourceNotFoundError:
+                raise missing from None
+            except Exception as exc:
+                raise translate(exc) from None
+
+    def _submit(self, job: Any) -> Submitted:
+        try:
+            created = self.client.jobs.create_or_update(job)
+        except Exception as exc:
+            raise translate(exc) from None
+        return Submitted(run_id=str(created.name), url=getattr(created, "studio_url", None))
+
+    def submit_run(self, spec: RunSpec) -> Submitted:
+        self._check(spec)
+        return self._submit(build_job(spec))
+
+    def submit_sweep(self, spec: SweepSpec) -> Submitted:
+        self._check(spec.run)
+        return self._submit(build_sweep(spec))
+
+    def wait(self, run_id: str, experiment: str) -> str:
+        try:
+            self.client.jobs.stream(run_id)
+        except JobException:
+            pass  # stream() raises when the job fails; the status below says so, untraced
+        except Exception as exc:
+            raise translate(exc) from None
+        try:
+            return str(self.client.jobs.get(run_id).status)
+        except Exception as exc:
+            raise translate(exc) from None
+
+    def render_model(self, spec: ModelSpec) -> str:
+        return dump(build_model(spec))
+
+    def register_model(self, spec: ModelSpec) -> str:
+        try:
+            registered = self.client.models.create_or_update(build_model(spec))
+        except Exception as exc:
+            raise translate(exc) from None
+        return f"{registered.name}:{registered.version}"
+
+    def download_model(self, name: str, version: str, target: Path) -> Path:
+        try:
+            self.client.models.download(name=name, version=version, download_path=str(target))
+        except ResourceNotFoundError:
+            raise SubmitError(
+                f"model {name}:{version} is not registered in the workspace: register it with "
+                "`mnist-submit model register RUN_ID` or pass an existing --version"
+            ) from None
+        except Exception as exc:
+            raise translate(exc) from None
+        return target / name
+
+
+def make_backend(workspace: Callable[[], WorkspaceRef], client: Any = None) -> V2Backend:
+    return V2Backend(workspace, client)

@@ -1,0 +1,173 @@
+"""What the user asked for, independent of the SDK: one frozen dataclass per command.
+
+The CLI fills these in; each SDK module turns them into its own objects. Nothing here imports
+an Azure SDK, so `mnist-submit --help` stays fast and works without either SDK installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from submit import __version__
+
+# The trainer image's tag equals the package version, so a registered Environment names exactly
+# the image a test built; never a floating "latest".
+DEFAULT_ENV_NAME = "keras-mnist"
+DEFAULT_ENV_VERSION = __version__
+DEFAULT_EXPERIMENT = "keras-mnist"
+DEFAULT_COMPUTE = "gpu-cluster"
+# STANDARD_NC6 (K80) and Standard_NC6s_v3 (V100) are retired. NC4as_T4_v3 (1 × T4, 4 vCPU,
+# 28 GiB) is the smallest GPU size offered in most regions today and plenty for a 266k-weight
+# Dense network; bigger sizes only pay off for multi-GPU experiments.
+DEFAULT_VM_SIZE = "Standard_NC4as_T4_v3"
+DEFAULT_MODEL_NAME = "keras-mnist"
+MODEL_PATH = "outputs/model"  # the trainer's --output-dir default is ./outputs; Azure ML keeps it
+
+# The original sample registered MNIST from these download URLs (Azure Open Datasets' copy of
+# Yann LeCun's files, which the tutorial switched to when the original host became unreliable).
+DATASET_URLS: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(
+        f"https://azureopendatastorage.blob.core.windows.net/mnist/{name}"
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    ),
+    "fashion-mnist": tuple(
+        f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}"
+        for name in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    ),
+}
+
+# The sample's HyperDrive search (Azure ML "Train Keras models at scale", section "Tune model
+# hyperparameters"): trainer flag -> choices. The learning rate is log-uniform on its own.
+SWEEP_BATCH_SIZES = (25, 50, 100)
+SWEEP_FIRST_LAYER = (10, 50, 200, 300, 500)
+SWEEP_SECOND_LAYER = (10, 50, 200, 500)
+SWEEP_LOG_LR = (-6.0, -1.0)  # natural-log bounds, as loguniform(-6, -1) in the sample
+SWEEPED_FLAGS = (
+    "--batch-size",
+    "--first-layer-neurons",
+    "--second-layer-neurons",
+    "--learning-rate",
+)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str = DEFAULT_ENV_NAME
+    version: str = DEFAULT_ENV_VERSION
+    image: str | None = None  # REGISTRY/NAME:TAG; exactly one of image and build_context is set
+    build_context: Path | None = None  # a folder holding the Dockerfile: Azure ML builds it
+    dockerfile: str = "Dockerfile"  # relative to build_context
+    registry_username: str | None = None
+    # repr=False keeps the secret out of tracebacks and debug prints.
+    registry_password: str | None = field(default=None, repr=False)
+    description: str = "Keras MNIST trainer image (user-managed dependencies)"
+
+    @property
+    def registry(self) -> str | None:
+        """The registry host of ``image`` (None for Docker Hub or a build)."""
+        if not self.image or "/" not in self.image:
+            return None
+        host = self.image.split("/", 1)[0]
+        return host if ("." in host or ":" in host or host == "localhost") else None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str
+    version: str
+    dataset: str = "mnist"
+    urls: tuple[str, ...] = ()  # registered by reference, as the original sample did
+    folder: Path | None = None  # uploaded from this machine instead
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    name: str = DEFAULT_COMPUTE
+    vm_size: str = DEFAULT_VM_SIZE
+    min_nodes: int = 0  # scale to zero so an idle cluster costs nothing
+    max_nodes: int = 4
+    low_priority: bool = False
+    idle_seconds: int = 1800  # keep nodes warm for a sweep's next trial, then release
+
+
+@dataclass(frozen=True)
+class DataRef:
+    name: str
+    version: str
+    mode: str = "download"  # "download" or "mount"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    compute: str = DEFAULT_COMPUTE
+    env_name: str = DEFAULT_ENV_NAME
+    env_version: str = DEFAULT_ENV_VERSION
+    experiment: str = DEFAULT_EXPERIMENT
+    data: DataRef | None = None
+    nodes: int = 1
+    workers_per_node: int = 1
+    trainer_args: tuple[str, ...] = ()
+    display_name: str | None = None
+
+    @property
+    def worker_count(self) -> int:
+        return self.nodes * self.workers_per_node
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    run: RunSpec
+    batch_sizes: tuple[int, ...] = SWEEP_BATCH_SIZES
+    first_layer: tuple[int, ...] = SWEEP_FIRST_LAYER
+    second_layer: tuple[int, ...] = SWEEP_SECOND_LAYER
+    log_lr: tuple[float, float] = SWEEP_LOG_LR
+    evaluation_interval: int = 2
+    slack_factor: float = 0.1
+    primary_metric: str = "Accuracy"
+    goal: str = "maximize"
+    max_total_runs: int = 20
+    max_concurrent_runs: int = 4
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    run_id: str
+    name: str = DEFAULT_MODEL_NAME
+    path: str = MODEL_PATH
+    experiment: str = DEFAULT_EXPERIMENT
+    description: str = "Keras MNIST classifier trained on Azure ML"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submission returns: enough to follow it and to find it again."""
+
+    run_id: str
+    url: str | None = None
+
+
+def trainer_command(args: tuple[str, ...]) -> list[str]:
+    """The trainer's command line: the image has the package, so no source is uploaded."""
+    return ["python", "-m", "trainer", *args]
+
+
+def parse_asset(ref: str, what: str) -> tuple[str, str]:
+    """``NAME:VERSION`` to its parts; a bare name or "latest" is refused (runs must be repeatable)."""
+    name, sep, version = ref.partition(":")
+    if not name or not sep or not version:
+        raise ValueError(f"{what} must be NAME:VERSION, got {ref!r}")
+    if version == "latest":
+        raise ValueError(f"{what} {ref!r} floats; name an exact version")
+    return name, version

@@ -1,0 +1,116 @@
+"""Which workspace, and how to sign in to it, without asking anyone anything.
+
+A workspace comes from --subscription-id/--resource-group/--workspace-name (or their environment
+variables), else from a ``config.json`` found the way both SDKs find it: in the current folder,
+its ``.azureml/`` or ``aml_config/`` subfolder, then the same in each parent folder.
+
+Sign-in never prompts: a service principal from AZURE_CLIENT_ID/AZURE_TENANT_ID/
+AZURE_CLIENT_SECRET, else a managed identity when the process runs on Azure, else the Azure CLI's
+login (`az login`). Interactive browser login is never tried, so a job in CI fails with a clear
+message instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from submit.errors import SubmitError
+
+ENV_SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
+ENV_RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
+ENV_WORKSPACE = "AZUREML_WORKSPACE_NAME"
+SP_VARS = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")
+# Set by Azure on VMs, App Service and Azure ML compute that carry a managed identity.
+MSI_VARS = ("IDENTITY_ENDPOINT", "MSI_ENDPOINT")
+_CONFIG_DIRS = (".", ".azureml", "aml_config")
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+    source: str  # where it came from, for messages: "options" or a config.json path
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``config.json`` at or above ``start``, as the SDKs' from_config searches."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        for sub in _CONFIG_DIRS:
+            candidate = folder / sub / "config.json"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_config(path: Path) -> WorkspaceRef:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SubmitError(f"cannot read workspace config {path}: {exc}") from None
+    keys = ("subscription_id", "resource_group", "workspace_name")
+    missing = [key for key in keys if not isinstance(data, dict) or not data.get(key)]
+    if missing:
+        raise SubmitError(
+            f"workspace config {path} lacks {', '.join(missing)}: download config.json again "
+            "from the workspace's overview page in the Azure portal"
+        )
+    return WorkspaceRef(
+        subscription_id=str(data["subscription_id"]),
+        resource_group=str(data["resource_group"]),
+        workspace_name=str(data["workspace_name"]),
+        source=str(path),
+    )
+
+
+def resolve_workspace(
+    subscription_id: str | None,
+    resource_group: str | None,
+    workspace_name: str | None,
+    config: Path | None,
+    cwd: Path | None = None,
+) -> WorkspaceRef:
+    """The workspace the options name, else the one ``config.json`` names."""
+    given = (subscription_id, resource_group, workspace_name)
+    if subscription_id and resource_group and workspace_name:
+        return WorkspaceRef(subscription_id, resource_group, workspace_name, source="options")
+    if config is not None:
+        path = config / "config.json" if config.is_dir() else config
+        if not path.is_file():
+            raise SubmitError(
+                f"workspace config {config} does not exist: pass an existing config.json"
+            )
+        return _read_config(path)
+    found = find_config(cwd or Path.cwd())
+    if found is None:
+        if any(given):
+            names = ("--subscription-id", "--resource-group", "--workspace-name")
+            missing = ", ".join(n for n, v in zip(names, given, strict=True) if not v)
+            raise SubmitError(f"incomplete workspace: also pass {missing} (or use a config.json)")
+        raise SubmitError(
+            "no workspace config found: put the workspace's config.json (Azure portal, "
+            "workspace overview, 'Download config.json') in this folder or a parent, or pass "
+            "--subscription-id, --resource-group and --workspace-name"
+        )
+    ref = _read_config(found)
+    # Options still win over the file, one by one, as users expect from a CLI.
+    return WorkspaceRef(
+        subscription_id or ref.subscription_id,
+        resource_group or ref.resource_group,
+        workspace_name or ref.workspace_name,
+        source=ref.source,
+    )
+
+
+def credential_kind(environ: dict[str, str] | None = None) -> str:
+    """Which non-interactive sign-in to use: "service-principal", "managed-identity" or "cli"."""
+    env = os.environ if environ is None else environ
+    if all(env.get(name) for name in SP_VARS):
+        return "service-principal"
+    if any(env.get(name) for name in MSI_VARS):
+        return "managed-identity"
+    return "cli"
