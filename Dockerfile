@@ -1,0 +1,46 @@
+# The trainer image: the trainer installed on the CUDA base (docker/Dockerfile), with
+# `mnist-train` as its entrypoint. Build both with scripts/build-images.sh.
+#
+#   docker run --gpus all -v /path/to/mnist:/data:ro -v "$PWD/outputs:/workspace/outputs" \
+#       keras-mnist-trainer:0.1.0 --data-folder /data --epochs 5
+ARG BASE_IMAGE=keras-mnist-base:0.1.0
+FROM ${BASE_IMAGE}
+
+# Installing needs root: the venv belongs to root so the training user cannot change it.
+USER 0:0
+
+# The dependency list first: on the base it is already satisfied (no download), and a change to
+# the source below does not invalidate this layer.
+COPY docker/requirements-trainer.txt /opt/requirements/
+RUN python -m pip install --no-cache-dir --disable-pip-version-check \
+        -r /opt/requirements/requirements-trainer.txt
+
+# Then the package, without dependencies (installed above or in the base) and without build
+# isolation (setuptools is already in the venv), so this step needs no network; `pip check`
+# fails the build if the base lacks something the package declares.
+COPY setup.py pyproject.toml README.md /opt/src/
+COPY trainer /opt/src/trainer
+COPY submit /opt/src/submit
+COPY benchmarks /opt/src/benchmarks
+RUN python -m pip install --no-cache-dir --disable-pip-version-check --no-deps \
+        --no-build-isolation /opt/src \
+    && python -m pip check \
+    && rm -rf /opt/src \
+    && mkdir -p /workspace/outputs /workspace/logs \
+    && chown -R "${TRAINER_UID:-1000}:${TRAINER_UID:-1000}" /workspace
+# TRAINER_UID is the base's numeric uid (docker/Dockerfile's ENV), which hadolint cannot see.
+# hadolint ignore=DL3066
+USER ${TRAINER_UID:-1000}:${TRAINER_UID:-1000}
+
+# The decoded-dataset cache (trainer/data/cache.py): writable for any uid, off the read-only
+# /data mount; mount a volume here to keep it between runs.
+ENV MNIST_CACHE_DIR=/tmp/mnist-cache
+
+# The trainer writes ./outputs and ./logs (Azure ML collects folders of those names); mount
+# host folders over them to keep the results.
+WORKDIR /workspace
+
+# Flags after the image name go straight to the trainer; `python -m trainer` works too (Azure ML
+# replaces the entrypoint with its own command).
+ENTRYPOINT ["mnist-train"]
+CMD ["--help"]
