@@ -84,6 +84,8 @@ def _head(path: Path, data: bytes, size: int) -> bytes:
         except _ERRORS as exc:
             raise DataError(path, f"corrupt gzip stream ({_reason(exc)})") from None
         if not obj.eof:
+            if len(head) < size:  # all input consumed without reaching the member's end
+                raise DataError(path, "gzip stream is truncated")
             break
         rest = obj.unused_data
     return head
