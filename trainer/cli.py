@@ -159,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from trainer.data import DataError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    # Progress lines are ours; TensorFlow's own INFO chatter (collectives, asset writing) is not.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout)
+    logging.getLogger("trainer").setLevel(logging.INFO)
     from trainer.train import train_and_evaluate
 
     try:

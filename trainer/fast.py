@@ -122,28 +122,9 @@ class FastTrainer:
 
     def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
         """Mean categorical cross-entropy and accuracy on a test set (uint8 images)."""
-        import keras
-        import tensorflow as tf
-
         if self._eval_fn is None:
-            model = self.model
-
-            @tf.function(jit_compile=self.jit_compile, reduce_retracing=True)
-            def evaluate(x: Any, y: Any) -> tuple[Any, Any]:
-                probs = model(tf.cast(x, tf.float32) / 255.0, training=False)
-                y = tf.cast(y, tf.int32)
-                losses = keras.losses.categorical_crossentropy(tf.one_hot(y, 10), probs)
-                hits = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), y)
-                return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(hits, tf.int32))
-
-            self._eval_fn = evaluate
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(x_test), EVAL_CHUNK):
-            xb, yb = x_test[start : start + EVAL_CHUNK], y_test[start : start + EVAL_CHUNK]
-            part_loss, part_correct = self._eval_fn(tf.constant(xb), tf.constant(yb))
-            loss_sum += float(part_loss)
-            correct += int(part_correct)
-        return {"loss": loss_sum / len(x_test), "accuracy": correct / len(x_test)}
+            self._eval_fn = make_eval_fn(self.model, self.jit_compile)
+        return _evaluate(self._eval_fn, x_test, y_test)
 
     def compile_seconds(self) -> float | None:
         """First-call wall time minus the median later call of the same shape, summed per shape.
@@ -157,3 +138,38 @@ class FastTrainer:
                 return None
             total += max(times[0] - float(np.median(times[1:])), 0.0)
         return total
+
+
+def make_eval_fn(model: Any, jit_compile: bool) -> Callable[..., Any]:
+    """A compiled (sum of losses, number correct) of the model on uint8 images."""
+    import keras
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def evaluate(x: Any, y: Any) -> tuple[Any, Any]:
+        probs = model(tf.cast(x, tf.float32) / 255.0, training=False)
+        y = tf.cast(y, tf.int32)
+        losses = keras.losses.categorical_crossentropy(tf.one_hot(y, 10), probs)
+        hits = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), y)
+        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(hits, tf.int32))
+
+    return evaluate
+
+
+def _evaluate(fn: Callable[..., Any], x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    import tensorflow as tf
+
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(x_test), EVAL_CHUNK):
+        xb, yb = x_test[start : start + EVAL_CHUNK], y_test[start : start + EVAL_CHUNK]
+        part_loss, part_correct = fn(tf.constant(xb), tf.constant(yb))
+        loss_sum += float(part_loss)
+        correct += int(part_correct)
+    return {"loss": loss_sum / len(x_test), "accuracy": correct / len(x_test)}
+
+
+def evaluate_model(
+    model: Any, x_test: np.ndarray, y_test: np.ndarray, jit_compile: bool = True
+) -> dict[str, float]:
+    """Test loss and accuracy of any model on uint8 images (builds a fresh compiled function)."""
+    return _evaluate(make_eval_fn(model, jit_compile), x_test, y_test)

@@ -20,7 +20,13 @@ log = logging.getLogger("trainer")
 
 
 def _make_trainer(config: TrainConfig, model: Any, splits: Any, strategy: Any) -> Any:
-    if config.method == "fast" and strategy is None:
+    if strategy is not None:
+        from trainer.multi import DistributedTrainer
+
+        log.info("Distributed run: a strategy-aware loop without XLA (see trainer/multi.py)")
+        return DistributedTrainer(strategy, model, splits.x_train, splits.y_train,
+                                  batch_size=config.batch_size, seed=config.seed)  # fmt: skip
+    if config.method == "fast":
         from trainer.fast import FastTrainer
 
         return FastTrainer(model, splits.x_train, splits.y_train, batch_size=config.batch_size,
@@ -28,11 +34,8 @@ def _make_trainer(config: TrainConfig, model: Any, splits: Any, strategy: Any) -
                            jit_compile=config.jit_compile)  # fmt: skip
     from trainer.plain import PlainTrainer
 
-    if config.method == "fast":
-        log.info("Distributed run: training with Keras's distributed model.fit (see distribute.py)")
     return PlainTrainer(model, splits.x_train, splits.y_train, batch_size=config.batch_size,
-                        seed=config.seed, feed="dataset",
-                        shard_data=strategy is not None)  # fmt: skip
+                        seed=config.seed, feed="dataset")  # fmt: skip
 
 
 def _build_or_load(config: TrainConfig, checkpoint: Path | None, strategy: Any) -> Any:
@@ -46,15 +49,8 @@ def _build_or_load(config: TrainConfig, checkpoint: Path | None, strategy: Any) 
     with scope:
         if checkpoint is not None:
             return keras.models.load_model(checkpoint)
-        model = build_model(config.first_layer_neurons, config.second_layer_neurons,
-                            config.learning_rate)  # fmt: skip
-        if strategy is not None:
-            # Keras 3 compiles with XLA by default; collectives across workers are not
-            # XLA-compilable on CPU, and many steps per call cut Keras's per-step overhead.
-            model.compile(optimizer=model.optimizer, loss="categorical_crossentropy",
-                          metrics=["accuracy"], jit_compile=False,
-                          steps_per_execution=config.steps_per_call or 100)  # fmt: skip
-        return model
+        return build_model(config.first_layer_neurons, config.second_layer_neurons,
+                           config.learning_rate)  # fmt: skip
 
 
 def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
