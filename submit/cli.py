@@ -17,6 +17,7 @@ from submit import __version__
 from submit.options import (
     CONTEXT,
     PASSWORD_VAR,
+    TrainerCommand,
     VM_SIZE_HELP,
     Common,
     asset,
@@ -300,7 +301,7 @@ def compute_create(
     click.echo(f"Compute {call(be.create_compute, spec)} ready (SDK {common.sdk})")
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(cls=TrainerCommand, context_settings=CONTEXT)
 @run_options
 def run(
     common: Common, trainer_args: tuple[str, ...], wait: bool, dry_run: bool, **kw: Any
@@ -320,7 +321,7 @@ def run(
     finish(be, call(be.submit_run, spec), spec.experiment, wait)
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(cls=TrainerCommand, context_settings=CONTEXT)
 @run_options
 @click.option(
     "--batch-sizes",

@@ -80,7 +80,10 @@ def _types(*qualnames: str) -> tuple[type[BaseException], ...]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    # azureml's str() is a multi-line report whose first line is only the class name; both SDKs
+    # keep the plain message in .message.
+    message = getattr(exc, "message", None)
+    text = (message if isinstance(message, str) and message.strip() else str(exc)).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return line[:300]
 

@@ -54,6 +54,21 @@ VM_SIZE_HELP = (
 )
 
 
+class TrainerCommand(click.Command):
+    """A command whose extra arguments are the trainer's: say where its flags go."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise click.NoSuchOption(
+                exc.option_name,
+                message=f"No such option '{exc.option_name}': trainer flags go after -- "
+                f"(mnist-submit {self.name} -- {exc.option_name} ...)",
+                ctx=ctx,
+            ) from None
+
+
 @dataclass(frozen=True)
 class Common:
     sdk: str
@@ -148,7 +163,8 @@ def call(func: Callable[..., Any], *args: Any) -> Any:
     except click.ClickException:
         raise
     except Exception as exc:
-        raise translate(exc) from None
+        secrets = [getattr(arg, "registry_password", None) for arg in args]
+        raise translate(exc, secrets) from None
 
 
 def asset(ref: str, what: str) -> tuple[str, str]:

@@ -1,0 +1,26 @@
+"""Every test runs with no Azure settings, a private HOME and cache, and a folder with no config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Anything that could point a test at a real workspace, a real login or a real password.
+_PREFIXES = ("AZURE_", "AZUREML_", "MNIST_SUBMIT_", "MSI_", "IDENTITY_")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work

@@ -1,0 +1,288 @@
+"""Every expected failure is one ``Error:`` line with what to do, exit 1, and no traceback.
+
+The exceptions are the SDKs' own types, raised where they would be raised: at the Backend
+interface (fake backend) or at the SDK client (real backend, fake client or patched SDK call).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from submit.backend import quiet_sdk_import
+from submit.cli import cli
+from tests.submit.fakes import FakeBackend
+
+with quiet_sdk_import():
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+    )
+    from azureml.exceptions import (
+        AuthenticationException,
+        ComputeTargetException,
+        UserErrorException,
+    )
+
+    from submit import sdk_v1, sdk_v2
+
+REPO = Path(__file__).resolve().parents[2]
+WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
+LOGIN = (
+    "Error: Azure login failed or expired: run `az login` (or set AZURE_CLIENT_ID, "
+    "AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal) and retry"
+)
+NETWORK = (
+    "Error: cannot reach Azure (network down or a proxy in the way): check the connection and retry"
+)
+COMPUTE = (
+    "Error: compute target 'gpu-cluster' not found in the workspace: create it with "
+    "`mnist-submit compute create --name gpu-cluster` or pass --compute"
+)
+ENVIRONMENT = (
+    "Error: environment keras-mnist:0.1.0 is not registered in the workspace: register it with "
+    "`mnist-submit env register --image REGISTRY/keras-mnist-trainer:0.1.0`"
+)
+NO_CONFIG = (
+    "Error: no workspace config found: put the workspace's config.json (Azure portal, workspace "
+    "overview, 'Download config.json') in this folder or a parent, or pass --subscription-id, "
+    "--resource-group and --workspace-name"
+)
+
+
+def assert_one_error_line(result: Any, expected: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert result.output == expected + "\n"
+    assert "Traceback" not in result.output
+
+
+# The SDKs' exceptions raised at the Backend interface, and the line the user sees.
+BACKEND_ERRORS = [
+    (
+        ClientAuthenticationError(
+            message="AADSTS700082: The refresh token has expired due to inactivity."
+        ),
+        LOGIN,
+    ),
+    (AuthenticationException("Could not retrieve user token. Please run 'az login'"), LOGIN),
+    (
+        ServiceRequestError(
+            "<urllib3.connection.HTTPSConnection>: Failed to establish a new connection"
+        ),
+        NETWORK,
+    ),
+    (
+        ClientAuthenticationError(
+            message="Authentication failed: Failed to resolve 'login.microsoftonline.com'"
+        ),
+        NETWORK,
+    ),
+    (ConnectionRefusedError(111, "Connection refused"), NETWORK),
+    (
+        UserErrorException("Experiment name keras mnist is invalid"),
+        "Error: Azure ML refused the request (UserErrorException: Experiment name keras mnist is invalid)",
+    ),
+    (
+        ResourceNotFoundError("(ResourceNotFound) The Resource 'x' was not found."),
+        "Error: Azure ML refused the request (ResourceNotFoundError: (ResourceNotFound) The Resource 'x' was not found.)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("exc", "expected"), BACKEND_ERRORS, ids=lambda v: type(v).__name__)
+def test_sdk_exceptions_become_one_line(exc: BaseException, expected: str) -> None:
+    fake = FakeBackend(fail={"submit_run": exc})
+    result = CliRunner().invoke(cli, ["run", *WS], obj=fake.factory)
+    assert_one_error_line(result, expected)
+
+
+def test_secrets_in_sdk_messages_are_masked() -> None:
+    fake = FakeBackend(
+        fail={"register_environment": UserErrorException("bad password hunter2 for bob")}
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "env",
+            "register",
+            "--image",
+            "r.io/t:1",
+            "--registry-username",
+            "bob",
+            "--registry-password-stdin",
+        ],
+        obj=fake.factory,
+        input="hunter2\n",
+    )
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("sdk", ["v1", "v2"])
+def test_no_config_found_with_the_real_backend(sdk: str) -> None:
+    result = CliRunner().invoke(cli, ["run", "--sdk", sdk])
+    assert_one_error_line(result, NO_CONFIG)
+
+
+def test_config_json_is_found_in_a_parent_and_options_override(isolated: Path) -> None:
+    (isolated / ".azureml").mkdir()
+    (isolated / ".azureml" / "config.json").write_text(
+        '{"subscription_id": "s", "resource_group": "g", "workspace_name": "w"}'
+    )
+    deeper = isolated / "a" / "b"
+    deeper.mkdir(parents=True)
+    fake = FakeBackend()
+    result = CliRunner().invoke(
+        cli, ["run", "--dry-run", "--workspace-name", "other"], obj=fake.factory
+    )
+    assert result.exit_code == 0
+    assert fake.workspace is not None
+    ref = fake.workspace()
+    assert (ref.subscription_id, ref.resource_group, ref.workspace_name) == ("s", "g", "other")
+    assert ref.source == str(isolated / ".azureml" / "config.json")
+
+
+class FakeOperations:
+    """One MLClient operations group: records calls, raises what the test asks for."""
+
+    def __init__(self, log: list[tuple[str, Any]], group: str, fail: dict[str, BaseException]):
+        self._log, self._group, self._fail = log, group, fail
+
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            key = f"{self._group}.{method}"
+            self._log.append((key, (args, kwargs)))
+            if key in self._fail:
+                raise self._fail[key]
+            entity = args[0] if args else None
+            return SimpleNamespace(
+                name=getattr(entity, "name", "job-1") or "job-1",
+                version=getattr(entity, "version", None) or "1",
+                status="Completed",
+                studio_url="https://ml.azure.com/runs/job-1",
+                result=lambda: entity,
+            )
+
+        return call
+
+
+class FakeMLClient:
+    def __init__(self, fail: dict[str, BaseException] | None = None) -> None:
+        self.log: list[tuple[str, Any]] = []
+        for group in ("compute", "environments", "data", "jobs", "models", "connections"):
+            setattr(self, group, FakeOperations(self.log, group, fail or {}))
+
+
+def v2_with(client: FakeMLClient) -> Any:
+    return lambda sdk, workspace: sdk_v2.make_backend(workspace, client=client)
+
+
+V2_ERRORS = [
+    ({"compute.get": ResourceNotFoundError("Not found")}, COMPUTE),
+    ({"environments.get": ResourceNotFoundError("Not found")}, ENVIRONMENT),
+    (
+        {"data.get": ResourceNotFoundError("Not found")},
+        "Error: dataset mnist:1 is not registered in the workspace: register it with "
+        "`mnist-submit data register --name mnist` or pass --data NAME:VERSION",
+    ),
+    ({"compute.get": ClientAuthenticationError(message="token expired")}, LOGIN),
+    ({"compute.get": ServiceRequestError("Connection aborted.")}, NETWORK),
+    ({"jobs.create_or_update": ServiceRequestError("Connection aborted.")}, NETWORK),
+]
+
+
+@pytest.mark.parametrize(("fail", "expected"), V2_ERRORS)
+def test_v2_backend_errors(fail: dict[str, BaseException], expected: str) -> None:
+    client = FakeMLClient(fail)
+    result = CliRunner().invoke(cli, ["run", "--sdk", "v2", *WS], obj=v2_with(client))
+    assert_one_error_line(result, expected)
+    assert "jobs.create_or_update" not in [k for k, _ in client.log][:-1]
+
+
+def test_v2_model_download_of_a_missing_model() -> None:
+    client = FakeMLClient({"models.download": ResourceNotFoundError("nope")})
+    result = CliRunner().invoke(
+        cli, ["model", "download", "keras-mnist:9", "--sdk", "v2"], obj=v2_with(client)
+    )
+    assert_one_error_line(
+        result,
+        "Error: model keras-mnist:9 is not registered in the workspace: register it with "
+        "`mnist-submit model register RUN_ID` or pass an existing --version",
+    )
+
+
+V1_ERRORS = [
+    (
+        "ComputeTarget",
+        ComputeTargetException(
+            "ComputeTargetNotFound: Compute Target with name gpu-cluster not found in provided workspace"
+        ),
+        COMPUTE,
+    ),
+    (
+        "environment",
+        Exception("Error retrieving the environment definition. Code: 404\n: {}"),
+        ENVIRONMENT,
+    ),
+    ("ComputeTarget", AuthenticationException("The refresh token has expired"), LOGIN),
+    (
+        "ComputeTarget",
+        ComputeTargetException(
+            "Received bad response from Resource Provider: Max retries exceeded"
+        ),
+        NETWORK,
+    ),
+]
+
+
+@pytest.mark.parametrize(("where", "exc", "expected"), V1_ERRORS)
+def test_v1_backend_errors(
+    where: str, exc: BaseException, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def raise_it(*args: Any, **kwargs: Any) -> Any:
+        raise exc
+
+    if where == "ComputeTarget":
+        monkeypatch.setattr(sdk_v1, "ComputeTarget", raise_it)
+    else:
+        monkeypatch.setattr(sdk_v1, "ComputeTarget", lambda **kwargs: None)
+        monkeypatch.setattr(sdk_v1.Environment, "get", staticmethod(raise_it))
+
+    def factory(sdk: str, workspace: Any) -> Any:
+        backend = sdk_v1.make_backend(workspace)
+        backend._ws = object()  # the workspace the SDK would have fetched
+        return backend
+
+    result = CliRunner().invoke(cli, ["run", *WS], obj=factory)
+    assert_one_error_line(result, expected)
+
+
+BLOCK_SDK = (
+    "import sys; sys.modules[{module!r}] = None; "
+    "from submit.cli import main; main(['run', '--sdk', {sdk!r}, '--dry-run'])"
+)
+
+
+@pytest.mark.parametrize(
+    ("sdk", "module", "extra"),
+    [("v1", "azureml", "azureml-core"), ("v2", "azure.ai.ml", "azure-ai-ml")],
+)
+def test_sdk_not_installed_names_the_extra(sdk: str, module: str, extra: str) -> None:
+    # A fresh interpreter where the SDK cannot be imported, as on an install without the extra.
+    code = BLOCK_SDK.format(module=module, sdk=sdk)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"Error: --sdk {sdk} needs {extra}, which is not installed: "
+        f"pip install 'keras-mnist-trainer[submit-{sdk}]'\n"
+    )
