@@ -17,9 +17,9 @@ from submit import __version__
 from submit.options import (
     CONTEXT,
     PASSWORD_VAR,
-    TrainerCommand,
     VM_SIZE_HELP,
     Common,
+    TrainerCommand,
     asset,
     backend,
     call,
