@@ -1,0 +1,201 @@
+"""Build both images with podman from a Debian stand-in base, then run and train in them.
+
+The real docker/Dockerfile and Dockerfile are built by scripts/build-images.sh (CPU variant:
+tensorflow-cpu, because CI cannot download the several GB of CUDA wheels in time), then the
+trainer image answers --help, runs as `python -m trainer` through /bin/sh, carries the pinned
+stack, and trains one epoch on Fashion-MNIST mounted read-only, as its non-root user, with no
+network and a read-only root filesystem, writing only to the mounted output folders.
+Needs podman as root (scripts/test.sh installs it); skipped only where podman is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import trainer
+from tests.image.podman import CACHE_ROOT, REPO, make_standin_base, podman_env, run
+from tests.image.test_requirements import read_requirements
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+TRAINER_UID = 1000  # docker/Dockerfile's TRAINER_UID
+
+
+@dataclass(frozen=True)
+class Images:
+    env: dict[str, str]
+    base: str
+    trainer: str
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["podman", "run", "--rm", "--network", "none", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: apt-get install podman buildah runc debootstrap")
+    if os.geteuid() != 0:
+        pytest.fail("the container tests need root (podman with runc and cgroupfs); run as root")
+    tmp = tmp_path_factory.mktemp("podman")
+    env = podman_env(tmp)
+    log = CACHE_ROOT / "build.log"
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    log.write_text("", encoding="utf-8")
+    # Images replaced by earlier runs would pile up in the cached storage.
+    run(["podman", "image", "prune", "--force"], env, log, timeout=300)
+
+    start = time.monotonic()
+    standin = make_standin_base(env, log)
+    standin_s = time.monotonic() - start
+    start = time.monotonic()
+    run(
+        [
+            "bash",
+            str(REPO / "scripts" / "build-images.sh"),
+            "--engine",
+            "podman",
+            "--variant",
+            "cpu",
+            "--cuda-image",
+            standin,
+            # Builds need PyPI; the host's network avoids CNI, which needs iptables.
+            "--network",
+            "host",
+        ],
+        env,
+        log,
+        timeout=1500,
+    )
+    build_s = time.monotonic() - start
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"\nstand-in base {standin_s:.0f} s, both images {build_s:.0f} s\n")
+    version = trainer.__version__
+    return Images(
+        env=env,
+        base=f"localhost/keras-mnist-base:{version}-cpu",
+        trainer=f"localhost/keras-mnist-trainer:{version}-cpu",
+    )
+
+
+def inspect(images: Images, image: str) -> dict:
+    proc = subprocess.run(
+        ["podman", "image", "inspect", image],
+        env=images.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(proc.stdout)[0]
+
+
+def test_help_is_the_default_and_flags_pass_through(images: Images) -> None:
+    default = images.run(images.trainer)
+    explicit = images.run(images.trainer, "--help")
+    assert explicit.returncode == 0, explicit.stderr
+    assert explicit.stdout.startswith("Usage: mnist-train")
+    assert "--data-folder" in explicit.stdout
+    assert default.returncode == 0, default.stderr
+    assert default.stdout == explicit.stdout
+
+
+def test_bad_flag_is_one_line_error(images: Images) -> None:
+    proc = images.run(images.trainer, "--epochs", "0")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "Error:" in proc.stderr
+
+
+def test_azure_ml_custom_image_contract(images: Images) -> None:
+    """Azure ML replaces the entrypoint and runs `python ...` through /bin/sh, without conda."""
+    proc = images.run(
+        "--entrypoint",
+        "/bin/sh",
+        images.trainer,
+        "-c",
+        "command -v python; command -v conda || echo no-conda; id -u; python -m trainer --help",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:3] == ["/opt/venv/bin/python", "no-conda", str(TRAINER_UID)]
+    assert lines[3].startswith("Usage: ")
+
+
+def test_image_config(images: Images) -> None:
+    config = inspect(images, images.trainer)["Config"]
+    assert config["Entrypoint"] == ["mnist-train"]
+    assert config["User"] == f"{TRAINER_UID}:{TRAINER_UID}"
+    assert config["WorkingDir"] == "/workspace"
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    for name in ("NUMBA_CACHE_DIR", "MNIST_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"):
+        assert env[name].startswith("/tmp/"), name
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_stack_is_the_pinned_one(images: Images) -> None:
+    script = (
+        "import importlib.metadata as m, json; print(json.dumps({d: m.version(d) for d in %r}))"
+    )
+    pins = read_requirements(REPO / "docker" / "requirements-cpu.txt")
+    names = sorted(pins)
+    proc = images.run("--entrypoint", "python", images.trainer, "-c", script % (names,))
+    assert proc.returncode == 0, proc.stderr
+    installed = json.loads(proc.stdout)
+    assert installed == {n: next(iter(pins[n].specifier)).version for n in names}
+
+
+def test_trains_on_read_only_data_as_non_root(images: Images, tmp_path: Path) -> None:
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(
+            f"Fashion-MNIST is missing from {FASHION}: apt-get install dataset-fashion-mnist"
+        )
+    outputs, logs = tmp_path / "outputs", tmp_path / "logs"
+    for folder in (outputs, logs):
+        folder.mkdir()
+        os.chown(folder, TRAINER_UID, TRAINER_UID)
+    proc = images.run(
+        # Nothing but the mounts and /tmp (a tmpfs under --read-only) may be written.
+        "--read-only",
+        "-v",
+        f"{FASHION}:/data:ro",
+        "-v",
+        f"{outputs}:/workspace/outputs",
+        "-v",
+        f"{logs}:/workspace/logs",
+        images.trainer,
+        "--dataset",
+        "fashion-mnist",
+        "--data-folder",
+        "/data",
+        "--epochs",
+        "1",
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("model/model.keras", "model/model.json", "model/model.weights.h5", "metrics.json"):
+        assert (outputs / name).is_file(), name
+    assert (logs / "metrics.jsonl").is_file()
+    written = [*outputs.rglob("*"), *logs.rglob("*")]
+    assert len(written) > 5
+    assert {p.stat().st_uid for p in written} == {TRAINER_UID}
+    metrics = json.loads((outputs / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["final"]["test_accuracy"] > 0.8, metrics
