@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -58,22 +59,37 @@ class Backend(Protocol):
 BackendFactory = Callable[[str, Callable[[], WorkspaceRef]], Backend]
 
 
+def _marshmallow_4_warning() -> type[Warning] | None:
+    if importlib.util.find_spec("marshmallow") is None:
+        return None
+    from marshmallow.warnings import Marshmallow4Warning
+
+    category: type[Warning] = Marshmallow4Warning
+    return category
+
+
 @contextlib.contextmanager
 def quiet_sdk_import() -> Iterator[None]:
-    """Hide the deprecation noise both SDKs emit on import, and only that.
+    """Hide the deprecation noise both SDKs emit, and only that.
 
-    azureml-core warns about its own FileType enum; azure-ai-ml's schemas trip marshmallow 3's
-    "removed/changed in marshmallow 4" warnings and log "experimental class" notices.
+    azureml-core warns about its own FileType enum and its vendored ruamel's old API;
+    azure-ai-ml's schemas trip marshmallow 3's "removed/changed in marshmallow 4" warnings.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="FileType Enum is Deprecated", category=DeprecationWarning
         )
+        # marshmallow's own category for "removed/changed in marshmallow 4", wherever in
+        # azure-ai-ml's schemas it fires; only present when azure-ai-ml (its user) is.
+        marshmallow_4 = _marshmallow_4_warning()
+        if marshmallow_4 is not None:
+            warnings.filterwarnings("ignore", category=marshmallow_4)
+        # azureml-core reads YAML through its vendored ruamel's old API.
         warnings.filterwarnings(
-            "ignore", message=r"(?s).*", category=DeprecationWarning, module=r"marshmallow\..*"
-        )
-        warnings.filterwarnings(
-            "ignore", category=DeprecationWarning, module=r"azure\.ai\.ml\._schema\..*"
+            "ignore",
+            message=r"\s*\w+ will be removed, use",
+            category=PendingDeprecationWarning,
+            module=r"azureml\..*",
         )
         yield
 

@@ -66,6 +66,9 @@ def cli() -> None:
       mnist-submit model register RUN_ID
       mnist-submit model download keras-mnist:1 --target ./model
 
+    SDK v1 (azureml-core, the default) reached end of support on 30 June 2026; SDK v2
+    (--sdk v2, azure-ai-ml) is the way forward and takes the same commands.
+
     The workspace comes from config.json or --subscription-id/--resource-group/
     --workspace-name; sign-in uses `az login`, a service principal (AZURE_CLIENT_ID,
     AZURE_TENANT_ID, AZURE_CLIENT_SECRET) or a managed identity, never a prompt.

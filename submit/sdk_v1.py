@@ -72,7 +72,7 @@ def build_environment(spec: EnvSpec) -> Environment:
     env.python.interpreter_path = "python"
     if spec.build_context is not None:
         env.docker.base_image = None
-        env.build = DockerBuildContext(
+        env.docker.build_context = DockerBuildContext(
             location_type=DockerBuildContext.LocationType.StorageAccount,
             location=f"(uploaded from {spec.build_context} at registration)",
             dockerfile_path=spec.dockerfile,
@@ -302,7 +302,7 @@ class V1Backend:
         try:
             env = build_environment(spec)
             if spec.build_context is not None:
-                env.build = DockerBuildContext.from_local_directory(
+                env.docker.build_context = DockerBuildContext.from_local_directory(
                     workspace=self.ws, path=str(spec.build_context), dockerfile_path=spec.dockerfile
                 )
             registered = env.register(self.ws)

@@ -163,7 +163,8 @@ class FakeOperations:
                 raise self._fail[key]
             entity = args[0] if args else None
             return SimpleNamespace(
-                name=getattr(entity, "name", "job-1") or "job-1",
+                # Jobs get their name from the service; assets keep the one they were given.
+                name="job-1" if self._group == "jobs" else getattr(entity, "name", None),
                 version=getattr(entity, "version", None) or "1",
                 status="Completed",
                 studio_url="https://ml.azure.com/runs/job-1",

@@ -1,0 +1,196 @@
+"""Fetching the dataset's files over real HTTP (127.0.0.1), and finding the workspace."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from submit.backend import quiet_sdk_import
+from submit.cli import cli
+from submit.errors import SubmitError
+from submit.fetch import cache_folder, fetch
+from submit.workspace import WorkspaceRef, credential_kind, resolve_workspace
+from tests.submit.test_errors import FakeMLClient, v2_with
+
+FILES = {
+    "train-images-idx3-ubyte.gz": gzip.compress(b"\x00\x00\x08\x03" + bytes(12)),
+    "train-labels-idx1-ubyte.gz": gzip.compress(b"\x00\x00\x08\x01" + bytes(4)),
+    "not-gzip.gz": b"<html>proxy says no</html>",
+}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = FILES.get(self.path.lstrip("/"))
+        self.send_response(200 if body is not None else 404)
+        self.end_headers()
+        self.wfile.write(body or b"missing")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_downloads_verifies_and_reuses(server: str, tmp_path: Path) -> None:
+    urls = [f"{server}/train-images-idx3-ubyte.gz", f"{server}/train-labels-idx1-ubyte.gz"]
+    folder = fetch(urls, tmp_path / "mnist")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)[1:]
+    for name in sorted(FILES)[1:]:
+        assert (folder / name).read_bytes() == FILES[name]
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(
+        FILES["train-images-idx3-ubyte.gz"] + b"kept"
+    )
+    fetch(urls, folder)  # already there and gzip: not fetched again
+    assert (folder / "train-images-idx3-ubyte.gz").read_bytes().endswith(b"kept")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "not-gzip.gz",
+            "{server}/not-gzip.gz did not return a gzip file: check the URL (or a proxy in the way)",
+        ),
+        (
+            "nothing.gz",
+            "cannot download {server}/nothing.gz: Not Found; check the URL and the network",
+        ),
+    ],
+)
+def test_fetch_refuses_bad_answers(server: str, tmp_path: Path, name: str, expected: str) -> None:
+    with pytest.raises(SubmitError) as caught:
+        fetch([f"{server}/{name}"], tmp_path / "d")
+    assert caught.value.message == expected.format(server=server)
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_v2_data_register_from_urls_uploads_the_fetched_folder(server: str) -> None:
+    client = FakeMLClient()
+    urls = [f"{server}/train-images-idx3-ubyte.gz", f"{server}/train-labels-idx1-ubyte.gz"]
+    args = [
+        "data",
+        "register",
+        "--sdk",
+        "v2",
+        "--subscription-id",
+        "s",
+        "--resource-group",
+        "g",
+        "--workspace-name",
+        "w",
+    ]
+    for url in urls:
+        args += ["--url", url]
+    result = CliRunner().invoke(cli, args, obj=v2_with(client))
+    assert (result.exit_code, result.output) == (0, "Registered dataset mnist:1 (SDK v2)\n")
+    [(name, ((data,), _))] = client.log
+    assert name == "data.create_or_update"
+    with quiet_sdk_import():
+        assert (data.type, Path(data.path)) == ("uri_folder", cache_folder("mnist"))
+    assert sorted(p.name for p in cache_folder("mnist").iterdir()) == sorted(FILES)[1:]
+
+
+def write_config(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.json"
+    path.write_text(text)
+    return path
+
+
+GOOD = '{"subscription_id": "s", "resource_group": "g", "workspace_name": "w"}'
+
+
+def test_config_discovery_order(isolated: Path) -> None:
+    deeper = isolated / "project" / "src"
+    deeper.mkdir(parents=True)
+    write_config(isolated / "aml_config", GOOD)
+    assert resolve_workspace(None, None, None, None, cwd=deeper).source == str(
+        isolated / "aml_config" / "config.json"
+    )
+    nearer = write_config(isolated / "project" / ".azureml", GOOD.replace('"w"', '"near"'))
+    ref = resolve_workspace(None, None, None, None, cwd=deeper)
+    assert (ref.workspace_name, ref.source) == ("near", str(nearer))
+    explicit = write_config(isolated / "elsewhere", GOOD.replace('"w"', '"there"'))
+    assert (
+        resolve_workspace(None, None, None, explicit.parent, cwd=deeper).workspace_name == "there"
+    )
+    assert resolve_workspace("a", "b", "c", None, cwd=deeper) == WorkspaceRef(
+        "a", "b", "c", "options"
+    )
+
+
+def test_environment_variables_name_the_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.submit.fakes import FakeBackend
+
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "env-sub")
+    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "env-rg")
+    monkeypatch.setenv("AZUREML_WORKSPACE_NAME", "env-ws")
+    fake = FakeBackend()
+    assert CliRunner().invoke(cli, ["run", "--dry-run"], obj=fake.factory).exit_code == 0
+    assert fake.workspace is not None
+    assert fake.workspace() == WorkspaceRef("env-sub", "env-rg", "env-ws", "options")
+
+
+WORKSPACE_ERRORS = [
+    (
+        '{"subscription_id": "s"}',
+        "workspace config {path} lacks resource_group, workspace_name: download config.json again from the workspace's overview page in the Azure portal",
+    ),
+    (
+        "{not json",
+        "cannot read workspace config {path}: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), WORKSPACE_ERRORS)
+def test_bad_config_json(isolated: Path, text: str, expected: str) -> None:
+    path = write_config(isolated, text)
+    result = CliRunner().invoke(cli, ["run", "--sdk", "v2"])
+    assert result.exit_code == 1
+    assert result.output == "Error: " + expected.format(path=path) + "\n"
+
+
+def test_incomplete_options_and_missing_config_file(isolated: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "--sdk", "v2", "--subscription-id", "s"])
+    assert (
+        result.output
+        == "Error: incomplete workspace: also pass --resource-group, --workspace-name (or use a config.json)\n"
+    )
+    result = CliRunner().invoke(cli, ["run", "--sdk", "v2", "--config", "nowhere.json"])
+    assert (
+        result.output
+        == "Error: workspace config nowhere.json does not exist: pass an existing config.json\n"
+    )
+    assert result.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("environ", "kind"),
+    [
+        ({}, "cli"),
+        (
+            {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s"},
+            "service-principal",
+        ),
+        ({"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t"}, "cli"),
+        ({"IDENTITY_ENDPOINT": "http://169.254.169.254"}, "managed-identity"),
+    ],
+)
+def test_credential_chain_never_interactive(environ: dict[str, str], kind: str) -> None:
+    assert credential_kind(environ) == kind

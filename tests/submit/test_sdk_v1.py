@@ -1,0 +1,242 @@
+"""SDK v1: the real azureml-core objects, built offline, and the dry-run JSON read back by the SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from submit.backend import quiet_sdk_import
+from submit.cli import cli
+from submit.spec import DataRef, EnvSpec, RunSpec, SweepSpec
+
+with quiet_sdk_import():
+    from azureml.core import Environment, RunConfiguration
+    from azureml.core._serialization_utils import _serialize_to_dict
+
+    from submit import sdk_v1
+
+IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
+
+
+@pytest.fixture(autouse=True)
+def _sdk_noise_filtered() -> Iterator[None]:
+    """The SDK's own deprecation warnings, filtered by message and module as the CLI does."""
+    with quiet_sdk_import():
+        yield
+
+
+def dry_run(args: list[str]) -> str:
+    """The command's dry-run output (our flags go before any ``--`` and the trainer's flags)."""
+    cut = args.index("--") if "--" in args else len(args)
+    result = CliRunner().invoke(cli, [*args[:cut], "--sdk", "v1", "--dry-run", *args[cut:]])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def load_environment(text: str, folder: Path) -> Any:
+    folder.mkdir()
+    (folder / "azureml_environment.json").write_text(text)
+    with quiet_sdk_import():
+        return Environment.load_from_directory(str(folder))
+
+
+def load_run_config(data: dict[str, Any], path: Path) -> Any:
+    path.write_text(json.dumps(data))
+    with quiet_sdk_import():
+        return RunConfiguration.load(str(path))
+
+
+def test_environment_is_the_image_with_its_own_python(tmp_path: Path) -> None:
+    output = dry_run(["env", "register", "--image", IMAGE])
+    built = sdk_v1.build_environment(EnvSpec(image=IMAGE))
+    assert (built.name, built.version, built.docker.base_image) == ("keras-mnist", "0.1.0", IMAGE)
+    assert built.python.user_managed_dependencies is True
+    assert built.python.interpreter_path == "python"
+    assert built.environment_variables == {}
+    loaded = load_environment(output, tmp_path / "env")
+    assert Environment._serialize_to_dict(loaded) == Environment._serialize_to_dict(built)
+    assert json.loads(output) == Environment._serialize_to_dict(built)
+
+
+def test_registry_password_is_masked_in_the_dry_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MNIST_SUBMIT_REGISTRY_PASSWORD", "pa55-word")
+    output = dry_run(["env", "register", "--image", "other.io/t:2.0", "--registry-username", "bob"])
+    assert "pa55-word" not in output
+    loaded = load_environment(output, tmp_path / "env")
+    registry = loaded.docker.base_image_registry
+    assert (registry.address, registry.username, registry.password) == ("other.io", "bob", "***")
+    assert loaded.version == "2.0"
+
+
+def test_dockerfile_build_context(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    output = dry_run(["env", "register", "--dockerfile", str(tmp_path / "Dockerfile")])
+    loaded = load_environment(output, tmp_path / "env")
+    assert loaded.docker.base_image is None
+    assert loaded.docker.build_context.dockerfile_path == "Dockerfile"
+    assert str(tmp_path) in loaded.docker.build_context.location
+    assert loaded.version == "0.1.0"
+
+
+@pytest.mark.parametrize(("mode", "nodes"), [("download", 1), ("mount", 3)])
+def test_run_configuration_round_trips(tmp_path: Path, mode: str, nodes: int) -> None:
+    args = ["run", "--data", "fashion:2", "--data-mode", mode, "--nodes", str(nodes)]
+    output = dry_run([*args, "--compute", "c1", "--", "--epochs", "3", "--learning-rate", "0.01"])
+    spec = RunSpec(
+        compute="c1",
+        data=DataRef("fashion", "2", mode),
+        nodes=nodes,
+        trainer_args=("--epochs", "3", "--learning-rate", "0.01"),
+    )
+    built = sdk_v1.build_run_config(spec)
+    loaded = load_run_config(json.loads(output), tmp_path / "rc.json")
+    assert _serialize_to_dict(loaded) == _serialize_to_dict(built)
+    assert loaded.target == "c1"
+    assert loaded.script == sdk_v1.LAUNCHER
+    assert loaded.arguments == [
+        "--data-folder", "DatasetConsumptionConfig:mnist", "--epochs", "3", "--learning-rate", "0.01",
+    ]  # fmt: skip
+    data = loaded.data["mnist"]
+    assert (
+        data.mechanism,
+        data.data_location.dataset.name,
+        data.data_location.dataset.version,
+    ) == (
+        mode,
+        "fashion",
+        "2",
+    )
+    assert loaded.docker.use_docker is True
+    assert loaded.environment.name == "keras-mnist"
+    assert loaded.environment.version == "0.1.0"
+    assert loaded.node_count == nodes
+    if nodes > 1:
+        assert (loaded.framework, loaded.communicator) == ("TensorFlow", "ParameterServer")
+        assert (loaded.tensorflow.worker_count, loaded.tensorflow.parameter_server_count) == (
+            nodes,
+            0,
+        )
+    else:
+        assert loaded.framework == "Python"
+
+
+def test_no_data_leaves_the_trainer_flags_alone(tmp_path: Path) -> None:
+    output = dry_run(["run", "--no-data", "--", "--download", "--dataset", "fashion-mnist"])
+    loaded = load_run_config(json.loads(output), tmp_path / "rc.json")
+    assert loaded.arguments == ["--download", "--dataset", "fashion-mnist"]
+    assert loaded.data == {}
+
+
+def test_sweep_is_the_samples_hyperdrive(tmp_path: Path) -> None:
+    output = json.loads(dry_run(["sweep", "--nodes", "2", "--", "--epochs", "20"]))
+    spec = SweepSpec(
+        run=RunSpec(data=DataRef("mnist", "1"), nodes=2, trainer_args=("--epochs", "20"))
+    )
+    loaded = load_run_config(output["runConfiguration"], tmp_path / "rc.json")
+    assert _serialize_to_dict(loaded) == _serialize_to_dict(sdk_v1.build_run_config(spec.run))
+    assert loaded.tensorflow.worker_count == 2
+    hyperdrive = output["hyperDrive"]
+    assert hyperdrive == sdk_v1.hyperdrive_dict(spec)
+    assert hyperdrive["samplingAlgorithm"] == {
+        "name": "RANDOM",
+        "parameter_space": {
+            "--batch-size": ["choice", [[25, 50, 100]]],
+            "--first-layer-neurons": ["choice", [[10, 50, 200, 300, 500]]],
+            "--second-layer-neurons": ["choice", [[10, 50, 200, 500]]],
+            "--learning-rate": ["loguniform", [-6.0, -1.0]],
+        },
+    }
+    assert hyperdrive["policy"] == {
+        "name": "Bandit",
+        "properties": {"evaluation_interval": 2, "delay_evaluation": 0, "slack_factor": 0.1},
+    }
+    assert (hyperdrive["primaryMetricName"], hyperdrive["primaryMetricGoal"]) == (
+        "Accuracy",
+        "maximize",
+    )
+    assert (hyperdrive["maxTotalRuns"], hyperdrive["maxConcurrentRuns"]) == (20, 4)
+
+
+def test_compute_provisioning() -> None:
+    output = json.loads(dry_run(["compute", "create", "--low-priority", "--max-nodes", "6"]))
+    provisioning = output["provisioning"]
+    assert (output["name"], provisioning["vm_size"], provisioning["vm_priority"]) == (
+        "gpu-cluster",
+        "Standard_NC4as_T4_v3",
+        "lowpriority",
+    )
+    assert provisioning["scale_settings"] == {
+        "minimum_node_count": 0,
+        "maximum_node_count": 6,
+        "idle_seconds_before_scaledown": 1800,
+    }
+
+
+def test_launcher_hands_its_arguments_to_the_trainer_unchanged(tmp_path: Path) -> None:
+    # A stand-in `trainer` package that prints what it received, found first on the path.
+    package = tmp_path / "site" / "trainer"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    (tmp_path / sdk_v1.LAUNCHER).write_text(sdk_v1.LAUNCHER_SOURCE)
+    args = ["--data-folder", "/mnt/data dir", "--epochs", "2", "--learning-rate", "0.0012"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    done = subprocess.run(
+        [sys.executable, sdk_v1.LAUNCHER, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == args
+
+
+def test_submit_uploads_only_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    submitted: dict[str, Any] = {}
+
+    class FakeExperiment:
+        def __init__(self, workspace: object, name: str) -> None:
+            submitted["experiment"] = name
+
+        def submit(self, config: Any) -> Any:
+            submitted["files"] = sorted(os.listdir(config.source_directory))
+            submitted["config"] = config
+
+            class FakeRun:
+                id = "keras-mnist_1_x"
+
+                def get_portal_url(self) -> str:
+                    return "https://ml.azure.com/x"
+
+            return FakeRun()
+
+    monkeypatch.setattr(sdk_v1, "ComputeTarget", lambda **kwargs: None)
+    image_env = sdk_v1.build_environment(EnvSpec(image=IMAGE))
+    monkeypatch.setattr(
+        sdk_v1.Environment, "get", staticmethod(lambda ws, name, version: image_env)
+    )
+    monkeypatch.setattr(sdk_v1, "Experiment", FakeExperiment)
+    backend = sdk_v1.make_backend(lambda: None)  # type: ignore[arg-type,return-value]
+    backend._ws = object()
+    spec = RunSpec(data=DataRef("mnist", "1"), trainer_args=("--epochs", "1"))
+    with quiet_sdk_import():
+        result = backend.submit_run(spec)
+    assert (result.run_id, result.url) == ("keras-mnist_1_x", "https://ml.azure.com/x")
+    assert submitted["experiment"] == "keras-mnist"
+    assert submitted["files"] == [sdk_v1.LAUNCHER]
+    config = submitted["config"]
+    assert config.script == sdk_v1.LAUNCHER
+    assert config.run_config.environment.docker.base_image == IMAGE
+    assert config.arguments == ["--data-folder", "DatasetConsumptionConfig:mnist", "--epochs", "1"]

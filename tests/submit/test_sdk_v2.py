@@ -1,0 +1,260 @@
+"""SDK v2: the real azure-ai-ml entities, the dry-run YAML read back by the SDK, and the whole
+flow through the real backend against a recording MLClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from submit.backend import quiet_sdk_import
+from submit.cli import cli
+from tests.submit.test_errors import FakeMLClient, v2_with
+
+with quiet_sdk_import():
+    from azure.ai.ml import load_compute, load_data, load_environment, load_job, load_model
+    from azure.ai.ml.entities import AmlCompute, CommandJob, Data, Environment, Model
+
+    from submit import sdk_v2
+
+IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
+WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
+
+
+@pytest.fixture(autouse=True)
+def _sdk_noise_filtered() -> Iterator[None]:
+    """The SDK's own deprecation warnings, filtered by message and module as the CLI does."""
+    with quiet_sdk_import():
+        yield
+
+
+def dry_run(args: list[str]) -> str:
+    """The command's dry-run output (our flags go before any ``--`` and the trainer's flags)."""
+    cut = args.index("--") if "--" in args else len(args)
+    result = CliRunner().invoke(cli, [*args[:cut], "--sdk", "v2", "--dry-run", *args[cut:]])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def saved(text: str, path: Path) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_environment_round_trips(tmp_path: Path) -> None:
+    output = dry_run(["env", "register", "--image", IMAGE])
+    loaded = load_environment(saved(output, tmp_path / "env.yml"))
+    assert (loaded.name, loaded.version, loaded.image) == ("keras-mnist", "0.1.0", IMAGE)
+    # No conda file: the image's own Python runs the trainer as is (user-managed dependencies).
+    assert loaded.conda_file is None
+    assert sdk_v2.dump(loaded) == output
+
+
+def test_registry_credentials_go_to_a_masked_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MNIST_SUBMIT_REGISTRY_PASSWORD", "pa55-word")
+    output = dry_run(["env", "register", "--image", "other.io/t:2.0", "--registry-username", "bob"])
+    assert "pa55-word" not in output
+    connection, environment = output.split("---\n")
+    assert "password: '***'" in connection
+    assert "target: other.io" in connection
+    assert load_environment(saved(environment, tmp_path / "env.yml")).version == "2.0"
+
+
+def test_dockerfile_build(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    output = dry_run(["env", "register", "--dockerfile", str(tmp_path / "Dockerfile")])
+    loaded = load_environment(saved(output, tmp_path / "env.yml"))
+    assert loaded.image is None
+    assert loaded.build.dockerfile_path == "Dockerfile"
+    assert Path(loaded.build.path) == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected_mode", "nodes"), [("download", "download", 1), ("mount", "ro_mount", 2)]
+)
+def test_command_job_round_trips(tmp_path: Path, mode: str, expected_mode: str, nodes: int) -> None:
+    args = [
+        "run",
+        "--data",
+        "fashion:2",
+        "--data-mode",
+        mode,
+        "--nodes",
+        str(nodes),
+        "--compute",
+        "c1",
+    ]
+    output = dry_run([*args, "--", "--epochs", "3", "--log-dir", "./logs dir"])
+    job = load_job(saved(output, tmp_path / "job.yml"))._to_job()
+    assert isinstance(job, CommandJob)
+    assert sdk_v2.dump(job) == output
+    assert job.command == (
+        "python -m trainer --data-folder ${{inputs.data}} --epochs 3 --log-dir './logs dir'"
+    )
+    assert job.environment == "keras-mnist:0.1.0"  # the SDK strips "azureml:" on load
+    assert job.compute == "c1"
+    assert (job.inputs["data"].type, job.inputs["data"].mode) == ("uri_folder", expected_mode)
+    assert "    path: azureml:fashion:2\n" in output  # the loader strips the "azureml:" prefix
+    assert job.resources.instance_count == nodes
+    if nodes > 1:
+        assert job.distribution.type == "tensorflow"
+        assert (job.distribution.worker_count, job.distribution.parameter_server_count) == (
+            nodes,
+            0,
+        )
+    else:
+        assert job.distribution is None
+    assert job.experiment_name == "keras-mnist"
+
+
+def test_sweep_round_trips_with_the_samples_space(tmp_path: Path) -> None:
+    output = dry_run(["sweep", "--", "--epochs", "20"])
+    sweep = load_job(saved(output, tmp_path / "sweep.yml"))
+    assert sdk_v2.dump(sweep) == output
+    space = sweep.search_space
+    assert space["batch_size"].values == [25, 50, 100]
+    assert space["first_layer_neurons"].values == [10, 50, 200, 300, 500]
+    assert space["second_layer_neurons"].values == [10, 50, 200, 500]
+    assert (
+        space["learning_rate"].type,
+        space["learning_rate"].min_value,
+        space["learning_rate"].max_value,
+    ) == (
+        "loguniform",
+        -6,
+        -1,
+    )
+    assert sweep.sampling_algorithm == "random"
+    policy = sweep.early_termination
+    assert (policy.type, policy.evaluation_interval, policy.slack_factor) == ("bandit", 2, 0.1)
+    assert (sweep.objective.primary_metric, sweep.objective.goal) == ("Accuracy", "maximize")
+    assert (sweep.limits.max_total_trials, sweep.limits.max_concurrent_trials) == (20, 4)
+    assert sweep.trial.command == (
+        "python -m trainer --data-folder ${{inputs.data}} --batch-size ${{search_space.batch_size}} "
+        "--first-layer-neurons ${{search_space.first_layer_neurons}} "
+        "--second-layer-neurons ${{search_space.second_layer_neurons}} "
+        "--learning-rate ${{search_space.learning_rate}} --epochs 20"
+    )
+
+
+def test_compute_data_and_model_round_trip(tmp_path: Path) -> None:
+    output = dry_run(["compute", "create", "--low-priority", "--max-nodes", "6"])
+    compute = load_compute(saved(output, tmp_path / "compute.yml"))
+    assert isinstance(compute, AmlCompute)
+    assert (compute.size, compute.tier, compute.min_instances, compute.max_instances) == (
+        "Standard_NC4as_T4_v3",
+        "low_priority",
+        0,
+        6,
+    )
+    assert sdk_v2.dump(compute) == output
+
+    folder = tmp_path / "fashion"
+    folder.mkdir()
+    output = dry_run(["data", "register", "--dataset", "fashion-mnist", "--folder", str(folder)])
+    data = load_data(saved(output, tmp_path / "data.yml"))
+    assert (data.name, data.version, data.type, Path(data.path)) == (
+        "fashion-mnist",
+        "1",
+        "uri_folder",
+        folder,
+    )
+
+    output = dry_run(["model", "register", "job-7"])
+    model = load_model(saved(output, tmp_path / "model.yml"))
+    assert (model.name, model.type) == ("keras-mnist", "custom_model")
+    assert model.path == "azureml://jobs/job-7/outputs/artifacts/paths/outputs/model/"
+
+
+def test_full_flow_through_the_real_backend(tmp_path: Path) -> None:
+    client = FakeMLClient()
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    target = tmp_path / "model"
+    steps = [
+        ["env", "register", "--image", IMAGE],
+        ["data", "register", "--folder", str(folder)],
+        ["run", "--wait", "--", "--epochs", "20"],
+        ["model", "register", "job-1"],
+        ["model", "download", "keras-mnist:1", "--target", str(target)],
+    ]
+    outputs = []
+    for args in steps:
+        result = CliRunner().invoke(cli, [*args, "--sdk", "v2", *WS] if "--" not in args else
+                                    [*args[:args.index("--")], "--sdk", "v2", *WS, *args[args.index("--"):]],
+                                    obj=v2_with(client))  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs == [
+        "Registered environment keras-mnist:0.1.0 (SDK v2)\n",
+        "Registered dataset mnist:1 (SDK v2)\n",
+        "Submitted job-1: https://ml.azure.com/runs/job-1\n"
+        "Run job-1 Completed; register its model with `mnist-submit model register job-1`\n",
+        "Registered model keras-mnist:1 (SDK v2)\n",
+        f"Downloaded model keras-mnist:1 to {target / 'keras-mnist'}\n",
+    ]
+    calls = [name for name, _ in client.log]
+    assert calls == [
+        "environments.create_or_update",
+        "data.create_or_update",
+        "compute.get",
+        "environments.get",
+        "data.get",
+        "jobs.create_or_update",
+        "jobs.stream",
+        "jobs.get",
+        "models.create_or_update",
+        "models.download",
+    ]
+    args: dict[str, Any] = dict(client.log)
+    env = args["environments.create_or_update"][0][0]
+    assert isinstance(env, Environment)
+    assert (env.name, env.version, env.image) == ("keras-mnist", "0.1.0", IMAGE)
+    data = args["data.create_or_update"][0][0]
+    assert isinstance(data, Data)
+    assert (data.name, data.version, Path(data.path)) == ("mnist", "1", folder)
+    assert args["compute.get"] == (("gpu-cluster",), {})
+    assert args["environments.get"] == (("keras-mnist",), {"version": "0.1.0"})
+    assert args["data.get"] == (("mnist",), {"version": "1"})
+    job = args["jobs.create_or_update"][0][0]
+    assert isinstance(job, CommandJob)
+    assert job.command == "python -m trainer --data-folder ${{inputs.data}} --epochs 20"
+    assert args["jobs.stream"] == (("job-1",), {})
+    model = args["models.create_or_update"][0][0]
+    assert isinstance(model, Model)
+    assert model.path == "azureml://jobs/job-1/outputs/artifacts/paths/outputs/model/"
+    assert args["models.download"] == (
+        (),
+        {"name": "keras-mnist", "version": "1", "download_path": str(target)},
+    )
+
+
+def test_failed_job_exits_with_its_status() -> None:
+    client = FakeMLClient()
+
+    class FailedJobs:
+        def create_or_update(self, job: Any) -> Any:
+            return type("J", (), {"name": "job-9", "studio_url": None})()
+
+        def stream(self, name: str) -> None:
+            from azure.ai.ml.exceptions import JobException
+
+            raise JobException(message="Job failed", no_personal_data_message="Job failed")
+
+        def get(self, name: str) -> Any:
+            return type("J", (), {"status": "Failed"})()
+
+    client.jobs = FailedJobs()  # type: ignore[assignment]
+    result = CliRunner().invoke(cli, ["run", "--sdk", "v2", *WS], obj=v2_with(client))
+    assert result.exit_code == 0
+    result = CliRunner().invoke(cli, ["run", "--wait", "--sdk", "v2", *WS], obj=v2_with(client))
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == "Submitted job-9\nError: run job-9 ended Failed: read its logs in the studio\n"
+    )

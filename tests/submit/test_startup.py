@@ -1,0 +1,51 @@
+"""`mnist-submit --help` loads neither SDK nor TensorFlow; `python -m submit` is the same CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from submit import __version__
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("azureml", "azure", "tensorflow", "keras", "marshmallow", "numpy")
+PROBE = """
+import sys
+from submit.cli import main
+try:
+    main({args!r})
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
+print("HEAVY", heavy, code, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["sweep", "-h"], ["--version"]])
+def test_help_imports_no_sdk(args: list[str]) -> None:
+    code = PROBE.format(args=args, heavy=HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.stderr.splitlines()[-1] == "HEAVY [] 0"
+    assert "mnist-submit" in done.stdout
+
+
+def test_python_dash_m_submit() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "submit", "--version"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == f"mnist-submit, version {__version__}\n"
+
+
+def test_console_script_is_declared() -> None:
+    setup = (REPO / "setup.py").read_text()
+    assert '"mnist-submit=submit.cli:main"' in setup
