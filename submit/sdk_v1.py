@@ -311,18 +311,17 @@ class V1Backend:
         return f"{registered.name}:{registered.version}"
 
     def register_data(self, spec: DataSpec) -> str:
-        try:
-            from azureml.core import Dataset
-            from azureml.data._dataprep_helper import dataprep
+        from azureml.core import Dataset
+        from azureml.data._dataprep_helper import dataprep
 
-            dataprep()  # fails early, with the SDK's own message, when dataprep is absent
-        except Exception as exc:
-            if "dataprep" in str(exc).lower():
-                raise SubmitError(
-                    "SDK v1 dataset registration needs azureml-dataset-runtime, which pins "
-                    "numpy<2.3.3 and is not installed here: register the data with --sdk v2"
-                ) from None
-            raise translate(exc) from None
+        try:
+            dataprep()  # a FileDataset's definition is a dataprep flow, even for plain URLs
+        except ImportError:
+            raise SubmitError(
+                "SDK v1 dataset registration needs azureml-dataset-runtime, which is not "
+                "installed (it pins numpy<2.3.3, so give it its own virtual environment): "
+                "pip install azureml-dataset-runtime==1.61.0, or use --sdk v2 for data and runs"
+            ) from None
         try:
             if spec.folder is not None:
                 dataset = Dataset.File.upload_directory(

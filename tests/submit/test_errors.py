@@ -6,6 +6,7 @@ interface (fake backend) or at the SDK client (real backend, fake client or patc
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -286,4 +287,17 @@ def test_sdk_not_installed_names_the_extra(sdk: str, module: str, extra: str) ->
     assert done.stderr == (
         f"Error: --sdk {sdk} needs {extra}, which is not installed: "
         f"pip install 'keras-mnist-trainer[submit-{sdk}]'\n"
+    )
+
+
+def test_v1_data_register_without_dataprep_says_what_to_do() -> None:
+    # azureml-dataset-runtime (dataprep) pins numpy<2.3.3, so the project's environment lacks it.
+    if importlib.util.find_spec("azureml.dataprep") is not None:
+        pytest.skip("azureml-dataset-runtime is installed here")
+    result = CliRunner().invoke(cli, ["data", "register", *WS])
+    assert_one_error_line(
+        result,
+        "Error: SDK v1 dataset registration needs azureml-dataset-runtime, which is not "
+        "installed (it pins numpy<2.3.3, so give it its own virtual environment): "
+        "pip install azureml-dataset-runtime==1.61.0, or use --sdk v2 for data and runs",
     )
