@@ -13,15 +13,17 @@ import pytest
 
 from tests.data.conftest import small_dataset, write_idx
 from trainer.data import default_cache_dir, load_dataset
-from trainer.data.cache import DecodeCache
+from trainer.data.cache import DecodeCache, flush_writes
 
 
 def _entries(cache: Path) -> list[Path]:
+    flush_writes()
     root = cache / "decoded-v1" / "entries"
     return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
 
 
 def _leftovers(cache: Path) -> list[Path]:
+    flush_writes()
     return list(cache.rglob(".*"))
 
 
@@ -90,6 +92,7 @@ def test_corrupt_entry_is_detected_and_rebuilt(
         (entry / "meta.json").write_text("{not json")
     with caplog.at_level(logging.WARNING, logger="trainer.data.cache"):
         _assert_matches(load_dataset(tmp_path / "data", cache_dir=cache), arrays)
+        flush_writes()
     assert "rebuilding" in caplog.text
     # The rebuilt entry is whole again: the next load is a clean hit.
     caplog.clear()
@@ -123,6 +126,7 @@ def test_unwritable_cache_folder_only_costs_speed(
     blocker.write_text("")  # even root cannot create folders below a file
     with caplog.at_level(logging.WARNING, logger="trainer.data.cache"):
         _assert_matches(load_dataset(tmp_path / "data", cache_dir=blocker), arrays)
+        flush_writes()
     assert "not writable" in caplog.text
 
 
@@ -142,6 +146,7 @@ def test_a_failed_write_leaves_no_entry_and_no_temporary_files(
 
     monkeypatch.setattr(np, "save", failing_save)
     _assert_matches(load_dataset(tmp_path / "data", cache_dir=cache), arrays)
+    flush_writes()
     assert _entries(cache) == []
     assert _leftovers(cache) == []
     monkeypatch.setattr(np, "save", real_save)
@@ -171,6 +176,20 @@ def test_concurrent_cold_loads_agree_on_one_entry(tmp_path: Path) -> None:
     assert _leftovers(cache) == []
 
 
+def test_cache_is_written_after_the_arrays_are_returned(tmp_path: Path) -> None:
+    """The entry appears once the background write is flushed, and a killed writer's temporary
+    folder is cleaned up by a later write once it is old."""
+    small_dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    abandoned = cache / "decoded-v1" / "entries" / ".deadbeef-killed"
+    abandoned.mkdir(parents=True)
+    os.utime(abandoned, (0, 0))
+    load_dataset(tmp_path / "data", cache_dir=cache)
+    flush_writes()
+    assert len(_entries(cache)) == 1
+    assert not abandoned.exists()
+
+
 def test_use_cache_false_writes_nothing(tmp_path: Path) -> None:
     small_dataset(tmp_path / "data")
     load_dataset(tmp_path / "data", cache_dir=tmp_path / "cache", use_cache=False)
@@ -198,6 +217,7 @@ def test_index_survives_a_moved_entry_folder(tmp_path: Path) -> None:
     arrays = small_dataset(tmp_path / "data")
     cache = tmp_path / "cache"
     load_dataset(tmp_path / "data", cache_dir=cache)
+    flush_writes()
     shutil.rmtree(cache / "decoded-v1" / "entries")
     _assert_matches(load_dataset(tmp_path / "data", cache_dir=cache), arrays)
     assert len(_entries(cache)) == 1

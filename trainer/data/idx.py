@@ -123,6 +123,36 @@ def decode(path: str | Path, digest: Hash | None = None) -> np.ndarray:
         raise DataError(path, f"cannot read it ({exc.strerror or exc})") from None
 
 
+def decode_bytes(path: str | Path, data: bytes) -> np.ndarray:
+    """Decode the bytes of an idx file already read into memory; ``path`` is for messages.
+
+    Gzip is recognised by its magic bytes (or required by a ``.gz`` name). The result may be a
+    read-only view of ``data`` (raw files, and 1-byte types in gzip files).
+    """
+    path = Path(path)
+    if data[:2] == gz.GZIP_MAGIC or path.suffix == ".gz":
+        return _decode_gzip(path, data)
+    header = parse_header(path, data[:MAX_HEADER])
+    _check_payload(path, header, len(data))
+    values = np.frombuffer(data, dtype=header.dtype, offset=header.offset)
+    return _to_native(values).reshape(header.shape)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes, with DataError (not OSError) for a missing or unreadable file."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not an idx file") from None
+    except PermissionError:
+        raise DataError(path, "permission denied reading it") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read it ({exc.strerror or exc})") from None
+
+
 def _decode_gzip(path: Path, data: bytes) -> np.ndarray:
     headers: list[IdxHeader] = []
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.data.cache import DecodeCache, default_cache_dir
+from trainer.data.cache import DecodeCache, default_cache_dir, flush_writes
 from trainer.data.discover import STEMS, find_dataset_files, missing_files, name_list
 from trainer.data.download import SOURCES, download_dataset
 from trainer.data.errors import DataError
-from trainer.data.idx import decode
+from trainer.data.idx import decode_bytes, read_bytes
 from trainer.data.kernels import images_to_float, one_hot
 
 DATASETS = tuple(SOURCES)  # ("mnist", "fashion-mnist")
@@ -73,7 +73,9 @@ def load_dataset(
 
     The decoded arrays are cached under ``cache_dir`` (default :func:`default_cache_dir`:
     ``$MNIST_CACHE_DIR`` or ``~/.cache/keras-mnist-trainer``) keyed by the files' content, so
-    later loads memory-map them instead of decompressing; ``use_cache=False`` skips it. An
+    later loads memory-map them instead of decompressing; ``use_cache=False`` skips it. The
+    entry is written on a background thread after the arrays are returned (the interpreter
+    waits for it at exit; :func:`trainer.data.cache.flush_writes` waits explicitly). An
     unwritable cache folder only costs speed. Every file is validated (header, sizes, 28x28 uint8
     images, equal counts, labels 0..9); any problem raises DataError naming the file.
     """
@@ -128,6 +130,7 @@ def resolve_files(
 def load_files(files: dict[str, Path], cache: DecodeCache | None = None) -> Splits:
     """Decode and validate the four files (keys as :func:`find_dataset_files` returns them)."""
     if cache is not None:
+        flush_writes()  # an entry this process is still writing may be the one wanted
         key = cache.key_from_index(files)
         cached = cache.load(key) if key else None
         if cached is not None and set(cached) == set(STEMS):
@@ -136,38 +139,31 @@ def load_files(files: dict[str, Path], cache: DecodeCache | None = None) -> Spli
     arrays = _validate(arrays, files)
     if cache is not None:
         if cache.load(key) is None:
-            cache.store(key, arrays)
-        cache.remember(files, key)
+            cache.store_in_background(key, arrays, files)
+        else:
+            cache.remember(files, key)
     return _splits(arrays)
 
 
-def _decode_one(path: Path) -> tuple[np.ndarray, str]:
-    digest = hashlib.sha256()
-    return decode(path, digest), digest.hexdigest()
-
-
 def _decode_all(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
-    """Decode the four files on two threads, biggest first, and their combined content key.
+    """Decode the four files and compute their combined content key, on two threads.
 
-    The inflaters and SHA-256 release the GIL, so the small files finish on one thread while the
-    train images (~80% of the work) occupy the other; more threads only add contention.
+    Inflating the train images is ~80% of the work and occupies one thread; the other inflates
+    the three small files, then hashes all four (the inflaters and SHA-256 release the GIL), so
+    the content key costs no wall time. More threads only add contention on two cores.
     """
-    order = sorted(files, key=lambda role: -_size(files[role]))
+    data = {role: read_bytes(files[role]) for role in STEMS}
+    order = sorted(STEMS, key=lambda role: -len(data[role]))
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        results = dict(
-            zip(order, pool.map(lambda role: _decode_one(files[role]), order), strict=True)
-        )
-    key = hashlib.sha256(
-        "".join(f"{role}:{results[role][1]}\n" for role in STEMS).encode()
-    ).hexdigest()[:40]
-    return {role: results[role][0] for role in STEMS}, key
+        arrays = {role: pool.submit(decode_bytes, files[role], data[role]) for role in order}
+        digests = {role: pool.submit(_sha256, data[role]) for role in order}
+        decoded = {role: arrays[role].result() for role in STEMS}
+        lines = "".join(f"{role}:{digests[role].result()}\n" for role in STEMS)
+    return decoded, hashlib.sha256(lines.encode()).hexdigest()[:40]
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str, np.ndarray]:

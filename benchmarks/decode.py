@@ -1,0 +1,270 @@
+"""Decode benchmark: the four Fashion-MNIST files, the seed's way and ours, side by side.
+
+Methods, timed in alternating order in one process (each after one untimed warm-up):
+
+- ``seed``: the tutorial's loader rebuilt from its description: ``gzip.open``, ``struct`` header,
+  ``np.frombuffer``, reshape to (n, 784), float64 ``/ 255`` and ``np.eye(10)[labels]`` one-hot;
+- ``idx2numpy``: ``idx2numpy.convert_from_file`` on ``gzip.open`` (uint8, no scaling);
+- ``cold``: ``load_dataset`` into a fresh, empty cache folder: read, decode, validate and hash,
+  until the uint8 arrays are returned; the cache entry is then written on a background thread,
+  which is waited for outside the clock (so it does not bleed into the next method);
+- ``cold+write``: the same, with the clock stopped only once the cache entry is on disk;
+- ``warm``: ``load_dataset`` on a cache hit: memory-map and CRC-check the entry; uint8 arrays;
+- ``cold+float`` / ``warm+float``: the same, then ``Splits.to_float(one_hot_labels=True)``,
+  which gives the seed's output (float32 instead of float64);
+- ``floor``: reading the four files and inflating them with the fastest gzip library installed,
+  one after the other, nothing else: no decoder built on that library can beat it.
+
+Every result is forced (arrays materialized or checked page by page) before the clock stops,
+and the outputs are compared with the seed's before any number is reported.
+Run: ``python -m benchmarks.decode [--data-folder D] [--repeats N] [--quick] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.data import Splits, load_dataset
+from trainer.data.cache import default_cache_dir, flush_writes
+from trainer.data.gz import BACKEND_NAME, backend_module
+from trainer.data.load import resolve_files
+
+TARGETS = {"cold_vs_floor_max": 1.3, "cold_speedup_min": 2.0, "warm_speedup_min": 30.0}
+
+
+def seed_load(files: dict[str, Path]) -> tuple[np.ndarray, ...]:
+    """The tutorial's utils.load_data/one_hot_encode path, rebuilt from its description."""
+
+    def load(path: Path, label: bool) -> np.ndarray:
+        with gzip.open(path) as f:
+            if label:
+                struct.unpack(">II", f.read(8))
+                return np.frombuffer(f.read(), dtype=np.uint8)
+            _, n, rows, cols = struct.unpack(">IIII", f.read(16))
+            return np.frombuffer(f.read(), dtype=np.uint8).reshape(n, rows * cols)
+
+    x_train = load(files["train-images"], False) / 255.0
+    x_test = load(files["t10k-images"], False) / 255.0
+    y_train = np.eye(10)[load(files["train-labels"], True)]
+    y_test = np.eye(10)[load(files["t10k-labels"], True)]
+    return x_train, y_train, x_test, y_test
+
+
+def idx2numpy_load(files: dict[str, Path]) -> list[np.ndarray]:
+    import idx2numpy
+
+    out = []
+    for path in files.values():
+        with gzip.open(path) as f:
+            out.append(idx2numpy.convert_from_file(f))
+    return out
+
+
+def floor_inflate(files: dict[str, Path]) -> int:
+    lib = backend_module()
+    return sum(len(lib.decompress(path.read_bytes(), 31)) for path in files.values())
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cpu_cores": os.cpu_count(),
+        "gzip_library": BACKEND_NAME,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def run(data_folder: str | None = None, repeats: int = 7, quick: bool = False) -> list[dict]:
+    """Time every method ``repeats`` times (3 if ``quick``) and return one row per method.
+
+    Rows: ``suite`` ("decode"), ``method``, ``median_ms``, ``p90_ms`` (numpy's linearly
+    interpolated 90th percentile), ``min_ms``, ``runs``, ``ratio_to_seed`` (median / seed's
+    median; 0.5 = twice as fast), ``speedup_vs_seed`` (its inverse), ``ratio_to_floor``
+    (median / floor's median), ``floor_ms``, ``median_cpu_ms`` (median process CPU time, all
+    threads, user + system: steadier than wall time on a shared machine),
+    ``cpu_ratio_to_floor``, ``output`` and ``machine``.
+    """
+    if quick:
+        repeats = min(repeats, 3)
+    files = resolve_files(data_folder, "fashion-mnist", False, default_cache_dir())
+    scratch = Path(tempfile.mkdtemp(prefix="decode-bench-"))
+    warm_cache = scratch / "warm"
+    try:
+        methods = _methods(files, scratch, warm_cache)
+        times = _time_alternating(methods, repeats)
+        _check_outputs(files, warm_cache)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _rows(times, machine())
+
+
+def _methods(
+    files: dict[str, Path], scratch: Path, warm_cache: Path
+) -> dict[str, tuple[str, Callable[[], object]]]:
+    folder = files["train-images"].parent
+    counter = iter(range(1_000_000))
+
+    def cold(as_float: bool, wait_for_write: bool = False) -> Callable[[], object]:
+        def go() -> object:
+            # A new, empty cache folder per run; its creation is part of a real cold start.
+            splits = load_dataset(folder, "fashion-mnist", cache_dir=scratch / f"c{next(counter)}")
+            if wait_for_write:
+                flush_writes()
+            return splits.to_float(one_hot_labels=True) if as_float else splits
+
+        return go
+
+    def warm(as_float: bool) -> Callable[[], object]:
+        def go() -> object:
+            splits = load_dataset(folder, "fashion-mnist", cache_dir=warm_cache)
+            return splits.to_float(one_hot_labels=True) if as_float else splits
+
+        return go
+
+    load_dataset(folder, "fashion-mnist", cache_dir=warm_cache)  # fill the warm cache
+    return {
+        "seed": ("float64 x/255 + np.eye one-hot", lambda: seed_load(files)),
+        "idx2numpy": ("uint8", lambda: idx2numpy_load(files)),
+        "cold": ("uint8 (n,784)", cold(False)),
+        "cold+write": ("uint8 (n,784), cache entry on disk", cold(False, True)),
+        "warm": ("uint8 (n,784) memmap, CRC-checked", warm(False)),
+        "cold+float": ("float32 x/255 + one-hot", cold(True)),
+        "warm+float": ("float32 x/255 + one-hot", warm(True)),
+        "floor": (f"bytes, {BACKEND_NAME} inflate only", lambda: floor_inflate(files)),
+    }
+
+
+def _time_alternating(
+    methods: dict[str, tuple[str, Callable[[], object]]], repeats: int
+) -> dict[str, tuple[str, list[float], list[float]]]:
+    names = list(methods)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:  # warm-up: imports, numba's cached kernels, page cache
+        methods[name][1]()
+        flush_writes()
+    for round_ in range(repeats):
+        # Rotate the order every round so that drift on a shared machine hits all alike.
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            result = methods[name][1]()
+            times[name].append((time.perf_counter() - start) * 1e3)
+            cpu[name].append((time.process_time() - start_cpu) * 1e3)
+            del result
+            flush_writes()  # outside the clock: a cold run's background write ends here
+    return {name: (methods[name][0], times[name], cpu[name]) for name in names}
+
+
+def _check_outputs(files: dict[str, Path], warm_cache: Path) -> None:
+    """The benchmark is void unless every method returned the seed's data."""
+    x_train, y_train, x_test, y_test = seed_load(files)
+    folder = files["train-images"].parent
+    ours: Splits = load_dataset(folder, "fashion-mnist", cache_dir=warm_cache)
+    floats = ours.to_float(one_hot_labels=True)
+    if not (
+        np.array_equal(floats.x_train, x_train.astype(np.float32))
+        and np.array_equal(floats.x_test, x_test.astype(np.float32))
+        and np.array_equal(floats.y_train, y_train)
+        and np.array_equal(floats.y_test, y_test)
+    ):
+        raise AssertionError("load_dataset + to_float differs from the seed's arrays")
+    theirs = idx2numpy_load(files)
+    if not np.array_equal(theirs[0].reshape(-1, 784), ours.x_train):
+        raise AssertionError("idx2numpy and load_dataset disagree on train images")
+
+
+def _rows(
+    times: dict[str, tuple[str, list[float], list[float]]], host: dict[str, Any]
+) -> list[dict]:
+    seed = float(np.median(times["seed"][1]))
+    floor = float(np.median(times["floor"][1]))
+    floor_cpu = float(np.median(times["floor"][2]))
+    rows = []
+    for name, (output, samples, cpu) in times.items():
+        median = float(np.median(samples))
+        rows.append(
+            {
+                "suite": "decode",
+                "method": name,
+                "output": output,
+                "median_ms": median,
+                "p90_ms": float(np.percentile(samples, 90)),
+                "min_ms": float(min(samples)),
+                "runs": len(samples),
+                "ratio_to_seed": median / seed,
+                "speedup_vs_seed": seed / median,
+                "ratio_to_floor": median / floor,
+                "floor_ms": floor,
+                "median_cpu_ms": float(np.median(cpu)),
+                "cpu_ratio_to_floor": float(np.median(cpu)) / floor_cpu,
+                "machine": host,
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'method':<11} {'output':<34} {'median ms':>9} {'p90 ms':>8} {'min ms':>8} "
+    head += f"{'x seed':>7} {'x floor':>7} {'cpu ms':>7} {'cpu x floor':>11}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['method']:<11} {r['output']:<34} {r['median_ms']:>9.1f} {r['p90_ms']:>8.1f} "
+            f"{r['min_ms']:>8.1f} {r['ratio_to_seed']:>7.3f} {r['ratio_to_floor']:>7.2f} "
+            f"{r['median_cpu_ms']:>7.1f} {r['cpu_ratio_to_floor']:>11.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.decode", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--data-folder", help="folder with the four files [Fashion-MNIST]")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per method [7]")
+    parser.add_argument("--quick", action="store_true", help="3 runs per method")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    rows = run(args.data_folder, args.repeats, args.quick)
+    host = rows[0]["machine"]
+    print(f"decode: {host['cpu_model']}, {host['cpu_cores']} cores, gzip: {host['gzip_library']}")
+    print(table(rows))
+    by = {r["method"]: r for r in rows}
+    print(
+        f"cold: {by['cold']['ratio_to_floor']:.2f}x the floor in wall time, "
+        f"{by['cold']['cpu_ratio_to_floor']:.2f}x in CPU time (target <= "
+        f"{TARGETS['cold_vs_floor_max']}), {by['cold']['speedup_vs_seed']:.1f}x faster than the "
+        f"seed (target >= {TARGETS['cold_speedup_min']}); warm: "
+        f"{by['warm']['speedup_vs_seed']:.0f}x faster than the seed (target >= "
+        f"{TARGETS['warm_speedup_min']:.0f})"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""benchmarks/decode.py runs end to end and reports what its docstring promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import decode
+from tests.data.conftest import needs_fashion
+
+
+@pytest.mark.slow  # eight methods, each on 70k images: ~10 s idle, ~25 s on a busy 2-core box
+@needs_fashion
+def test_decode_benchmark_rows_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "decode.json"
+    assert decode.main(["--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    methods = [r["method"] for r in rows]
+    assert methods == [
+        "seed",
+        "idx2numpy",
+        "cold",
+        "cold+write",
+        "warm",
+        "cold+float",
+        "warm+float",
+        "floor",
+    ]
+    for row in rows:
+        assert row["suite"] == "decode"
+        assert row["runs"] == 1
+        assert row["min_ms"] <= row["median_ms"] <= row["p90_ms"]
+        assert row["median_ms"] > 0
+        assert row["median_cpu_ms"] >= 0
+    seed = next(r for r in rows if r["method"] == "seed")
+    assert seed["ratio_to_seed"] == 1.0
+    assert "cold:" in capsys.readouterr().out
