@@ -227,7 +227,7 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=1),
             default=1,
             show_default=True,
-            help="TensorFlow workers per node. One worker already uses every GPU of its "
+            help="TensorFlow workers per node (SDK v2 only). One worker already uses every GPU of its "
             "node, so raise this only for one-GPU-per-worker setups (= GPUs per node).",
         ),
         click.option("--experiment", default=DEFAULT_EXPERIMENT, show_default=True),

@@ -70,6 +70,9 @@ def build_environment(spec: EnvSpec) -> Environment:
     env._environment_variables = {}
     env.python.user_managed_dependencies = True
     env.python.interpreter_path = "python"
+    # The SDK's default conda spec (python=3.8, azureml-defaults) is ignored for user-managed
+    # dependencies; leaving it in would only mislead whoever reads the specification.
+    env.python.conda_dependencies = None
     if spec.build_context is not None:
         env.docker.base_image = None
         env.docker.build_context = DockerBuildContext(
@@ -124,8 +127,14 @@ def build_run_config(spec: RunSpec, environment: Environment | None = None) -> R
         # with the folder where the data was downloaded or mounted.
         arguments = ["--data-folder", f"DatasetConsumptionConfig:{DATA_INPUT}", *arguments]
     rc.arguments = arguments
+    if spec.workers_per_node > 1:
+        # ScriptRunConfig sets node_count = worker_count for TensorFlow: one worker per node.
+        raise SubmitError(
+            "SDK v1 runs one TensorFlow worker per node: drop --workers-per-node "
+            "(one worker uses all of its node's GPUs) or use --sdk v2"
+        )
     rc.node_count = spec.nodes
-    if spec.nodes > 1 or spec.workers_per_node > 1:
+    if spec.nodes > 1:
         # TensorFlow's multi-worker path: Azure ML writes TF_CONFIG for each worker.
         rc.framework = "TensorFlow"
         rc.communicator = "ParameterServer"

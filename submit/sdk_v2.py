@@ -270,10 +270,11 @@ class V2Backend:
         return f"{env.name}:{env.version}"
 
     def register_data(self, spec: DataSpec) -> str:
+        client = self.client  # a missing workspace should fail before any download
         if spec.folder is None:
             fetch(spec.urls, cache_folder(spec.dataset))
         try:
-            data = self.client.data.create_or_update(build_data(spec))
+            data = client.data.create_or_update(build_data(spec))
         except Exception as exc:
             raise translate(exc) from None
         return f"{data.name}:{data.version}"

@@ -301,3 +301,14 @@ def test_v1_data_register_without_dataprep_says_what_to_do() -> None:
         "installed (it pins numpy<2.3.3, so give it its own virtual environment): "
         "pip install azureml-dataset-runtime==1.61.0, or use --sdk v2 for data and runs",
     )
+
+
+def test_v1_has_one_worker_per_node() -> None:
+    result = CliRunner().invoke(
+        cli, ["run", "--nodes", "2", "--workers-per-node", "2", "--dry-run"]
+    )
+    assert_one_error_line(
+        result,
+        "Error: SDK v1 runs one TensorFlow worker per node: drop --workers-per-node "
+        "(one worker uses all of its node's GPUs) or use --sdk v2",
+    )
