@@ -3,11 +3,15 @@
 Public API (the trainer, the benchmarks and the image stand on it; nothing here imports TensorFlow):
 
 - ``DataError``: the only exception type; ``str(e)`` is a one-sentence message naming the file.
+  ``DownloadError`` is the subclass for downloads that no mirror could satisfy.
 - ``read_idx(path)``: any idx file (.gz or raw, any type code) to a native-endian numpy array.
 - ``find_dataset_files(folder)``: the four standard files anywhere below ``folder``.
 - ``load_dataset(data_folder, dataset="mnist", download=False, cache_dir=None) -> Splits``:
-  uint8 images of shape (n, 784) and uint8 labels, for train and test.
-- ``images_to_float(images)`` / ``one_hot(labels)``: the seed's float32 scaling and one-hot.
+  uint8 images of shape (n, 784) and uint8 labels, for train and test; the docstring gives the
+  order in which places are searched. ``Splits.to_float(one_hot_labels=True)`` gives the seed's
+  arrays (float32 images in [0, 1], one-hot labels) in one pass per array.
+- ``images_to_float(images)`` / ``one_hot(labels)``: the fused numba kernels behind that.
+- ``download_dataset(dataset, dest)`` and ``default_cache_dir()``: fetching and the cache folder.
 """
 
 from trainer.data.cache import default_cache_dir
