@@ -139,7 +139,11 @@ class MlflowSink:
             return None
         owns_run = mlflow.active_run() is None
         if owns_run:
-            mlflow.start_run()  # picks up MLFLOW_RUN_ID when Azure ML set it
+            try:
+                mlflow.start_run()  # picks up MLFLOW_RUN_ID when Azure ML set it
+            except Exception as exc:  # an unreachable or refused store must not stop training
+                log.warning("MLflow not used: %s", str(exc).splitlines()[0])
+                return None
         try:
             mlflow.log_params(params)
         except Exception as exc:  # a resumed run re-logging a param; metrics still matter

@@ -1,0 +1,77 @@
+"""Shared fixtures: real Fashion-MNIST (Debian's dataset-fashion-mnist), subsets of it written as
+real idx files, an isolated environment, and a way to run the trainer as a subprocess."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+SINK_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZUREML_RUN_ID", "TF_CONFIG")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SINK_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def fashion() -> object:
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("needs Debian's dataset-fashion-mnist (scripts/test.sh installs it)")
+    from trainer.data import load_dataset
+
+    return load_dataset(FASHION, "fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An idx-ubyte file (gzipped): 0, 0, type 0x08, ndim, big-endian sizes, then the bytes."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes(), 1))
+
+
+def write_subset(folder: Path, splits: object, n_train: int, n_test: int) -> Path:
+    """The first images of each split as the four standard files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x_train, y_train = splits.x_train[:n_train], splits.y_train[:n_train]  # type: ignore[attr-defined]
+    x_test, y_test = splits.x_test[:n_test], splits.y_test[:n_test]  # type: ignore[attr-defined]
+    write_idx(folder / "train-images-idx3-ubyte.gz", x_train.reshape(-1, 28, 28))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", y_train)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", x_test.reshape(-1, 28, 28))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", y_test)
+    return folder
+
+
+def trainer_env(**extra: str) -> dict[str, str]:
+    """The environment for ``python -m trainer`` subprocesses: this checkout first on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in SINK_VARS}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def trainer_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trainer", *args]
+
+
+def run_trainer(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(trainer_cmd(*args), env=trainer_env(**env), cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,123 @@
+"""Checkpoints commit atomically and refuse a different run; metric sinks write what they say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trainer.checkpoint import CheckpointDir, ResumeError
+from trainer.config import TrainConfig
+from trainer.sinks import AzureMLSink, JsonLinesSink, MlflowSink, Sinks
+
+RECORD = {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "test_loss": 0.45, "test_accuracy": 0.84,
+          "train_s": 1.0, "images_per_s": 60000.0}  # fmt: skip
+
+
+def test_checkpoint_roundtrip_and_cleanup(tmp_path: Path) -> None:
+    import keras
+
+    from trainer.model import build_model
+
+    config = TrainConfig().to_dict()
+    model = build_model(8, 4)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(7)  # optimizer state must survive a resume
+    folder = CheckpointDir(tmp_path / "checkpoint")
+    assert folder.read_state() is None
+    folder.save(model, 1, [RECORD], config)
+    folder.save(model, 2, [RECORD, {**RECORD, "epoch": 2}], config)
+    state = folder.read_state()
+    assert state is not None
+    assert (state["epoch"], state["checkpoint"], state["finished"]) == (
+        2,
+        "epoch-0002.keras",
+        False,
+    )
+    assert sorted(p.name for p in folder.folder.iterdir()) == ["epoch-0002.keras", "state.json"]
+    restored = keras.models.load_model(folder.model_path(state))
+    assert restored.count_params() == model.count_params()
+    assert int(restored.optimizer.iterations) == 7
+
+
+def test_state_pointing_at_a_missing_file_is_no_checkpoint(tmp_path: Path) -> None:
+    folder = CheckpointDir(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps({"checkpoint": "epoch-0009.keras"}))
+    assert folder.read_state() is None
+
+
+def test_checkpoint_of_another_run_is_refused_with_advice(tmp_path: Path) -> None:
+    folder = CheckpointDir(tmp_path / "checkpoint")
+    state = {"config": TrainConfig().to_dict()}
+    folder.check_compatible(state, TrainConfig(epochs=40).to_dict())  # more epochs: fine
+    with pytest.raises(ResumeError, match=r"--first-layer-neurons 300, not 64; use another"):
+        folder.check_compatible(state, TrainConfig(first_layer_neurons=64).to_dict())
+
+
+def test_json_lines_are_flushed_per_epoch(tmp_path: Path) -> None:
+    sink = JsonLinesSink(tmp_path / "logs" / "metrics.jsonl")
+    sink.log_epoch(1, RECORD)
+    lines = (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["test_accuracy"] == 0.84  # readable before close
+    sink.log_final({"test_loss": 0.4, "test_accuracy": 0.85})
+    sink.close()
+    events = [json.loads(line)["event"] for line in (tmp_path / "logs" / "metrics.jsonl").open()]
+    assert events == ["epoch", "final"]
+
+
+def test_mlflow_gets_the_seeds_metric_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # mlflow 3.x refuses a file: store unless told; a database backend needs sqlalchemy, which
+    # mlflow-skinny leaves out. Azure ML jobs point MLFLOW_TRACKING_URI at their own server.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    sinks = Sinks.open(tmp_path / "logs", {"batch_size": 50})
+    assert any(isinstance(s, MlflowSink) for s in sinks.sinks)
+    run_id = mlflow.active_run().info.run_id
+    sinks.log_epoch(1, RECORD)
+    sinks.log_epoch(2, {**RECORD, "epoch": 2, "test_accuracy": 0.86})
+    sinks.log_final({"test_loss": 0.4, "test_accuracy": 0.86})
+    plot = tmp_path / "plot.png"
+    plot.write_bytes(b"\x89PNG\r\n\x1a\n")
+    sinks.log_image("Accuracy and loss", plot)
+    sinks.close()
+    assert mlflow.active_run() is None
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    assert run.data.params["batch_size"] == "50"
+    assert set(run.data.metrics) == {"Loss", "Accuracy", "Final test loss", "Final test accuracy"}
+    history = client.get_metric_history(run_id, "Accuracy")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (1, 0.84),
+        (2, 0.86),
+    ]
+    assert [a.path for a in client.list_artifacts(run_id)] == ["plot.png"]
+
+
+def test_azureml_is_skipped_outside_a_submitted_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AzureMLSink.detect() is None  # no AZUREML_RUN_ID: azureml-core is not even imported
+    monkeypatch.setenv("AZUREML_RUN_ID", "local-test")
+    assert AzureMLSink.detect() is None  # Run.get_context() is an offline run here
+
+
+def test_azureml_sink_logs_the_seeds_names() -> None:
+    logged: list[tuple[str, object]] = []
+
+    class Run:  # the two calls of azureml.core.Run that the sink makes
+        def log(self, name: str, value: float) -> None:
+            logged.append((name, value))
+
+        def log_image(self, name: str, path: str) -> None:
+            logged.append((name, path))
+
+    sink = AzureMLSink(Run())
+    sink.log_epoch(1, RECORD)
+    sink.log_final({"test_loss": 0.4, "test_accuracy": 0.86})
+    assert logged == [("Loss", 0.45), ("Accuracy", 0.84), ("Final test loss", 0.4),
+                      ("Final test accuracy", 0.86)]  # fmt: skip

@@ -1,0 +1,85 @@
+"""The command line: flag validation (one line, exit 2), help without TensorFlow, defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.trainer.conftest import trainer_env
+from trainer.cli import main
+from trainer.config import TrainConfig
+
+BAD_FLAGS = [
+    (["--batch-size", "0"], "Error: Invalid value for '--batch-size': 0 is not in the range x>=1."),
+    (["--batch-size", "-5"], "Error: Invalid value for '--batch-size': -5 is not in the range x>=1."),
+    (["--epochs", "0"], "Error: Invalid value for '--epochs': 0 is not in the range x>=1."),
+    (["--first-layer-neurons", "0"],
+     "Error: Invalid value for '--first-layer-neurons': 0 is not in the range x>=1."),
+    (["--second-layer-neurons", "-1"],
+     "Error: Invalid value for '--second-layer-neurons': -1 is not in the range x>=1."),
+    (["--learning-rate", "0"],
+     "Error: Invalid value for '--learning-rate': 0.0 is not in the range x>0.0."),
+    (["--learning-rate", "-0.1"],
+     "Error: Invalid value for '--learning-rate': -0.1 is not in the range x>0.0."),
+    (["--learning-rate", "fast"],
+     "Error: Invalid value for '--learning-rate': 'fast' is not a valid float range."),
+    (["--dataset", "cifar10"],
+     "Error: Invalid value for '--dataset': 'cifar10' is not one of 'mnist', 'fashion-mnist'."),
+    (["--method", "turbo"],
+     "Error: Invalid value for '--method': 'turbo' is not one of 'fast', 'plain'."),
+    (["--seed", "-1"], "Error: Invalid value for '--seed': -1 is not in the range x>=0."),
+    (["--epochs"], "Error: Option '--epochs' requires an argument."),
+    (["--no-such-flag"], "Error: No such option '--no-such-flag'. Did you mean '--no-xla'?"),
+    (["--batchsize", "5"], "Error: No such option '--batchsize'. (Did you mean one of: '--batch-size', '--dataset'?)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "expected"), BAD_FLAGS)
+def test_bad_flag_is_one_line_and_exit_2(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == expected + "\n"
+    assert captured.out == ""
+
+
+def test_help_answers_without_importing_tensorflow() -> None:
+    code = (
+        "import sys\n"
+        "from trainer.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=trainer_env(),
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--first-layer-neurons" in result.stdout
+    assert "HEAVY []" in result.stdout
+
+
+def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for field in TrainConfig.__dataclass_fields__:
+        flag = "--xla" if field == "jit_compile" else "--" + field.replace("_", "-")
+        assert flag in out, flag
+    for boolean in ("--download / --no-download", "--resume / --no-resume", "--xla / --no-xla"):
+        assert boolean in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from trainer import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"mnist-train, version {__version__}\n"
+
+
+def test_defaults_are_the_seeds() -> None:
+    config = TrainConfig()
+    assert (config.data_folder, config.batch_size, config.first_layer_neurons) == ("data", 50, 300)
+    assert (config.second_layer_neurons, config.learning_rate, config.epochs) == (100, 0.001, 20)
+    assert (config.output_dir, config.log_dir, config.method) == ("./outputs", "./logs", "fast")
