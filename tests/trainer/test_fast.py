@@ -75,7 +75,9 @@ def test_run_fast_reports_history_and_timings(fashion: object) -> None:
                             x_test=f.x_test[:500], y_test=f.y_test[:500])  # type: ignore[attr-defined]  # fmt: skip
     result = run_fast(small, epochs=2, batch_size=50, seed=0)
     assert [row["epoch"] for row in result.history] == [1, 2]
-    assert result.steps_per_epoch == 20 and result.steps_per_call == 20
-    assert len(result.call_times_s) == 2 and result.compile_s is not None
+    assert result.steps_per_epoch == 20
+    assert result.steps_per_call == 20
+    assert len(result.call_times_s) == 2
+    assert result.compile_s is not None
     assert 0.0 < result.test_accuracy <= 1.0
     assert result.history[-1]["Accuracy"] == result.test_accuracy

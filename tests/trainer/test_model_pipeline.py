@@ -39,7 +39,8 @@ def test_dataset_batches_follow_the_permutation_scaled_and_one_hot() -> None:
     order = epoch_permutation(103, seed=7, epoch=2)
     x = np.concatenate([b[0].numpy() for b in batches])
     y = np.concatenate([b[1].numpy() for b in batches])
-    assert x.dtype == np.float32 and y.dtype == np.float32
+    assert x.dtype == np.float32
+    assert y.dtype == np.float32
     np.testing.assert_array_equal(x, images[order].astype(np.float32) / np.float32(255))
     np.testing.assert_array_equal(y.argmax(axis=1), labels[order])
     np.testing.assert_array_equal(y.sum(axis=1), 1.0)
