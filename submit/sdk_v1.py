@@ -28,6 +28,7 @@ from azureml.core.runconfig import (
 from azureml.core.runconfig import Dataset as DatasetReference
 from azureml.exceptions import ComputeTargetException
 
+from submit.backend import Backend
 from submit.errors import (
     MASK,
     ComputeNotFound,
@@ -154,12 +155,18 @@ def run_config_dict(rc: RunConfiguration) -> dict[str, Any]:
 
 def build_sweep_parts(spec: SweepSpec) -> tuple[Any, Any]:
     """The sample's HyperDrive sampling and bandit policy."""
-    from azureml.train.hyperdrive import (
-        BanditPolicy,
-        RandomParameterSampling,
-        choice,
-        loguniform,
-    )
+    try:
+        from azureml.train.hyperdrive import (
+            BanditPolicy,
+            RandomParameterSampling,
+            choice,
+            loguniform,
+        )
+    except ImportError:
+        raise SubmitError(
+            "SDK v1 sweeps need HyperDrive from azureml-train-core, which is not installed: "
+            "pip install 'keras-mnist-trainer[submit-v1]'"
+        ) from None
 
     sampling = RandomParameterSampling(
         {
@@ -437,5 +444,6 @@ class V1Backend:
         return Path(path)
 
 
-def make_backend(workspace: Callable[[], WorkspaceRef]) -> V1Backend:
+def make_backend(workspace: Callable[[], WorkspaceRef]) -> Backend:
+    # Typed as the interface so mypy checks that V1Backend implements all of it.
     return V1Backend(workspace)

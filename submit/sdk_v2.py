@@ -37,6 +37,7 @@ from azure.ai.ml.sweep import (
 )
 from azure.core.exceptions import ResourceNotFoundError
 
+from submit.backend import Backend
 from submit.errors import (
     MASK,
     ComputeNotFound,
@@ -360,5 +361,6 @@ class V2Backend:
         return target / name
 
 
-def make_backend(workspace: Callable[[], WorkspaceRef], client: Any = None) -> V2Backend:
+def make_backend(workspace: Callable[[], WorkspaceRef], client: Any = None) -> Backend:
+    # Typed as the interface so mypy checks that V2Backend implements all of it.
     return V2Backend(workspace, client)

@@ -312,3 +312,18 @@ def test_v1_has_one_worker_per_node() -> None:
         "Error: SDK v1 runs one TensorFlow worker per node: drop --workers-per-node "
         "(one worker uses all of its node's GPUs) or use --sdk v2",
     )
+
+
+def test_v1_sweep_without_hyperdrive_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['azureml.train'] = None; "
+        "from submit.cli import main; main(['sweep', '--dry-run'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "Error: SDK v1 sweeps need HyperDrive from azureml-train-core, which is not installed: "
+        "pip install 'keras-mnist-trainer[submit-v1]'\n"
+    )
