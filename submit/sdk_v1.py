@@ -421,7 +421,7 @@ class V1Backend:
             details = run.wait_for_completion(show_output=True, raise_on_error=False)
         except Exception as exc:
             raise translate(exc) from None
-        return str(details.get("status", run.get_status()))
+        return str(details.get("status") or run.get_status())
 
     def register_model(self, spec: ModelSpec) -> str:
         try:

@@ -240,3 +240,131 @@ def test_submit_uploads_only_the_launcher(monkeypatch: pytest.MonkeyPatch) -> No
     assert config.script == sdk_v1.LAUNCHER
     assert config.run_config.environment.docker.base_image == IMAGE
     assert config.arguments == ["--data-folder", "DatasetConsumptionConfig:mnist", "--epochs", "1"]
+
+
+def test_full_flow_through_the_real_backend(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """env -> compute -> sweep --wait -> model register -> download, with the SDK's network
+    entry points replaced by recorders; everything built in between is the SDK's own."""
+    import azureml.core
+
+    log: list[tuple[str, Any]] = []
+    workspace = object()
+
+    def register(self: Any, ws: Any) -> Any:
+        log.append(("Environment.register", (ws, environment_dict(self))))
+        return self
+
+    class FakeTarget:
+        def wait_for_completion(self, show_output: bool) -> None:
+            log.append(("ComputeTarget.wait_for_completion", show_output))
+
+    def create(ws: Any, name: str, config: Any) -> Any:
+        log.append(("ComputeTarget.create", (ws, name, config.vm_size, config.vm_priority)))
+        return FakeTarget()
+
+    class FakeRun:
+        id = "HD_1"
+
+        def __init__(self, experiment: Any = None, run_id: str = "HD_1") -> None:
+            log.append(("Run", run_id))
+
+        def get_portal_url(self) -> str:
+            return "https://ml.azure.com/HD_1"
+
+        def wait_for_completion(self, show_output: bool, raise_on_error: bool) -> dict[str, str]:
+            log.append(("Run.wait_for_completion", (show_output, raise_on_error)))
+            return {"status": "Completed"}
+
+        def register_model(self, model_name: str, model_path: str, description: str) -> Any:
+            log.append(("Run.register_model", (model_name, model_path)))
+            return type("M", (), {"name": model_name, "version": 3})()
+
+    class FakeExperiment:
+        def __init__(self, ws: Any, name: str) -> None:
+            assert ws is workspace
+            self.name = name
+
+        def submit(self, config: Any) -> Any:
+            log.append(("Experiment.submit", (self.name, type(config).__name__, config)))
+            return FakeRun()
+
+    class FakeModel:
+        def __init__(self, ws: Any, name: str, version: int) -> None:
+            log.append(("Model", (name, version)))
+
+        def download(self, target_dir: str, exist_ok: bool) -> str:
+            return str(Path(target_dir) / "model")
+
+    def environment_dict(env: Any) -> dict[str, Any]:
+        return sdk_v1.environment_dict(env, masked=False)
+
+    image_env = sdk_v1.build_environment(EnvSpec(image=IMAGE))
+    monkeypatch.setattr(sdk_v1.Environment, "register", register)
+    monkeypatch.setattr(sdk_v1.Environment, "get", staticmethod(lambda ws, n, v: image_env))
+    monkeypatch.setattr(
+        sdk_v1,
+        "ComputeTarget",
+        type("CT", (), {"__init__": lambda self, **kw: None, "create": staticmethod(create)}),
+    )
+    monkeypatch.setattr(sdk_v1, "Experiment", FakeExperiment)
+    monkeypatch.setattr(sdk_v1, "Run", FakeRun)
+    monkeypatch.setattr(azureml.core, "Model", FakeModel)
+
+    def factory(sdk: str, ref: Any) -> Any:
+        backend = sdk_v1.make_backend(ref)
+        backend._ws = workspace  # type: ignore[attr-defined]
+        return backend
+
+    def invoke(args: list[str], stdin: str | None = None) -> str:
+        result = CliRunner().invoke(cli, args, obj=factory, input=stdin)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    monkeypatch.setenv("MNIST_SUBMIT_REGISTRY_PASSWORD", "pa55")
+    assert invoke(["env", "register", "--image", "r.io/t:0.1.0", "--registry-username", "u"]) == (
+        "Registered environment keras-mnist:0.1.0 (SDK v1)\n"
+    )
+    assert invoke(["compute", "create", "--low-priority"]) == "Compute gpu-cluster ready (SDK v1)\n"
+    assert invoke(["sweep", "--wait", "--", "--epochs", "2"]) == (
+        "Submitted HD_1: https://ml.azure.com/HD_1\n"
+        "Run HD_1 Completed; register its model with `mnist-submit model register HD_1`\n"
+    )
+    assert invoke(["model", "register", "HD_1"]) == "Registered model keras-mnist:3 (SDK v1)\n"
+    target = tmp_path / "m"
+    assert invoke(["model", "download", "keras-mnist:3", "--target", str(target)]) == (
+        f"Downloaded model keras-mnist:3 to {target / 'model'}\n"
+    )
+
+    names = [name for name, _ in log]
+    assert names == [
+        "Environment.register", "ComputeTarget.create", "ComputeTarget.wait_for_completion",
+        "Experiment.submit", "Run", "Run", "Run.wait_for_completion", "Run", "Run.register_model",
+        "Model",
+    ]  # fmt: skip
+    calls = dict(log)
+    ws, env = calls["Environment.register"]
+    assert ws is workspace
+    # The real password reaches the SDK (only output is masked).
+    assert env["docker"]["baseImageRegistry"] == {
+        "address": "r.io", "username": "u", "password": "pa55", "registryIdentity": None,
+    }  # fmt: skip
+    assert calls["ComputeTarget.create"] == (
+        workspace,
+        "gpu-cluster",
+        "Standard_NC4as_T4_v3",
+        "lowpriority",
+    )
+    experiment, kind, config = calls["Experiment.submit"]
+    assert (experiment, kind) == ("keras-mnist", "HyperDriveConfig")
+    assert config._primary_metric_config == {"name": "Accuracy", "goal": "maximize"}
+    assert (config._max_total_runs, config._max_concurrent_runs) == (20, 4)
+    assert config._run_config.arguments == [
+        "--data-folder",
+        "DatasetConsumptionConfig:mnist",
+        "--epochs",
+        "2",
+    ]
+    assert calls["Run.register_model"] == ("keras-mnist", "outputs/model")
+    assert calls["Model"] == ("keras-mnist", 3)
