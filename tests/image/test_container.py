@@ -163,7 +163,14 @@ def test_stack_is_the_pinned_one(images: Images) -> None:
     assert installed == {n: next(iter(pins[n].specifier)).version for n in names}
 
 
-def test_trains_on_read_only_data_as_non_root(images: Images, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "uid",
+    [
+        TRAINER_UID,  # the image's own user
+        4321,  # `docker run --user "$(id -u):$(id -g)"`, or a platform's arbitrary uid
+    ],
+)
+def test_trains_on_read_only_data_as_non_root(images: Images, tmp_path: Path, uid: int) -> None:
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
         pytest.fail(
             f"Fashion-MNIST is missing from {FASHION}: apt-get install dataset-fashion-mnist"
@@ -171,8 +178,10 @@ def test_trains_on_read_only_data_as_non_root(images: Images, tmp_path: Path) ->
     outputs, logs = tmp_path / "outputs", tmp_path / "logs"
     for folder in (outputs, logs):
         folder.mkdir()
-        os.chown(folder, TRAINER_UID, TRAINER_UID)
+        os.chown(folder, uid, uid)
+    user = [] if uid == TRAINER_UID else ["--user", f"{uid}:{uid}"]
     proc = images.run(
+        *user,
         # Nothing but the mounts and /tmp (a tmpfs under --read-only) may be written.
         "--read-only",
         "-v",
@@ -196,6 +205,6 @@ def test_trains_on_read_only_data_as_non_root(images: Images, tmp_path: Path) ->
     assert (logs / "metrics.jsonl").is_file()
     written = [*outputs.rglob("*"), *logs.rglob("*")]
     assert len(written) > 5
-    assert {p.stat().st_uid for p in written} == {TRAINER_UID}
+    assert {p.stat().st_uid for p in written} == {uid}
     metrics = json.loads((outputs / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["final"]["test_accuracy"] > 0.8, metrics
