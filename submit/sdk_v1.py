@@ -29,6 +29,7 @@ from azureml.core.runconfig import Dataset as DatasetReference
 from azureml.exceptions import ComputeTargetException
 
 from submit.backend import Backend
+from submit.context import stage
 from submit.errors import (
     MASK,
     ComputeNotFound,
@@ -315,13 +316,15 @@ class V1Backend:
     # Calls to Azure ML.
     def register_environment(self, spec: EnvSpec) -> str:
         secrets = [spec.registry_password]
+        env = build_environment(spec)
         try:
-            env = build_environment(spec)
-            if spec.build_context is not None:
-                env.docker.build_context = DockerBuildContext.from_local_directory(
-                    workspace=self.ws, path=str(spec.build_context), dockerfile_path=spec.dockerfile
-                )
-            registered = env.register(self.ws)
+            with tempfile.TemporaryDirectory(prefix="mnist-submit-context-") as staging:
+                if spec.build_context is not None:
+                    context = stage(spec.build_context, Path(staging))
+                    env.docker.build_context = DockerBuildContext.from_local_directory(
+                        workspace=self.ws, path=str(context), dockerfile_path=spec.dockerfile
+                    )
+                registered = env.register(self.ws)
         except Exception as exc:
             raise translate(exc, secrets) from None
         return f"{registered.name}:{registered.version}"
