@@ -68,7 +68,7 @@ def decompress_bounded(
     if limit is not None and limit > MAX_DEFLATE_RATIO * len(data) + 1024:
         raise DataError(
             path,
-            f"header declares {limit} bytes, more than {len(data)} gzip bytes can hold",
+            f"header declares {limit} bytes, more than {len(data)} bytes of gzip can inflate to",
         )
     return _inflate_members(path, data, limit)
 
