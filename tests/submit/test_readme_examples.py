@@ -78,3 +78,12 @@ def test_readme_shows_only_tested_commands() -> None:
     shown = {m.group(1).strip() for m in re.finditer(r"^\$ (mnist-submit .*)$", readme, re.M)}
     tested = {command for _, command in EXAMPLES} | set(LIVE)
     assert shown <= tested, sorted(shown - tested)
+
+
+def test_readme_dry_run_blocks_are_the_golden_files() -> None:
+    # Once merged: the output printed under each dry-run command in README.md is the golden one.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for golden, command in EXAMPLES:
+        block = re.search(r"^\$ " + re.escape(command) + r"\n(.*?)^```", readme, re.M | re.S)
+        if block is not None:
+            assert block.group(1) == (GOLDEN / golden).read_text(), golden
