@@ -12,86 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-import trainer
-from tests.image.podman import CACHE_ROOT, REPO, make_standin_base, podman_env, run
+from tests.image.conftest import TRAINER_UID, Images
+from tests.image.podman import REPO
 from tests.image.test_requirements import read_requirements
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-TRAINER_UID = 1000  # docker/Dockerfile's TRAINER_UID
-
-
-@dataclass(frozen=True)
-class Images:
-    env: dict[str, str]
-    base: str
-    trainer: str
-
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["podman", "run", "--rm", "--network", "none", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed: apt-get install podman buildah runc debootstrap")
-    if os.geteuid() != 0:
-        pytest.fail("the container tests need root (podman with runc and cgroupfs); run as root")
-    tmp = tmp_path_factory.mktemp("podman")
-    env = podman_env(tmp)
-    log = CACHE_ROOT / "build.log"
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    log.write_text("", encoding="utf-8")
-    # Images replaced by earlier runs would pile up in the cached storage.
-    run(["podman", "image", "prune", "--force"], env, log, timeout=300)
-
-    start = time.monotonic()
-    standin = make_standin_base(env, log)
-    standin_s = time.monotonic() - start
-    start = time.monotonic()
-    run(
-        [
-            "bash",
-            str(REPO / "scripts" / "build-images.sh"),
-            "--engine",
-            "podman",
-            "--variant",
-            "cpu",
-            "--cuda-image",
-            standin,
-            # Builds need PyPI; the host's network avoids CNI, which needs iptables.
-            "--network",
-            "host",
-        ],
-        env,
-        log,
-        timeout=1500,
-    )
-    build_s = time.monotonic() - start
-    with log.open("a", encoding="utf-8") as out:
-        out.write(f"\nstand-in base {standin_s:.0f} s, both images {build_s:.0f} s\n")
-    version = trainer.__version__
-    return Images(
-        env=env,
-        base=f"localhost/keras-mnist-base:{version}-cpu",
-        trainer=f"localhost/keras-mnist-trainer:{version}-cpu",
-    )
 
 
 def inspect(images: Images, image: str) -> dict:

@@ -1,0 +1,83 @@
+"""The images, built once per session with podman (see tests/image/podman.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import trainer
+from tests.image.podman import CACHE_ROOT, REPO, make_standin_base, podman_env, run
+
+TRAINER_UID = 1000  # docker/Dockerfile's TRAINER_UID
+
+
+@dataclass(frozen=True)
+class Images:
+    tmp: Path
+    env: dict[str, str]
+    base: str
+    trainer: str
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["podman", "run", "--rm", "--network", "none", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: apt-get install podman buildah runc debootstrap")
+    if os.geteuid() != 0:
+        pytest.fail("the container tests need root (podman with runc and cgroupfs); run as root")
+    tmp = tmp_path_factory.mktemp("podman")
+    env = podman_env(tmp)
+    log = CACHE_ROOT / "build.log"
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    log.write_text("", encoding="utf-8")
+    # Images replaced by earlier runs would pile up in the cached storage.
+    run(["podman", "image", "prune", "--force"], env, log, timeout=300)
+
+    start = time.monotonic()
+    standin = make_standin_base(env, log)
+    standin_s = time.monotonic() - start
+    start = time.monotonic()
+    run(
+        [
+            "bash",
+            str(REPO / "scripts" / "build-images.sh"),
+            "--engine",
+            "podman",
+            "--variant",
+            "cpu",
+            "--cuda-image",
+            standin,
+            # Builds need PyPI; the host's network avoids CNI, which needs iptables.
+            "--network",
+            "host",
+        ],
+        env,
+        log,
+        timeout=1500,
+    )
+    build_s = time.monotonic() - start
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"\nstand-in base {standin_s:.0f} s, both images {build_s:.0f} s\n")
+    version = trainer.__version__
+    return Images(
+        tmp=tmp,
+        env=env,
+        base=f"localhost/keras-mnist-base:{version}-cpu",
+        trainer=f"localhost/keras-mnist-trainer:{version}-cpu",
+    )
