@@ -6,7 +6,6 @@ Thin on purpose: options become a spec (submit.spec), the chosen SDK's backend d
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from submit.options import (
     dry_run_option,
     finish,
     int_list,
+    registry_password,
     run_options,
     run_spec,
 )
@@ -49,6 +49,7 @@ from submit.spec import (
     EnvSpec,
     ModelSpec,
     SweepSpec,
+    image_tag,
 )
 
 
@@ -131,34 +132,17 @@ def env_register(
     """
     if (image is None) == (dockerfile is None):
         raise click.UsageError("pass exactly one of --image and --dockerfile")
-    if image is not None:
-        tail = image.rsplit("/", 1)[-1]
-        tag = tail.split(":", 1)[1] if ":" in tail and "@" not in tail else None
-        if env_version is None:
-            if tag is None:
-                raise click.BadParameter(
-                    f"{image!r} has no tag: push and pass NAME:TAG", param_hint="--image"
-                )
-            env_version = tag
-    version = env_version or DEFAULT_ENV_VERSION
+    version = env_version or (image_tag(image) if image else DEFAULT_ENV_VERSION)
+    if version is None:
+        raise click.BadParameter(
+            f"{image!r} has no tag: push and pass NAME:TAG", param_hint="--image"
+        )
     if version == "latest":
         raise click.BadParameter(
             "'latest' floats: tag the image with its version (e.g. 0.1.0)",
             param_hint="--image/--version",
         )
-    password = None
-    if registry_username:
-        import os
-
-        password = (
-            sys.stdin.readline().rstrip("\n")
-            if registry_password_stdin
-            else os.environ.get(PASSWORD_VAR)
-        )
-        if not password:
-            raise click.UsageError(
-                f"--registry-username needs a password: set ${PASSWORD_VAR} or use --registry-password-stdin"
-            )
+    password = registry_password(registry_password_stdin) if registry_username else None
     spec = EnvSpec(
         name=name,
         version=version,

@@ -5,6 +5,8 @@ run/sweep options, and the call into the backend that turns stray exceptions int
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +174,18 @@ def asset(ref: str, what: str) -> tuple[str, str]:
         return parse_asset(ref, what)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def registry_password(from_stdin: bool) -> str:
+    """The registry password from stdin or $MNIST_SUBMIT_REGISTRY_PASSWORD: never from argv,
+    where any user of the machine could read it in the process list."""
+    password = sys.stdin.readline().rstrip("\n") if from_stdin else os.environ.get(PASSWORD_VAR)
+    if not password:
+        raise click.UsageError(
+            f"--registry-username needs a password: set ${PASSWORD_VAR} or use "
+            "--registry-password-stdin"
+        )
+    return password
 
 
 def int_list(text: str) -> tuple[int, ...]:

@@ -171,3 +171,11 @@ def parse_asset(ref: str, what: str) -> tuple[str, str]:
     if version == "latest":
         raise ValueError(f"{what} {ref!r} floats; name an exact version")
     return name, version
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of ``REGISTRY/NAME:TAG`` (None without one, or for a digest reference)."""
+    tail = image.rsplit("/", 1)[-1]
+    if "@" in tail or ":" not in tail:
+        return None
+    return tail.split(":", 1)[1] or None

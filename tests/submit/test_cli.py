@@ -18,6 +18,7 @@ from submit.spec import (
     ModelSpec,
     RunSpec,
     SweepSpec,
+    image_tag,
 )
 from submit.workspace import WorkspaceRef
 from tests.submit.fakes import FakeBackend
@@ -287,3 +288,17 @@ def test_usage_errors(args: list[str], expected: str) -> None:
     assert result.exit_code == 2
     assert result.output.splitlines()[-1] == expected
     assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [
+        ("myacr.azurecr.io/keras-mnist-trainer:0.1.0", "0.1.0"),
+        ("localhost:5000/t:1.2", "1.2"),
+        ("localhost:5000/t", None),
+        ("acr.io/t@sha256:abc", None),
+        ("t:", None),
+    ],
+)
+def test_image_tag(image: str, tag: str | None) -> None:
+    assert image_tag(image) == tag
