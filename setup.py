@@ -21,7 +21,9 @@ EXTRAS = {
     "azureml": ["azureml-core==1.61.0.post4"],
     "mlflow": ["mlflow-skinny==3.17.2"],
     # The submit wrapper's two SDKs; each is imported only when its --sdk is chosen.
-    "submit-v1": ["azureml-core==1.61.0.post4"],
+    # azureml-train-core brings HyperDrive (v1 sweeps); azure-identity gives v1 the same
+    # credential chain as v2 (service principal, managed identity) without the azure-cli package.
+    "submit-v1": ["azureml-core==1.61.0.post4", "azureml-train-core==1.61.0", "azure-identity==1.27.0"],
     "submit-v2": ["azure-ai-ml==1.35.2", "azure-identity==1.27.0"],
     # The benchmarks compare against idx2numpy and draw a chart.
     "bench": ["idx2numpy==1.2.3", "matplotlib==3.11.2"],
