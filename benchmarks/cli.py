@@ -49,6 +49,12 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Which dataset the folder holds.",
         ),
+        click.option(
+            "--download/--no-download",
+            default=False,
+            show_default=True,
+            help="Fetch the dataset (checksums verified) when the folder lacks it.",
+        ),
         click.option("--seed", type=int, default=0, show_default=True, help="Base random seed."),
         click.option(
             "--repeats",

@@ -150,6 +150,9 @@ def summarize(
             "warmup_s": float(np.median([g["warmup_s"] for g in group])),
             "train_flops_per_image": flops_per_image,
             "achieved_tflops": achieved,
+            # The compiled step alone: batch FLOPs over the median step time. Differs from
+            # achieved_tflops by what an epoch spends outside its steps (shuffling, dispatch).
+            "step_tflops_p50": batch * flops_per_image / (steps["p50"] * 1e-3) / 1e12,
             "peak_tflops": peak_tflops,
             "utilisation_pct": 100.0 * achieved / peak_tflops if peak_tflops else None,
             "test_accuracy": acc["median"],
@@ -199,6 +202,7 @@ UNITS = {
     "steady_epoch_s_median": "s",
     "train_flops_per_image": "FLOP",
     "achieved_tflops": "TFLOP/s",
+    "step_tflops_p50": "TFLOP/s",
     "peak_tflops": "TFLOP/s",
     "utilisation_pct": "% of peak",
     "test_accuracy": "fraction",

@@ -34,9 +34,13 @@ def available() -> bool:
 
 
 def run_jax_fast(
-    data: Any, batch_size: int, epochs: int, seed: int, steps_per_call: int = 0
+    data: Any, batch_size: int, epochs: int, seed: int, steps_per_call: int = 0, model: Any = None
 ) -> RunTiming:
-    """Train with whole chunks of steps inside one compiled call; epoch 1 is the warm-up."""
+    """Train with whole chunks of steps inside one compiled call; epoch 1 is the warm-up.
+
+    ``model``: a compiled Keras model to train in place (the tests pass one to compare its
+    weights with the seed's method); by default the seed's model, initialised from ``seed``.
+    """
     import jax
     import jax.numpy as jnp
     import keras
@@ -45,8 +49,9 @@ def run_jax_fast(
     from benchmarks.seed import build_seed_model, test_accuracy
     from trainer.pipeline import epoch_permutation
 
-    keras.utils.set_random_seed(seed)
-    model = build_seed_model(keras)
+    if model is None:
+        keras.utils.set_random_seed(seed)
+        model = build_seed_model(keras)
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
     n = len(data.x_train)
@@ -122,7 +127,9 @@ def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
     from benchmarks.seed import run_seed_fit
     from trainer.data import load_dataset
 
-    splits = load_dataset(config["data_folder"], dataset=config["dataset"])
+    splits = load_dataset(
+        config["data_folder"], dataset=config["dataset"], download=config.get("download", False)
+    )
     data = subset(splits, config["train_images"])
     steps_per_call = config["steps_per_call"]
     methods = {

@@ -16,6 +16,7 @@ class BenchOptions:
     quick: bool = False  # about a minute on a 2-core CPU: a 12k-image subset, fewer rounds
     data_folder: str = DEFAULT_DATA_FOLDER
     dataset: str = "fashion-mnist"
+    download: bool = False  # fetch the dataset (verified) when the folder lacks it
     seed: int = 0
     backend: str = "auto"  # auto: TensorFlow, plus JAX rows when JAX is installed
     epochs: int = 5  # per run; the first is the warm-up, the rest are timed

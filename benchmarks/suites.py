@@ -20,7 +20,7 @@ Log = Callable[[str], None]
 def load(opts: BenchOptions) -> Any:
     from trainer.data import load_dataset
 
-    splits = load_dataset(opts.data_folder, dataset=opts.dataset)
+    splits = load_dataset(opts.data_folder, dataset=opts.dataset, download=opts.download)
     return subset(splits, opts.train_images)
 
 
@@ -96,6 +96,7 @@ def run_train(
     config = {
         "data_folder": opts.data_folder,
         "dataset": opts.dataset,
+        "download": opts.download,  # the parent fetched it first: the child finds it cached
         "train_images": opts.train_images,
         "steps_per_call": opts.steps_per_call,
         "batch_sizes": list(opts.batch_sizes),
@@ -104,6 +105,7 @@ def run_train(
         "seed": opts.seed,
         "min_accuracy": opts.min_accuracy,
     }
+    data = load(opts)  # fails fast on bad data, and downloads once for both backends
     runs: list[dict[str, Any]] = []
     peaks: dict[str, float | None] = {}
     # JAX first, in its own process: TensorFlow in this one would hold GPU memory meanwhile.
@@ -122,7 +124,6 @@ def run_train(
         from benchmarks.device import describe_tensorflow
         from benchmarks.seed import run_seed_fit
 
-        data = load(opts)
         setup_tensorflow()
         info = describe_tensorflow()
         peaks["tensorflow"], info["peak_source"] = _peak(opts, info, tf32=info["tf32"])

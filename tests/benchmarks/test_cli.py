@@ -1,0 +1,189 @@
+"""mnist-bench's command line: fast help, one-line errors, and the suites' JSON output."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.cli import main
+from tests.benchmarks.conftest import needs_fashion
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def read_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_help_imports_no_framework():
+    code = (
+        "import sys\n"
+        "from benchmarks.cli import main\n"
+        "try:\n"
+        "    main(['--help'], prog_name='mnist-bench')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'jax', 'matplotlib', 'numba') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert "Usage: mnist-bench" in out
+    assert out.strip().endswith("HEAVY []")
+
+
+def test_module_and_version():
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--version"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "mnist-bench, version 0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "--batch-sizes", "50,x"], "'50,x' is not a comma-separated list of integers"),
+        (["train", "--batch-sizes", "0"], "'0': give one or more positive integers"),
+        (["train", "--epochs", "1"], "1 is not in the range x>=2"),
+        (["train", "--backend", "torch"], "'torch' is not one of 'auto', 'tensorflow', 'jax'"),
+        (["train", "--peak-tflops", "0"], "0.0 is not in the range x>0"),
+        (["pipeline", "--repeats", "0"], "0 is not in the range x>=1"),
+    ],
+)
+def test_bad_options_are_usage_errors(args, expected):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert expected in result.output
+
+
+@pytest.mark.parametrize("suite", ["train", "pipeline"])
+def test_missing_data_is_one_line_error(tmp_path, suite):
+    # MNIST: for Fashion-MNIST the data core falls back to Debian's copy of it.
+    args = [suite, "--dataset", "mnist", "--data-folder", str(tmp_path / "nowhere")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: no mnist files found")
+    assert str(tmp_path / "nowhere") in lines[-1]
+    assert "Traceback" not in result.output
+
+
+def test_decode_suite_runs_or_says_why_not(tmp_path):
+    out = tmp_path / "decode.jsonl"
+    result = CliRunner().invoke(main, ["decode", "--quick", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    records = read_records(out)
+    assert records[0]["record"] == "environment"
+    if importlib.util.find_spec("benchmarks.decode") is None:
+        assert "decode: skipped, benchmarks/decode.py is not in this checkout yet" in result.output
+        assert len(records) == 1
+    else:
+        assert [r["record"] for r in records[1:]] == ["decode"] * (len(records) - 1)
+
+
+@needs_fashion
+def test_pipeline_suite_reports_sane_rates(tmp_path):
+    out, chart = tmp_path / "pipeline.jsonl", tmp_path / "pipeline.png"
+    args = ["pipeline", "--train-images", "5000", "--batch-sizes", "50,512", "--repeats", "2"]
+    result = CliRunner().invoke(main, [*args, "--json", str(out), "--chart", str(chart)])
+    assert result.exit_code == 0, result.output
+    rows = [r for r in read_records(out) if r["record"] == "pipeline"]
+    assert [r["batch_size"] for r in rows] == [50, 512]
+    for r in rows:
+        assert r["batches_per_pass"] == math.ceil(5000 / r["batch_size"])
+        assert r["images_per_s_min"] <= r["images_per_s"] <= r["images_per_s_max"]
+        assert r["batches_per_s"] * r["steady_pass_s_median"] == pytest.approx(
+            r["batches_per_pass"]
+        )
+        assert 0 < r["ms_per_batch_p50"] <= r["ms_per_batch_p90"] <= r["ms_per_batch_p99"]
+        assert r["units"]["images_per_s"] == "images/s"
+        assert r["units"]["ms_per_batch_p50"] == "ms"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def check_train_rows(records: list[dict], backend: str, methods: list[str], batches: list[int]):
+    rows = [r for r in records if r["record"] == "train"]
+    runs = [r for r in records if r["record"] == "train_run"]
+    assert sorted((r["method"], r["batch_size"]) for r in rows) == sorted(
+        (m, b) for m in methods for b in batches
+    )
+    assert all(r["backend"] == backend for r in rows)
+    rounds = rows[0]["rounds"]
+    assert len(runs) == len(methods) * len(batches) * rounds
+    for r in rows:
+        assert r["images_per_s_min"] <= r["images_per_s"] <= r["images_per_s_max"]
+        assert 0 < r["ms_per_step_p50"] <= r["ms_per_step_p90"] <= r["ms_per_step_p99"]
+        assert r["train_flops_per_image"] == 1_126_800
+        assert r["achieved_tflops"] == pytest.approx(r["images_per_s"] * 1_126_800 / 1e12)
+        assert r["warmup_s"] >= 0
+        assert 0.6 <= r["test_accuracy_min"] <= r["test_accuracy"] <= r["test_accuracy_max"] <= 1
+        assert r["baseline"] == f"{backend}/{methods[0]}"
+        assert r["speedup_min"] <= r["speedup"] <= r["speedup_max"]
+        assert r["units"]["images_per_s"] == "images/s"
+        assert r["units"]["ms_per_step_p99"] == "ms"
+        assert r["units"]["achieved_tflops"] == "TFLOP/s"
+        if r["method"] == methods[0]:
+            assert r["speedup"] == 1.0
+            assert r["accuracy_delta_pts"] == 0.0
+    for run in runs:
+        assert run["first_epoch_s"] > 0
+        assert run["images_per_s"] > 0
+        assert len(run["step_ms"]) > 0
+    return rows
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_quick_train_on_tensorflow(tmp_path):
+    out, chart = tmp_path / "train.jsonl", tmp_path / "train.png"
+    args = [
+        "train",
+        "--quick",
+        "--backend",
+        "tensorflow",
+        "--json",
+        str(out),
+        "--chart",
+        str(chart),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    records = read_records(out)
+    env = records[0]
+    assert env["record"] == "environment"
+    assert env["host"]["cpu_cores_usable"] >= 1
+    assert env["tensorflow"]["tensorflow"]
+    assert env["tensorflow"]["keras"]
+    assert env["tensorflow"]["device_kind"] in ("cpu", "gpu")
+    check_train_rows(records, "tensorflow", ["seed-fit", "default"], [50, 512])
+    assert "tensorflow/default" in result.output
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@needs_fashion
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_jax_rows_run_without_tensorflow(tmp_path):
+    out = tmp_path / "jax.jsonl"
+    args = ["train", "--backend", "jax", "--train-images", "3000", "--batch-sizes", "50"]
+    args += ["--rounds", "1", "--epochs", "2", "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = read_records(out)
+    assert records[0]["jax"]["tensorflow_imported"] is False
+    assert records[0]["jax"]["device_kind"] in ("cpu", "gpu")
+    check_train_rows(records, "jax", ["seed-fit", "fast-scan"], [50])

@@ -1,0 +1,145 @@
+"""The arithmetic of the measurement: FLOP counts, percentiles, spreads, records and speedups."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import flops
+from benchmarks.default_path import call_sizes
+from benchmarks.device import known_peak
+from benchmarks.harness import BenchmarkError, RunTiming, run_record, summarize
+from benchmarks.options import QUICK, BenchOptions, resolve_options
+from benchmarks.stats import percentiles, spread
+
+
+def test_flops_match_a_hand_count_of_the_seed_network():
+    # Multiply-adds per image: 784*300 + 300*100 + 100*10 = 235,200 + 30,000 + 1,000 = 266,200.
+    macs = 784 * 300 + 300 * 100 + 100 * 10
+    assert macs == 266_200
+    assert flops.forward_flops_per_image() == 2 * macs == 532_400
+    # Weight gradients of all three layers, input gradients of layers 2 and 3 only.
+    assert flops.backward_flops_per_image() == 2 * macs + 2 * (300 * 100 + 100 * 10) == 594_400
+    assert flops.train_flops_per_image() == 1_126_800
+    assert flops.train_flops_per_step(50) == 50 * 1_126_800
+    assert flops.parameter_count() == 266_610
+
+
+def test_flops_of_a_single_layer_have_no_input_gradient():
+    assert flops.forward_flops_per_image((4, 3)) == 24
+    assert flops.backward_flops_per_image((4, 3)) == 24
+    assert flops.train_flops_per_image((4, 3, 2)) == 2 * (12 + 6) + 2 * (12 + 6) + 2 * 6
+
+
+@pytest.mark.parametrize("layers", [(784,), (), (784, 0, 10)])
+def test_flops_reject_impossible_networks(layers):
+    with pytest.raises(ValueError, match="positive widths"):
+        flops.train_flops_per_image(layers)
+
+
+def test_parameter_count_matches_keras():
+    keras = pytest.importorskip("keras")
+    from benchmarks.seed import build_seed_model
+
+    assert build_seed_model(keras).count_params() == flops.parameter_count()
+
+
+def test_percentiles_are_true_percentiles():
+    samples = list(range(1, 101))  # 1..100
+    p = percentiles(samples)
+    assert p == {"p50": 50.5, "p90": pytest.approx(90.1), "p99": pytest.approx(99.01)}
+    assert percentiles([3.0])["p99"] == 3.0
+    assert all(math.isnan(v) for v in percentiles([]).values())
+
+
+def test_spread_is_median_min_max_and_range():
+    s = spread([10.0, 30.0, 20.0])
+    assert s == {"median": 20.0, "min": 10.0, "max": 30.0, "range_pct": 100.0}
+    assert math.isnan(spread([])["median"])
+
+
+def _timing(epoch_s, accuracy=0.8, images=1000):
+    return RunTiming(
+        epoch_s=epoch_s, step_ms=[1.0, 2.0], images_per_epoch=images, steps_per_call=1,
+        test_accuracy=accuracy,
+    )  # fmt: skip
+
+
+def test_run_record_excludes_the_warmup_epoch():
+    rec = run_record(
+        _timing([5.0, 1.0, 2.0]), backend="b", method="m", batch_size=50, round_=0, epochs=3
+    )
+    assert rec["images_per_s"] == pytest.approx(2000 / 3.0)
+    assert rec["warmup_s"] == pytest.approx(5.0 - 1.5)
+    assert rec["first_epoch_s"] == 5.0
+    with pytest.raises(BenchmarkError, match="at least 2 epochs"):
+        run_record(_timing([1.0]), backend="b", method="m", batch_size=50, round_=0, epochs=1)
+
+
+def test_summary_pairs_rounds_for_the_speedup():
+    runs = []
+    # Round 0: baseline 1000 img/s, fast 4000; round 1 (slow machine): 500 and 3000.
+    for r, (base, fast) in enumerate([(1.0, 0.25), (2.0, 1 / 3)]):
+        for method, t, acc in (("seed-fit", base, 0.80), ("default", fast, 0.81)):
+            rec = run_record(_timing([9.0, t], accuracy=acc), backend="tensorflow",
+                             method=method, batch_size=50, round_=r, epochs=2)  # fmt: skip
+            runs.append(rec)
+    rows = summarize(
+        runs,
+        baselines={"tensorflow": "seed-fit"},
+        seed_key=("tensorflow", "seed-fit"),
+        peaks={"tensorflow": 10.0},
+        layers=flops.SEED_LAYERS,
+    )
+    by_method = {r["method"]: r for r in rows}
+    fast = by_method["default"]
+    assert fast["speedup"] == pytest.approx(5.0)  # median of the paired ratios 4 and 6
+    assert (fast["speedup_min"], fast["speedup_max"]) == (pytest.approx(4.0), pytest.approx(6.0))
+    assert fast["speedup_vs_seed"] == pytest.approx(3500 / 750)  # ratio of medians, unpaired
+    assert fast["accuracy_delta_pts"] == pytest.approx(1.0)
+    assert fast["images_per_s"] == pytest.approx(3500.0)
+    assert fast["achieved_tflops"] == pytest.approx(3500 * 1_126_800 / 1e12)
+    assert fast["utilisation_pct"] == pytest.approx(100 * fast["achieved_tflops"] / 10.0)
+    # Step times 1.0 and 2.0 ms from each run: p50 is 1.5 ms.
+    assert fast["ms_per_step_p50"] == pytest.approx(1.5)
+    assert fast["step_tflops_p50"] == pytest.approx(50 * 1_126_800 / 1.5e-3 / 1e12)
+    assert by_method["seed-fit"]["speedup"] == 1.0
+
+
+def test_call_sizes_follow_the_trainer():
+    assert call_sizes(60_000, 50, 1200) == [1200]
+    assert call_sizes(60_000, 512, 117) == [117, 1]  # 117 full batches, then 96 images
+    assert call_sizes(1000, 50, 7) == [7, 7, 6]
+
+
+def test_known_peaks_come_from_the_datasheets():
+    assert known_peak("NVIDIA H100 80GB HBM3") == {"fp32": 67.0, "tf32": 494.5}
+    assert known_peak("NVIDIA H100 PCIe") == {"fp32": 51.0, "tf32": 378.0}
+    assert known_peak("NVIDIA H200") == {"fp32": 67.0, "tf32": 494.5}
+    assert known_peak("Intel(R) Xeon(R) Processor") is None
+
+
+def test_quick_size_fills_only_what_was_not_given():
+    opts = resolve_options(True, epochs=3, rounds=None)
+    assert opts.epochs == 3
+    assert opts.rounds == QUICK["rounds"]
+    assert opts.train_images == 12_000
+    assert resolve_options(False) == BenchOptions()
+
+
+def test_fit_step_timer_sums_to_the_epoch():
+    """The seed method's per-step stamps cover the epoch they were taken in."""
+    pytest.importorskip("tensorflow")
+    from benchmarks.seed import run_seed_fit
+    from trainer.data import Splits
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(500, 784), dtype=np.uint8)
+    y = (x[:, :10].argmax(axis=1)).astype(np.uint8)
+    timing = run_seed_fit(Splits(x, y, x[:100], y[:100]), 50, 2, 0)
+    assert len(timing.epoch_s) == 2
+    assert len(timing.step_ms) == 10  # the steady epoch's 10 steps
+    assert sum(timing.step_ms) / 1e3 <= timing.epoch_s[1]
+    assert 0.0 <= timing.test_accuracy <= 1.0
