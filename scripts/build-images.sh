@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
         --variant) variant="${2:?--variant needs gpu or cpu}"; shift 2 ;;
         --cuda-image) cuda_image="${2:?--cuda-image needs an image}"; shift 2 ;;
         --registry) registry="${2:?--registry needs a host}"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) extra+=("$1"); shift ;;
     esac
 done

@@ -101,3 +101,25 @@ def test_bad_options_fail_with_one_line(
     assert proc.returncode == 2
     assert proc.stderr.strip() == error
     assert calls == []
+
+
+def test_registry_prefix_names_images_for_push(engine: tuple[Path, Path]) -> None:
+    proc, calls = build(engine, "--registry", "myacr.azurecr.io")
+    assert proc.returncode == 0, proc.stderr
+    assert calls[-1] == (
+        f"build --format docker --build-arg BASE_IMAGE=myacr.azurecr.io/keras-mnist-base:{V} "
+        f"-t myacr.azurecr.io/keras-mnist-trainer:{V} -f Dockerfile ."
+    )
+    assert proc.stdout.splitlines()[-1].startswith(
+        f"built myacr.azurecr.io/keras-mnist-trainer:{V} in "
+    )
+
+
+def test_help_describes_the_options() -> None:
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("Build the CUDA base image")
+    assert "--variant" in proc.stdout
+    assert "set -euo" not in proc.stdout

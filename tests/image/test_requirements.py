@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +151,31 @@ def test_cuda_base_tag_matches_tensorflow_build_info() -> None:
     assert tag.group(1).startswith(f"{cuda.group(1)}-runtime-"), tag.group(1)
     cudnn_pin = _exact(read_requirements(DOCKER / "requirements-gpu.txt")["nvidia-cudnn-cu12"])
     assert cudnn_pin.split(".")[0] == cudnn.group(1)
+
+
+@pytest.mark.slow
+def test_gpu_requirements_resolve_for_the_cuda_image(tmp_path: Path) -> None:
+    """The GPU stack installs on the CUDA base's Python 3.12 and glibc 2.39 (Ubuntu 24.04).
+
+    CI builds only the CPU variant, so this resolves the GPU list against PyPI without
+    downloading the wheels (pip reads their metadata only).
+    """
+    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)]
+    platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "linux_x86_64"]
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+            "--only-binary=:all:", "--python-version", "3.12",
+            *(arg for p in platforms for arg in ("--platform", p)),
+            "--report", str(report), "-r", str(DOCKER / "requirements-gpu.txt"),
+        ],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    installed = {
+        _norm(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in json.loads(report.read_text(encoding="utf-8"))["install"]
+    }
+    for name, req in read_requirements(DOCKER / "requirements-gpu.txt").items():
+        assert installed[name] == _exact(req), name
