@@ -1,0 +1,101 @@
+"""The methods compared are the same model: same weights in, same predictions out, step for step.
+
+From identical initial weights, one epoch of each fast path (the trainer's XLA loop, and the JAX
+scan) must leave the model where the seed's method (``train_on_batch`` on float32 arrays and
+one-hot labels, in the same batch order) leaves it. Otherwise a speedup would compare different
+training.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.conftest import FASHION, needs_fashion
+
+REPO = Path(__file__).resolve().parents[2]
+N_TRAIN, N_TEST, BATCH, SEED = 200, 100, 50, 3
+
+# Shared by both backends: load a small real split, train a reference with the seed's method in
+# the fast paths' batch order, and report how far predictions moved and how far apart they end.
+REFERENCE = f"""
+import numpy as np
+from trainer.data import Splits, images_to_float, load_dataset, one_hot
+from trainer.pipeline import epoch_permutation
+from benchmarks.seed import build_seed_model
+
+s = load_dataset({str(FASHION)!r}, dataset="fashion-mnist")
+data = Splits(s.x_train[:{N_TRAIN}], s.y_train[:{N_TRAIN}], s.x_test[:{N_TEST}], s.y_test[:{N_TEST}])
+x_test = images_to_float(data.x_test)
+keras.utils.set_random_seed(1)
+reference = build_seed_model(keras)
+fast = build_seed_model(keras)
+fast.set_weights(reference.get_weights())
+
+def predict(model):
+    return keras.ops.convert_to_numpy(model(x_test, training=False))
+
+start = predict(reference)
+same_at_start = float(np.abs(predict(fast) - start).max())
+order = epoch_permutation({N_TRAIN}, {SEED}, 0)
+for i in range({N_TRAIN} // {BATCH}):
+    idx = order[i * {BATCH} : (i + 1) * {BATCH}]
+    reference.train_on_batch(images_to_float(data.x_train[idx]), one_hot(data.y_train[idx]))
+"""
+
+REPORT = """
+after = predict(reference)
+result = {
+    "same_at_start": same_at_start,
+    "moved": float(np.abs(after - start).max()),
+    "apart": float(np.abs(predict(fast) - after).max()),
+    "argmax_agree": float((predict(fast).argmax(1) == after.argmax(1)).mean()),
+}
+print("RESULT", json.dumps(result))
+"""
+
+
+def run_script(body: str, backend: str) -> dict:
+    code = "import json, keras\n" + REFERENCE + body + REPORT
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    print(backend, result)
+    return result
+
+
+def check(result: dict) -> None:
+    assert result["same_at_start"] == 0.0
+    assert result["moved"] > 1e-2  # training changed the predictions, so "apart" means something
+    assert result["apart"] < 1e-4
+    assert result["argmax_agree"] == 1.0
+
+
+@needs_fashion
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")
+def test_trainer_default_path_matches_the_seeds_method():
+    body = f"""
+from trainer.loop import run_fast
+run_fast(data, epochs=1, batch_size={BATCH}, seed={SEED}, model=fast)
+"""
+    check(run_script(body, "tensorflow"))
+
+
+@needs_fashion
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
+def test_jax_fast_scan_matches_the_seeds_method():
+    body = f"""
+from benchmarks.jax_backend import run_jax_fast
+run_jax_fast(data, {BATCH}, 1, {SEED}, model=fast)
+"""
+    check(run_script(body, "jax"))
