@@ -42,20 +42,36 @@ def podman_env(tmp: Path) -> dict[str, str]:
         f'tmp_dir = "{tmp / "libpod"}"\n',
         encoding="utf-8",
     )
-    storage_conf = tmp / "storage.conf"
-    storage_conf.write_text(
+    storage = (
         "[storage]\n"
         'driver = "overlay"\n'
         f'graphroot = "{CACHE_ROOT / "storage"}"\n'
-        f'runroot = "{tmp / "runroot"}"\n',
-        encoding="utf-8",
+        f'runroot = "{tmp / "runroot"}"\n'
     )
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    if _filesystem(CACHE_ROOT) == "overlay":
+        # The kernel's overlayfs cannot stack on an overlay (CI inside a container).
+        storage += '[storage.options.overlay]\nmount_program = "/usr/bin/fuse-overlayfs"\n'
+    storage_conf = tmp / "storage.conf"
+    storage_conf.write_text(storage, encoding="utf-8")
     env = dict(os.environ)
     env["CONTAINERS_CONF"] = str(containers_conf)
     env["CONTAINERS_STORAGE_CONF"] = str(storage_conf)
     # Layer blobs are staged in TMPDIR; keep them in the test's own folder.
     env["TMPDIR"] = str(tmp)
     return env
+
+
+def _filesystem(path: Path) -> str:
+    """The type of the filesystem ``path`` lives on, from /proc/self/mounts."""
+    path = path.resolve()
+    best, kind = -1, ""
+    for line in Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        mount = Path(fields[1])
+        if (path == mount or mount in path.parents) and len(mount.parts) > best:
+            best, kind = len(mount.parts), fields[2]
+    return kind
 
 
 def debian_mirror() -> str:
