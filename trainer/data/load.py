@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -16,6 +17,8 @@ from trainer.data.download import SOURCES, download_dataset
 from trainer.data.errors import DataError
 from trainer.data.idx import decode_bytes, read_bytes
 from trainer.data.kernels import images_to_float, one_hot
+
+log = logging.getLogger(__name__)
 
 DATASETS = tuple(SOURCES)  # ("mnist", "fashion-mnist")
 # Debian/Ubuntu's `apt-get install dataset-fashion-mnist` puts the four .gz files here.
@@ -102,24 +105,23 @@ def resolve_files(
     if system is not None and system.is_dir():
         found, system_missing = missing_files(system)
         if not system_missing:
+            log.info("%s: using the system copy in %s", dataset, system)
             return found
     downloads = cache_root / "downloads" / dataset
     if downloads.is_dir():
         found, download_missing = missing_files(downloads)
         if not download_missing:
+            log.info("%s: using the files downloaded into %s", dataset, downloads)
             return found
     if download:
         download_dataset(dataset, downloads)
         return find_dataset_files(downloads)
-    where = (
-        "no data folder given"
-        if folder is None
-        else (
-            f"{folder} does not exist"
-            if not folder.exists()
-            else f"{folder} lacks {name_list(missing)}"
-        )
-    )
+    if folder is None:
+        where = "no data folder given"
+    elif not folder.exists():
+        where = f"{folder} does not exist"
+    else:
+        where = f"{folder} lacks {name_list(missing)}"
     raise DataError(
         None,
         f"no {dataset} files found ({where}); pass --download to fetch them into {downloads}, "
