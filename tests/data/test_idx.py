@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from pathlib import Path
 
@@ -131,3 +132,37 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         read_idx(tmp_path / "nope.gz")
     with pytest.raises(DataError, match="is a folder"):
         read_idx(tmp_path)
+
+
+def _backends() -> list[str]:
+    import importlib.util
+
+    names = ["zlib"]
+    names += ["isal"] if importlib.util.find_spec("isal") else []
+    names += ["zlib_ng"] if importlib.util.find_spec("zlib_ng") else []
+    return names
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_every_gzip_library_decodes_and_rejects_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    import importlib
+    import zlib
+
+    from trainer.data import gz
+
+    modules = {"zlib": "zlib", "isal": "isal.isal_zlib", "zlib_ng": "zlib_ng.zlib_ng"}
+    lib = importlib.import_module(modules[backend])
+    monkeypatch.setattr(gz, "_BACKEND", lib)
+    monkeypatch.setattr(gz, "_ERRORS", (lib.error, zlib.error))
+    array = np.arange(-500, 500, dtype=np.int16).reshape(10, 100)
+    good = tmp_path / "good.gz"
+    good.write_bytes(gzip.compress(naive.idx_bytes(array)))
+    np.testing.assert_array_equal(read_idx(good), array)
+    for name, content, words in MALFORMED:
+        if name.endswith(".gz"):
+            path = tmp_path / name
+            path.write_bytes(content)
+            with pytest.raises(DataError, match=re.escape(words)):
+                read_idx(path)
