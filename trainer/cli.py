@@ -157,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not isinstance(result, TrainConfig):  # --help or --version was answered
         return int(result or 0)
 
+    from trainer.checkpoint import ResumeError
     from trainer.data import DataError
 
     # Progress lines are ours; TensorFlow's own INFO chatter (collectives, asset writing) is not.
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         train_and_evaluate(result)
-    except DataError as exc:
+    except (DataError, ResumeError) as exc:
         click.echo(f"Error: {exc}", err=True)
         return 1
     return 0
