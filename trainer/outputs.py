@@ -42,6 +42,7 @@ def plot_history(output_dir: Path, history: list[dict[str, Any]]) -> Path:
 
     matplotlib.use("Agg")  # no display on a cluster node
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4))
@@ -52,6 +53,7 @@ def plot_history(output_dir: Path, history: list[dict[str, Any]]) -> Path:
     loss_ax.plot(epochs, [h["loss"] for h in history], "--", label="train")
     loss_ax.set(title="Loss", xlabel="epoch")
     for ax in (acc_ax, loss_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
