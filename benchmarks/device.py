@@ -158,7 +158,7 @@ def describe_jax() -> dict[str, Any]:
         "device_kind": device.platform,
         "device_name": device.device_kind if device.platform != "cpu" else cpu_model(),
         "device_count": jax.device_count(),
-        "default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+        "default_matmul_precision": str(getattr(jax.config, "jax_default_matmul_precision", None)),
     }
     try:
         stats = device.memory_stats() or {}
@@ -169,7 +169,7 @@ def describe_jax() -> dict[str, Any]:
     if device.platform == "gpu":
         # The JAX CUDA plugin reports its build's CUDA and cuDNN where it exposes them.
         try:
-            from jax._src.lib import cuda_versions  # type: ignore[attr-defined]
+            from jax._src.lib import cuda_versions
 
             if cuda_versions is not None:
                 info["cuda_runtime"] = cuda_versions.cuda_runtime_get_version()

@@ -123,7 +123,7 @@ def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
     """Run the JAX benchmark in this process (KERAS_BACKEND must already be ``jax``)."""
     from benchmarks.datasets import subset
     from benchmarks.device import describe_jax
-    from benchmarks.harness import run_rounds
+    from benchmarks.harness import Method, run_rounds
     from benchmarks.seed import run_seed_fit
     from trainer.data import load_dataset
 
@@ -132,7 +132,7 @@ def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
     )
     data = subset(splits, config["train_images"])
     steps_per_call = config["steps_per_call"]
-    methods = {
+    methods: dict[str, Method] = {
         "seed-fit": run_seed_fit,
         "fast-scan": partial(run_jax_fast, steps_per_call=steps_per_call),
     }

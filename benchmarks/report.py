@@ -81,7 +81,11 @@ def generic_table(rows: Sequence[dict[str, Any]]) -> str:
     """Any list of flat records (the decode and pipeline suites), one column per key."""
     keys: list[str] = []
     for r in rows:
-        keys += [k for k, v in r.items() if k not in keys and not isinstance(v, list | dict)]
+        keys += [
+            k
+            for k, v in r.items()
+            if k not in keys and k != "record" and not isinstance(v, list | dict)
+        ]
     body = []
     for r in rows:
         cells = []

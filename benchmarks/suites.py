@@ -11,7 +11,7 @@ from typing import Any
 from benchmarks.datasets import subset
 from benchmarks.device import describe_host, known_peak
 from benchmarks.flops import SEED_LAYERS
-from benchmarks.harness import BenchmarkError, run_rounds, summarize
+from benchmarks.harness import BenchmarkError, Method, run_rounds, summarize
 from benchmarks.options import BenchOptions
 
 Log = Callable[[str], None]
@@ -129,7 +129,7 @@ def run_train(
         peaks["tensorflow"], info["peak_source"] = _peak(opts, info, tf32=info["tf32"])
         env["tensorflow"] = info
         log(f"train: TensorFlow on {info['device_kind'].upper()} ({info['device_name']})")
-        methods = {
+        methods: dict[str, Method] = {
             "seed-fit": run_seed_fit,
             "default": partial(run_default, steps_per_call=opts.steps_per_call),
         }

@@ -81,8 +81,8 @@ def test_run_record_excludes_the_warmup_epoch():
 def test_summary_pairs_rounds_for_the_speedup():
     runs = []
     # Round 0: baseline 1000 img/s, fast 4000; round 1 (slow machine): 500 and 3000.
-    for r, (base, fast) in enumerate([(1.0, 0.25), (2.0, 1 / 3)]):
-        for method, t, acc in (("seed-fit", base, 0.80), ("default", fast, 0.81)):
+    for r, (base_s, fast_s) in enumerate([(1.0, 0.25), (2.0, 1 / 3)]):
+        for method, t, acc in (("seed-fit", base_s, 0.80), ("default", fast_s, 0.81)):
             rec = run_record(_timing([9.0, t], accuracy=acc), backend="tensorflow",
                              method=method, batch_size=50, round_=r, epochs=2)  # fmt: skip
             runs.append(rec)
