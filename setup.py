@@ -23,7 +23,11 @@ EXTRAS = {
     # The submit wrapper's two SDKs; each is imported only when its --sdk is chosen.
     # azureml-train-core brings HyperDrive (v1 sweeps); azure-identity gives v1 the same
     # credential chain as v2 (service principal, managed identity) without the azure-cli package.
-    "submit-v1": ["azureml-core==1.61.0.post4", "azureml-train-core==1.61.0", "azure-identity==1.27.0"],
+    "submit-v1": [
+        "azureml-core==1.61.0.post4",
+        "azureml-train-core==1.61.0",
+        "azure-identity==1.27.0",
+    ],
     "submit-v2": ["azure-ai-ml==1.35.2", "azure-identity==1.27.0"],
     # The benchmarks compare against idx2numpy and draw a chart.
     "bench": ["idx2numpy==1.2.3", "matplotlib==3.11.2"],
@@ -49,7 +53,9 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["trainer", "trainer.*", "submit", "submit.*", "benchmarks", "benchmarks.*"]),
+    packages=find_packages(
+        include=["trainer", "trainer.*", "submit", "submit.*", "benchmarks", "benchmarks.*"]
+    ),
     # The data core needs only these; nothing that only reads data imports TensorFlow.
     install_requires=["numpy>=1.26,<3", "numba>=0.60", "click>=8.1"],
     extras_require=EXTRAS,
