@@ -69,7 +69,9 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     if state is not None:
         checkpoints.check_compatible(state, config.to_dict())
         done = state["finished"] and state["epoch"] >= config.epochs
-        if done and (output_dir / "model" / "model.keras").is_file():
+        # A worker must not leave on its own: the others would wait for it in the first all-reduce.
+        single = distribute.num_workers() <= 1
+        if done and single and (output_dir / "model" / "model.keras").is_file():
             final: dict[str, Any] = state["history"][-1]
             log.info("Already finished %d epochs; outputs are in %s", state["epoch"], output_dir)
             return {"test_loss": final["test_loss"], "test_accuracy": final["test_accuracy"]}
@@ -94,6 +96,7 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
         log.info("Resuming after epoch %d of %d from %s", start, config.epochs,
                  checkpoints.model_path(state))  # fmt: skip
 
+    resume_from = checkpoints.model_path(state) if state is not None else None
     # Non-chief workers write into a throwaway folder: every worker runs the same code, and
     # Keras saving may need all of them, but only the chief's files are kept.
     scratch = None if chief else tempfile.TemporaryDirectory(prefix="mnist-train-worker-")
@@ -103,7 +106,7 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output_dir / "config.json", config.to_dict())
 
-    model = _build_or_load(config, checkpoints.model_path(state) if state else None, strategy)
+    model = _build_or_load(config, resume_from, strategy)
     if start == 0:
         model.summary(print_fn=lambda line, *args, **kwargs: log.info("%s", line))
     trainer = _make_trainer(config, model, splits, strategy)

@@ -196,6 +196,23 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(
     assert [r["event"] for r in records] == ["epoch", "epoch", "final"]  # the chief's alone
     assert records[-1]["test_accuracy"] > 0.6
 
+    # Both workers, restarted with one more epoch, agree on the chief's checkpoint and resume.
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    args = _args(tmp_path, "--epochs", "3", data=data)
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(trainer_cmd(*args), env=trainer_env(TF_CONFIG=tf_config),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=400)
+        assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        assert "Resuming after epoch 2 of 3" in stdout
+        assert " Epoch 1/3" not in stdout
+    history = json.loads((tmp_path / "outputs" / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+
 
 def test_corrupt_data_is_one_line_and_exit_1(tmp_path: Path, fashion: object) -> None:
     data = write_subset(tmp_path / "data", fashion, n_train=100, n_test=10)
