@@ -146,6 +146,9 @@ def summarize(
             "ms_per_step_p50": steps["p50"],
             "ms_per_step_p90": steps["p90"],
             "ms_per_step_p99": steps["p99"],
+            # How many step times the percentiles come from: fast paths time whole calls, so a
+            # whole-epoch call gives one sample per timed epoch.
+            "step_samples": sum(len(g["step_ms"]) for g in group),
             "steps_per_call": group[0]["steps_per_call"],
             "warmup_s": float(np.median([g["warmup_s"] for g in group])),
             "train_flops_per_image": flops_per_image,

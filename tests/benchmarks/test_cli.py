@@ -125,6 +125,11 @@ def check_train_rows(records: list[dict], backend: str, methods: list[str], batc
     for r in rows:
         assert r["images_per_s_min"] <= r["images_per_s"] <= r["images_per_s_max"]
         assert 0 < r["ms_per_step_p50"] <= r["ms_per_step_p90"] <= r["ms_per_step_p99"]
+        assert r["step_samples"] == sum(
+            len(run["step_ms"])
+            for run in runs
+            if (run["method"], run["batch_size"]) == (r["method"], r["batch_size"])
+        )
         assert r["train_flops_per_image"] == 1_126_800
         assert r["achieved_tflops"] == pytest.approx(r["images_per_s"] * 1_126_800 / 1e12)
         assert r["warmup_s"] >= 0

@@ -104,6 +104,7 @@ def test_summary_pairs_rounds_for_the_speedup():
     assert fast["utilisation_pct"] == pytest.approx(100 * fast["achieved_tflops"] / 10.0)
     # Step times 1.0 and 2.0 ms from each run: p50 is 1.5 ms.
     assert fast["ms_per_step_p50"] == pytest.approx(1.5)
+    assert fast["step_samples"] == 4
     assert fast["step_tflops_p50"] == pytest.approx(50 * 1_126_800 / 1.5e-3 / 1e12)
     assert by_method["seed-fit"]["speedup"] == 1.0
 
