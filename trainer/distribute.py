@@ -5,10 +5,11 @@
 - Several GPUs in one process: ``MirroredStrategy``.
 - Otherwise no strategy: the single-device fast path.
 
-Distributed runs train with Keras's ``model.fit`` on the ``tf.data`` pipeline, which splits each
-global batch across replicas and all-reduces gradients. The fused fast loop is single-device:
-XLA on TF 2.21 cannot compile the cross-worker collectives on CPU, and a whole epoch per call
-would leave no point for Keras to coordinate workers.
+Distributed runs train with ``trainer.multi.DistributedTrainer``: ``strategy.run`` per batch of
+the distributed ``tf.data`` pipeline (each global batch split across replicas), gradients
+all-reduced by the Keras optimizer. Not Keras's ``fit``: 3.15 fails under
+MultiWorkerMirroredStrategy on TF 2.21. Not the fused XLA loop either: XLA on TF 2.21 cannot
+compile the cross-worker collectives on CPU.
 """
 
 from __future__ import annotations
