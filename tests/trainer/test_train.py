@@ -261,3 +261,22 @@ def test_checkpoint_of_a_different_run_is_one_line_and_exit_1(
         "--first-layer-neurons 8, not 300; use another --output-dir, or --no-resume to start over\n"
     )
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flags",
+    [["--method", "plain", "--batch-size", "64"], ["--mixed-precision", "--steps-per-call", "7"]],
+)
+def test_other_paths_train_from_the_command_line(
+    tmp_path: Path, fashion: object, flags: list[str]
+) -> None:
+    data = write_subset(tmp_path / "data", fashion, n_train=3000, n_test=500)
+    result = run_trainer(*_args(tmp_path, "--epochs", "2", *flags, data=data))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "outputs" / "metrics.json").read_text())
+    assert metrics["final"]["test_accuracy"] > 0.6
+    config = json.loads((tmp_path / "outputs" / "config.json").read_text())
+    assert config["mixed_precision"] == ("--mixed-precision" in flags)
+    if "--mixed-precision" in flags:
+        assert "'policy': 'mixed_" in result.stdout  # bfloat16 on a CPU, float16 on a GPU
