@@ -31,6 +31,9 @@ EXTRAS = {
     "submit-v2": ["azure-ai-ml==1.35.2", "azure-identity==1.27.0"],
     # The benchmarks compare against idx2numpy and draw a chart.
     "bench": ["idx2numpy==1.2.3", "matplotlib==3.11.2"],
+    # The same Keras model on the JAX backend, as extra rows of `mnist-bench train` (CPU wheel;
+    # on a GPU machine install jax[cuda] instead).
+    "bench-jax": ["jax==0.10.2", "jaxlib==0.10.2"],
     "dev": [
         "pytest==9.2.0",
         "pytest-cov==7.1.0",
