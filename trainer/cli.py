@@ -43,7 +43,7 @@ _D = TrainConfig()
     "--download/--no-download",
     default=_D.download,
     show_default=True,
-    help="Fetch the dataset into --data-folder when its files are missing.",
+    help="Fetch the dataset, checksum-verified, into the cache ($MNIST_CACHE_DIR, default ~/.cache/keras-mnist-trainer) when no files are found.",
 )
 @click.option(
     "--batch-size",
