@@ -81,3 +81,17 @@ def test_run_fast_reports_history_and_timings(fashion: object) -> None:
     assert result.compile_s is not None
     assert 0.0 < result.test_accuracy <= 1.0
     assert result.history[-1]["Accuracy"] == result.test_accuracy
+
+
+def test_orders_drawn_ahead_are_the_epochs_own_in_any_order(fashion: object) -> None:
+    """The next epoch's order is drawn on a helper thread; a resume or a skipped epoch must
+    still get exactly ``epoch_permutation(n, seed, epoch)``."""
+    from trainer.pipeline import epoch_permutation
+
+    x, y = fashion.x_train[:500], fashion.y_train[:500]  # type: ignore[attr-defined]
+    model, _ = _twin_models(seed=3)
+    fast = FastTrainer(model, x, y, batch_size=50, seed=9, jit_compile=False)
+    for epoch in (4, 5, 6, 2, 3, 3):  # sequential (drawn ahead), backwards, repeated
+        np.testing.assert_array_equal(fast._order(epoch), epoch_permutation(500, 9, epoch))
+    assert fast._next_order is not None
+    assert fast._next_order[0] == 4
