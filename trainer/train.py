@@ -61,7 +61,7 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     log.info("Config: %s", config.to_json().replace("\n", " ").replace("  ", ""))
     splits = load_dataset(config.data_folder, config.dataset, download=config.download)
     log.info("Data: %d training and %d test images from %s", len(splits.x_train),
-             len(splits.x_test), config.data_folder)  # fmt: skip
+             len(splits.x_test), splits.source or config.data_folder)  # fmt: skip
 
     output_dir = Path(config.output_dir)
     checkpoints = CheckpointDir(output_dir / "checkpoint")

@@ -55,6 +55,7 @@ def test_data_folder_comes_first(tmp_path: Path, no_system_dataset: Path) -> Non
     mine = small_dataset(tmp_path / "data", seed=2)
     splits = load_dataset(tmp_path / "data", "fashion-mnist", cache_dir=tmp_path / "c")
     np.testing.assert_array_equal(splits.y_train, mine["train-labels"])
+    assert splits.source == str(tmp_path / "data")
 
 
 def test_system_fashion_mnist_is_used_when_the_data_folder_lacks_files(
@@ -63,6 +64,9 @@ def test_system_fashion_mnist_is_used_when_the_data_folder_lacks_files(
     system = small_dataset(no_system_dataset, seed=1)
     splits = load_dataset(tmp_path / "absent", "fashion-mnist", cache_dir=tmp_path / "c")
     np.testing.assert_array_equal(splits.y_test, system["t10k-labels"])
+    assert splits.source == str(no_system_dataset)  # what the trainer logs, cold and warm
+    again = load_dataset(tmp_path / "absent", "fashion-mnist", cache_dir=tmp_path / "c")
+    assert again.source == str(no_system_dataset)
     with pytest.raises(DataError, match="no mnist files found"):  # not for MNIST
         load_dataset(tmp_path / "absent", "mnist", cache_dir=tmp_path / "c")
 

@@ -40,6 +40,8 @@ class Splits:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    # The folder the four files were found in (their common parent), for logs; "" if unknown.
+    source: str = ""
 
     def to_float(self, one_hot_labels: bool = False) -> Splits:
         """Images as float32 in [0, 1] (the seed's ``x / 255`` without its float64 detour), in
@@ -136,7 +138,7 @@ def load_files(files: dict[str, Path], cache: DecodeCache | None = None) -> Spli
         key = cache.key_from_index(files)
         cached = cache.load(key) if key else None
         if cached is not None and set(cached) == set(STEMS):
-            return _splits(cached)
+            return _splits(cached, files)
     arrays, key = _decode_all(files)
     arrays = _validate(arrays, files)
     if cache is not None:
@@ -144,7 +146,7 @@ def load_files(files: dict[str, Path], cache: DecodeCache | None = None) -> Spli
             cache.store_in_background(key, arrays, files)
         else:
             cache.remember(files, key)
-    return _splits(arrays)
+    return _splits(arrays, files)
 
 
 def _decode_all(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
@@ -195,7 +197,12 @@ def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str
     return out
 
 
-def _splits(arrays: dict[str, np.ndarray]) -> Splits:
+def _splits(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> Splits:
+    source = os.path.commonpath([str(path.parent) for path in files.values()])
     return Splits(
-        arrays["train-images"], arrays["train-labels"], arrays["t10k-images"], arrays["t10k-labels"]
+        arrays["train-images"],
+        arrays["train-labels"],
+        arrays["t10k-images"],
+        arrays["t10k-labels"],
+        source=source,
     )
