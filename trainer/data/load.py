@@ -46,14 +46,15 @@ class Splits:
     def to_float(self, one_hot_labels: bool = False) -> Splits:
         """Images as float32 in [0, 1] (the seed's ``x / 255`` without its float64 detour), in
         one pass by the numba kernel; labels as float32 one-hot rows when ``one_hot_labels``."""
-        labels = {}
+        y_train, y_test = self.y_train, self.y_test
         if one_hot_labels:
-            labels = {"y_train": one_hot(self.y_train), "y_test": one_hot(self.y_test)}
+            y_train, y_test = one_hot(y_train), one_hot(y_test)
         return replace(
             self,
             x_train=images_to_float(self.x_train),
             x_test=images_to_float(self.x_test),
-            **labels,
+            y_train=y_train,
+            y_test=y_test,
         )
 
 
