@@ -3,6 +3,10 @@
 ``render_*`` build the SDK's own objects and return the exact specification (v1: JSON, v2: YAML)
 with secrets masked; they make no network call and need no workspace. The other methods talk to
 Azure ML. Tests inject a fake at this boundary (``cli.main(obj=factory)``).
+
+Methods raise ``SubmitError`` only where they can say more than the SDK (a missing compute,
+environment or dataset) and let every other exception through: ``options.call``, the one place
+every backend call goes through, turns those into one line with the secrets masked.
 """
 
 from __future__ import annotations

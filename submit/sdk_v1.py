@@ -35,7 +35,6 @@ from submit.errors import (
     ComputeNotFound,
     EnvironmentNotFound,
     SubmitError,
-    translate,
 )
 from submit.spec import (
     ComputeSpec,
@@ -260,12 +259,9 @@ class V1Backend:
     def ws(self) -> Workspace:
         if self._ws is None:
             ref = self._ref()
-            try:
-                self._ws = Workspace(
-                    ref.subscription_id, ref.resource_group, ref.workspace_name, auth=_auth()
-                )
-            except Exception as exc:
-                raise translate(exc) from None
+            self._ws = Workspace(
+                ref.subscription_id, ref.resource_group, ref.workspace_name, auth=_auth()
+            )
         return self._ws
 
     # Dry runs: the SDK's objects, serialized, no network.
@@ -315,18 +311,14 @@ class V1Backend:
 
     # Calls to Azure ML.
     def register_environment(self, spec: EnvSpec) -> str:
-        secrets = [spec.registry_password]
         env = build_environment(spec)
-        try:
-            with tempfile.TemporaryDirectory(prefix="mnist-submit-context-") as staging:
-                if spec.build_context is not None:
-                    context = stage(spec.build_context, Path(staging))
-                    env.docker.build_context = DockerBuildContext.from_local_directory(
-                        workspace=self.ws, path=str(context), dockerfile_path=spec.dockerfile
-                    )
-                registered = env.register(self.ws)
-        except Exception as exc:
-            raise translate(exc, secrets) from None
+        with tempfile.TemporaryDirectory(prefix="mnist-submit-context-") as staging:
+            if spec.build_context is not None:
+                context = stage(spec.build_context, Path(staging))
+                env.docker.build_context = DockerBuildContext.from_local_directory(
+                    workspace=self.ws, path=str(context), dockerfile_path=spec.dockerfile
+                )
+            registered = env.register(self.ws)
         return f"{registered.name}:{registered.version}"
 
     def register_data(self, spec: DataSpec) -> str:
@@ -341,28 +333,22 @@ class V1Backend:
                 "installed (it pins numpy<2.3.3, so give it its own virtual environment): "
                 "pip install azureml-dataset-runtime==1.61.0, or use --sdk v2 for data and runs"
             ) from None
-        try:
-            if spec.folder is not None:
-                dataset = Dataset.File.upload_directory(
-                    src_dir=str(spec.folder),
-                    target=(self.ws.get_default_datastore(), f"datasets/{spec.name}"),
-                    overwrite=False,
-                )
-            else:
-                dataset = Dataset.File.from_files(path=list(spec.urls))
-            dataset = dataset.register(
-                self.ws, name=spec.name, description=spec.description, create_new_version=True
+        if spec.folder is not None:
+            dataset = Dataset.File.upload_directory(
+                src_dir=str(spec.folder),
+                target=(self.ws.get_default_datastore(), f"datasets/{spec.name}"),
+                overwrite=False,
             )
-        except Exception as exc:
-            raise translate(exc) from None
+        else:
+            dataset = Dataset.File.from_files(path=list(spec.urls))
+        dataset = dataset.register(
+            self.ws, name=spec.name, description=spec.description, create_new_version=True
+        )
         return f"{dataset.name}:{dataset.version}"
 
     def create_compute(self, spec: ComputeSpec) -> str:
-        try:
-            target = ComputeTarget.create(self.ws, spec.name, build_compute(spec))
-            target.wait_for_completion(show_output=True)
-        except Exception as exc:
-            raise translate(exc) from None
+        target = ComputeTarget.create(self.ws, spec.name, build_compute(spec))
+        target.wait_for_completion(show_output=True)
         return spec.name
 
     def _prepare(self, spec: RunSpec) -> RunConfiguration:
@@ -371,21 +357,18 @@ class V1Backend:
         except ComputeTargetException as exc:
             if "not found" in str(exc).lower():
                 raise ComputeNotFound(spec.compute) from None
-            raise translate(exc) from None
+            raise
         try:
             env = Environment.get(self.ws, spec.env_name, spec.env_version)
         except Exception as exc:
             # EnvironmentClient raises a bare Exception carrying the HTTP status.
             if "Code: 404" in str(exc):
                 raise EnvironmentNotFound(spec.env_name, spec.env_version) from None
-            raise translate(exc) from None
+            raise
         return build_run_config(spec, env)
 
     def _submit(self, experiment: str, config: Any) -> Submitted:
-        try:
-            run = Experiment(self.ws, experiment).submit(config)
-        except Exception as exc:
-            raise translate(exc) from None
+        run = Experiment(self.ws, experiment).submit(config)
         return Submitted(run_id=run.id, url=run.get_portal_url())
 
     def _script_config(self, rc: RunConfiguration, source: Path) -> Any:
@@ -419,31 +402,22 @@ class V1Backend:
             return self._submit(spec.run.experiment, config)
 
     def wait(self, run_id: str, experiment: str) -> str:
-        try:
-            run = Run(Experiment(self.ws, experiment), run_id)
-            details = run.wait_for_completion(show_output=True, raise_on_error=False)
-        except Exception as exc:
-            raise translate(exc) from None
+        run = Run(Experiment(self.ws, experiment), run_id)
+        details = run.wait_for_completion(show_output=True, raise_on_error=False)
         return str(details.get("status") or run.get_status())
 
     def register_model(self, spec: ModelSpec) -> str:
-        try:
-            run = Run(Experiment(self.ws, spec.experiment), spec.run_id)
-            model = run.register_model(
-                model_name=spec.name, model_path=spec.path, description=spec.description
-            )
-        except Exception as exc:
-            raise translate(exc) from None
+        run = Run(Experiment(self.ws, spec.experiment), spec.run_id)
+        model = run.register_model(
+            model_name=spec.name, model_path=spec.path, description=spec.description
+        )
         return f"{model.name}:{model.version}"
 
     def download_model(self, name: str, version: str, target: Path) -> Path:
         from azureml.core import Model
 
-        try:
-            model = Model(self.ws, name=name, version=int(version))
-            path = model.download(target_dir=str(target), exist_ok=True)
-        except Exception as exc:
-            raise translate(exc) from None
+        model = Model(self.ws, name=name, version=int(version))
+        path = model.download(target_dir=str(target), exist_ok=True)
         return Path(path)
 
 

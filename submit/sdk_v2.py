@@ -7,6 +7,7 @@ injected, so tests drive the real calls against a fake client.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shlex
 from collections.abc import Callable
@@ -44,7 +45,6 @@ from submit.errors import (
     DataNotFound,
     EnvironmentNotFound,
     SubmitError,
-    translate,
 )
 from submit.fetch import cache_folder, fetch
 from submit.spec import (
@@ -261,30 +261,21 @@ class V2Backend:
 
     # Calls to Azure ML.
     def register_environment(self, spec: EnvSpec) -> str:
-        try:
-            connection = build_registry_connection(spec)
-            if connection is not None:
-                self.client.connections.create_or_update(connection)
-            env = self.client.environments.create_or_update(build_environment(spec))
-        except Exception as exc:
-            raise translate(exc, [spec.registry_password]) from None
+        connection = build_registry_connection(spec)
+        if connection is not None:
+            self.client.connections.create_or_update(connection)
+        env = self.client.environments.create_or_update(build_environment(spec))
         return f"{env.name}:{env.version}"
 
     def register_data(self, spec: DataSpec) -> str:
         client = self.client  # a missing workspace should fail before any download
         if spec.folder is None:
             fetch(spec.urls, cache_folder(spec.dataset))
-        try:
-            data = client.data.create_or_update(build_data(spec))
-        except Exception as exc:
-            raise translate(exc) from None
+        data = client.data.create_or_update(build_data(spec))
         return f"{data.name}:{data.version}"
 
     def create_compute(self, spec: ComputeSpec) -> str:
-        try:
-            compute = self.client.compute.begin_create_or_update(build_compute(spec)).result()
-        except Exception as exc:
-            raise translate(exc) from None
+        compute = self.client.compute.begin_create_or_update(build_compute(spec)).result()
         return str(compute.name)
 
     def _check(self, run: RunSpec) -> None:
@@ -308,14 +299,9 @@ class V2Backend:
                 call()
             except ResourceNotFoundError:
                 raise missing from None
-            except Exception as exc:
-                raise translate(exc) from None
 
     def _submit(self, job: Any) -> Submitted:
-        try:
-            created = self.client.jobs.create_or_update(job)
-        except Exception as exc:
-            raise translate(exc) from None
+        created = self.client.jobs.create_or_update(job)
         return Submitted(run_id=str(created.name), url=getattr(created, "studio_url", None))
 
     def submit_run(self, spec: RunSpec) -> Submitted:
@@ -327,25 +313,16 @@ class V2Backend:
         return self._submit(build_sweep(spec))
 
     def wait(self, run_id: str, experiment: str) -> str:
-        try:
+        # stream() raises when the job fails; the status below says so, untraced.
+        with contextlib.suppress(JobException):
             self.client.jobs.stream(run_id)
-        except JobException:
-            pass  # stream() raises when the job fails; the status below says so, untraced
-        except Exception as exc:
-            raise translate(exc) from None
-        try:
-            return str(self.client.jobs.get(run_id).status)
-        except Exception as exc:
-            raise translate(exc) from None
+        return str(self.client.jobs.get(run_id).status)
 
     def render_model(self, spec: ModelSpec) -> str:
         return dump(build_model(spec))
 
     def register_model(self, spec: ModelSpec) -> str:
-        try:
-            registered = self.client.models.create_or_update(build_model(spec))
-        except Exception as exc:
-            raise translate(exc) from None
+        registered = self.client.models.create_or_update(build_model(spec))
         return f"{registered.name}:{registered.version}"
 
     def download_model(self, name: str, version: str, target: Path) -> Path:
@@ -356,8 +333,6 @@ class V2Backend:
                 f"model {name}:{version} is not registered in the workspace: register it with "
                 "`mnist-submit model register RUN_ID` or pass an existing --version"
             ) from None
-        except Exception as exc:
-            raise translate(exc) from None
         return target / name
 
 
