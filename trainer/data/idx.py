@@ -10,17 +10,15 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trainer.data import gz
 from trainer.data.errors import DataError
-
-if TYPE_CHECKING:
-    from hashlib import _Hash as Hash
 
 # Type code -> big-endian dtype, as listed by the format's definition (yann.lecun.com/exdb/mnist).
 DTYPES: dict[int, np.dtype] = {
@@ -97,30 +95,18 @@ def _to_native(array: np.ndarray) -> np.ndarray:
     return array.astype(native)
 
 
-def decode(path: str | Path, digest: Hash | None = None) -> np.ndarray:
+def decode(path: str | Path) -> np.ndarray:
     """Like :func:`read_idx`, but 1-byte data from a gzip file is a read-only zero-copy view.
 
-    The loader uses this to skip a 47 MB copy; :func:`read_idx` always returns a writable array.
-    ``digest``, when given, is fed the file's bytes as read (the cache's content key).
+    :func:`read_idx` copies only that case, so it always returns a writable array. (The loader
+    uses :func:`decode_bytes` instead: it hashes the same bytes it decodes.)
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            start = f.read(2)
-            if start == gz.GZIP_MAGIC or path.suffix == ".gz":
-                data = start + f.read()
-                if digest is not None:
-                    digest.update(data)
-                return _decode_gzip(path, data)
-            return _decode_raw(path, f, start, digest)
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(path, "is a folder, not an idx file") from None
-    except PermissionError:
-        raise DataError(path, "permission denied reading it") from None
-    except OSError as exc:
-        raise DataError(path, f"cannot read it ({exc.strerror or exc})") from None
+    with _reading(path), open(path, "rb") as f:
+        start = f.read(2)
+        if start == gz.GZIP_MAGIC or path.suffix == ".gz":
+            return _decode_gzip(path, start + f.read())
+        return _decode_raw(path, f, start)
 
 
 def decode_bytes(path: str | Path, data: bytes) -> np.ndarray:
@@ -141,8 +127,15 @@ def decode_bytes(path: str | Path, data: bytes) -> np.ndarray:
 def read_bytes(path: str | Path) -> bytes:
     """A file's bytes, with DataError (not OSError) for a missing or unreadable file."""
     path = Path(path)
-    try:
+    with _reading(path):
         return path.read_bytes()
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn the OSError of reading ``path`` into a one-sentence DataError naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except IsADirectoryError:
@@ -167,7 +160,7 @@ def _decode_gzip(path: Path, data: bytes) -> np.ndarray:
     return _to_native(values).reshape(header.shape)
 
 
-def _decode_raw(path: Path, f: io.BufferedReader, start: bytes, digest: Hash | None) -> np.ndarray:
+def _decode_raw(path: Path, f: io.BufferedReader, start: bytes) -> np.ndarray:
     head = start + f.read(2)
     if len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] in DTYPES:
         head += f.read(4 * head[3])
@@ -181,9 +174,6 @@ def _decode_raw(path: Path, f: io.BufferedReader, start: bytes, digest: Hash | N
         if not n:  # the file shrank between fstat and read
             raise DataError(path, "file changed while being read")
         got += n
-    if digest is not None:
-        digest.update(head)
-        digest.update(view)
     return _to_native(values).reshape(header.shape)
 
 
