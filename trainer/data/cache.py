@@ -160,8 +160,14 @@ class DecodeCache:
         thread.start()
 
     def store(self, key: str, arrays: Mapping[str, np.ndarray]) -> bool:
-        """Write an entry atomically; False (with a warning) if the cache folder is not writable."""
+        """Write an entry atomically, unless one is there already (the same data under another
+        path); False (with a warning) if the cache folder is not writable.
+
+        An existing entry is not checked here: :meth:`load` checks it on every use anyway.
+        """
         final = self.entries / key
+        if (final / "meta.json").is_file():
+            return True
         try:
             self.entries.mkdir(parents=True, exist_ok=True)
             self._remove_abandoned()

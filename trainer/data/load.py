@@ -143,10 +143,7 @@ def load_files(files: dict[str, Path], cache: DecodeCache | None = None) -> Spli
     arrays, key = _decode_all(files)
     arrays = _validate(arrays, files)
     if cache is not None:
-        if cache.load(key) is None:
-            cache.store_in_background(key, arrays, files)
-        else:
-            cache.remember(files, key)
+        cache.store_in_background(key, arrays, files)
     return _splits(arrays, files)
 
 
