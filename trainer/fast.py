@@ -141,7 +141,7 @@ class FastTrainer:
         """Mean categorical cross-entropy and accuracy on a test set (uint8 images)."""
         if self._eval_fn is None:
             self._eval_fn = make_eval_fn(self.model, self.jit_compile)
-        return _evaluate(self._eval_fn, x_test, y_test)
+        return evaluate_with(self._eval_fn, x_test, y_test)
 
     def compile_seconds(self) -> float | None:
         """First-call wall time minus the median later call of the same shape, summed per shape.
@@ -173,7 +173,10 @@ def make_eval_fn(model: Any, jit_compile: bool) -> Callable[..., Any]:
     return evaluate
 
 
-def _evaluate(fn: Callable[..., Any], x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+def evaluate_with(
+    fn: Callable[..., Any], x_test: np.ndarray, y_test: np.ndarray
+) -> dict[str, float]:
+    """Mean loss and accuracy from ``make_eval_fn``'s function, in chunks of ``EVAL_CHUNK``."""
     import tensorflow as tf
 
     loss_sum, correct = 0.0, 0
@@ -183,10 +186,3 @@ def _evaluate(fn: Callable[..., Any], x_test: np.ndarray, y_test: np.ndarray) ->
         loss_sum += float(part_loss)
         correct += int(part_correct)
     return {"loss": loss_sum / len(x_test), "accuracy": correct / len(x_test)}
-
-
-def evaluate_model(
-    model: Any, x_test: np.ndarray, y_test: np.ndarray, jit_compile: bool = True
-) -> dict[str, float]:
-    """Test loss and accuracy of any model on uint8 images (builds a fresh compiled function)."""
-    return _evaluate(make_eval_fn(model, jit_compile), x_test, y_test)

@@ -89,9 +89,11 @@ class DistributedTrainer:
 
     def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
         """Every worker evaluates the whole test set on its (identical) copy of the weights."""
-        from trainer.fast import evaluate_model
+        from trainer.fast import evaluate_with, make_eval_fn
 
-        return evaluate_model(self.model, x_test, y_test, jit_compile=False)
+        if self._eval is None:
+            self._eval = make_eval_fn(self.model, jit_compile=False)
+        return evaluate_with(self._eval, x_test, y_test)
 
     def compile_seconds(self) -> float | None:
         if len(self.call_times) < 2:
