@@ -37,6 +37,7 @@ from submit.errors import (
     SubmitError,
 )
 from submit.spec import (
+    LOG_UNIFORM_FLAG,
     ComputeSpec,
     DataSpec,
     EnvSpec,
@@ -168,14 +169,9 @@ def build_sweep_parts(spec: SweepSpec) -> tuple[Any, Any]:
             "pip install 'keras-mnist-trainer[submit-v1]'"
         ) from None
 
-    sampling = RandomParameterSampling(
-        {
-            "--batch-size": choice(*spec.batch_sizes),
-            "--first-layer-neurons": choice(*spec.first_layer),
-            "--second-layer-neurons": choice(*spec.second_layer),
-            "--learning-rate": loguniform(*spec.log_lr),
-        }
-    )
+    space = {flag: choice(*values) for flag, values in spec.choices.items()}
+    space[LOG_UNIFORM_FLAG] = loguniform(*spec.log_lr)
+    sampling = RandomParameterSampling(space)
     policy = BanditPolicy(
         evaluation_interval=spec.evaluation_interval, slack_factor=spec.slack_factor
     )

@@ -48,6 +48,8 @@ from submit.errors import (
 )
 from submit.fetch import cache_folder, fetch
 from submit.spec import (
+    LOG_UNIFORM_FLAG,
+    SWEEPED_FLAGS,
     ComputeSpec,
     DataSpec,
     EnvSpec,
@@ -61,13 +63,6 @@ from submit.workspace import WorkspaceRef, credential_kind
 
 # Azure ML's names for the two ways to hand a folder to a job ("mount" is read-only here).
 DATA_MODES = {"download": "download", "mount": "ro_mount"}
-# The sweep's inputs, named after the trainer's flags.
-SEARCH_FLAGS = {
-    "batch_size": "--batch-size",
-    "first_layer_neurons": "--first-layer-neurons",
-    "second_layer_neurons": "--second-layer-neurons",
-    "learning_rate": "--learning-rate",
-}
 
 
 def dump(entity: Any) -> str:
@@ -145,9 +140,14 @@ def build_job(spec: RunSpec) -> CommandJob:
     )
 
 
+def _search_name(flag: str) -> str:
+    """The sweep's name for a sampled trainer flag: --batch-size -> batch_size."""
+    return flag.removeprefix("--").replace("-", "_")
+
+
 def build_sweep(spec: SweepSpec) -> SweepJob:
     run = spec.run
-    extra = [f"{flag} ${{{{search_space.{key}}}}}" for key, flag in SEARCH_FLAGS.items()]
+    extra = [f"{flag} ${{{{search_space.{_search_name(flag)}}}}}" for flag in SWEEPED_FLAGS]
     trial = CommandComponent(
         command=_command(run, extra),
         environment=f"azureml:{run.env_name}:{run.env_version}",
@@ -163,10 +163,10 @@ def build_sweep(spec: SweepSpec) -> SweepJob:
         resources={"instance_count": run.nodes},
         sampling_algorithm="random",
         search_space={
-            "batch_size": Choice(list(spec.batch_sizes)),
-            "first_layer_neurons": Choice(list(spec.first_layer)),
-            "second_layer_neurons": Choice(list(spec.second_layer)),
-            "learning_rate": LogUniform(min_value=spec.log_lr[0], max_value=spec.log_lr[1]),
+            **{_search_name(flag): Choice(list(values)) for flag, values in spec.choices.items()},
+            _search_name(LOG_UNIFORM_FLAG): LogUniform(
+                min_value=spec.log_lr[0], max_value=spec.log_lr[1]
+            ),
         },
         objective=Objective(goal=spec.goal, primary_metric=spec.primary_metric),
         limits=SweepJobLimits(

@@ -53,12 +53,10 @@ SWEEP_BATCH_SIZES = (25, 50, 100)
 SWEEP_FIRST_LAYER = (10, 50, 200, 300, 500)
 SWEEP_SECOND_LAYER = (10, 50, 200, 500)
 SWEEP_LOG_LR = (-6.0, -1.0)  # natural-log bounds, as loguniform(-6, -1) in the sample
-SWEEPED_FLAGS = (
-    "--batch-size",
-    "--first-layer-neurons",
-    "--second-layer-neurons",
-    "--learning-rate",
-)
+# The trainer flags a sweep samples, in the sample's order; both SDK modules build from these.
+CHOICE_FLAGS = ("--batch-size", "--first-layer-neurons", "--second-layer-neurons")
+LOG_UNIFORM_FLAG = "--learning-rate"
+SWEEPED_FLAGS = (*CHOICE_FLAGS, LOG_UNIFORM_FLAG)
 
 
 @dataclass(frozen=True)
@@ -139,6 +137,12 @@ class SweepSpec:
     goal: str = "maximize"
     max_total_runs: int = 20
     max_concurrent_runs: int = 4
+
+    @property
+    def choices(self) -> dict[str, tuple[int, ...]]:
+        """Each of ``CHOICE_FLAGS`` with the values it is sampled from."""
+        values = (self.batch_sizes, self.first_layer, self.second_layer)
+        return dict(zip(CHOICE_FLAGS, values, strict=True))
 
 
 @dataclass(frozen=True)
