@@ -25,24 +25,30 @@ def cache_folder(dataset: str) -> Path:
     return Path(base) / "mnist-submit" / dataset
 
 
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+
+
 def fetch(urls: Sequence[str], folder: Path) -> Path:
     """Download each URL into ``folder`` (kept if already there and gzip); return ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for url in urls:
         target = folder / url.rstrip("/").rsplit("/", 1)[-1]
-        if target.is_file() and target.read_bytes()[:2] == GZIP_MAGIC:
+        if target.is_file() and _is_gzip(target):
             continue
         partial = target.with_name(target.name + ".part")
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-                partial.write_bytes(response.read())
+                body = response.read()
+            partial.write_bytes(body)
         except (urllib.error.URLError, OSError) as exc:
             partial.unlink(missing_ok=True)
             reason = getattr(exc, "reason", exc)
             raise SubmitError(
                 f"cannot download {url}: {reason}; check the URL and the network"
             ) from None
-        if partial.read_bytes()[:2] != GZIP_MAGIC:
+        if not body.startswith(GZIP_MAGIC):
             partial.unlink()
             raise SubmitError(
                 f"{url} did not return a gzip file: check the URL (or a proxy in the way)"
