@@ -1,16 +1,19 @@
-"""Mutation fuzz: thousands of damaged headers and gzip streams; only DataError may escape."""
+"""Mutation fuzz: thousands of damaged headers and gzip streams; only DataError may escape,
+and read_idx and the loader's decode_bytes answer each file alike."""
 
 from __future__ import annotations
 
 import gzip
 import random
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from tests.data import naive
 from trainer.data import DataError, read_idx
+from trainer.data.idx import decode_bytes
 
 SEEDS = {
     "images": np.arange(5 * 4 * 4, dtype=np.uint8).reshape(5, 4, 4),
@@ -40,6 +43,16 @@ def _mutate(rng: random.Random, data: bytes, focus: int) -> bytes:
     return bytes(buf)
 
 
+def _outcome(decoder: Callable[..., np.ndarray], *args: object) -> str | tuple[object, ...]:
+    """The DataError's message, or the decoded array's dtype, shape and bytes."""
+    try:
+        array = decoder(*args)
+    except DataError as exc:
+        return str(exc)
+    assert isinstance(array, np.ndarray)
+    return array.dtype, array.shape, array.tobytes()
+
+
 def test_mutated_files_only_ever_raise_data_error(tmp_path: Path) -> None:
     rng = random.Random(20261127)
     originals = []
@@ -54,14 +67,15 @@ def test_mutated_files_only_ever_raise_data_error(tmp_path: Path) -> None:
         for case in range(3000):
             data, suffix, focus = originals[case % len(originals)]
             target = path.with_suffix(suffix)
-            target.write_bytes(_mutate(rng, data, focus))
-            try:
-                array = read_idx(target)
-            except DataError as exc:
-                messages.append(str(exc))
+            mutated = _mutate(rng, data, focus)
+            target.write_bytes(mutated)
+            outcome = _outcome(read_idx, target)
+            # The loader's decoder, given the bytes already read, must answer exactly alike.
+            assert _outcome(decode_bytes, target, mutated) == outcome
+            if isinstance(outcome, str):
+                messages.append(outcome)
                 outcomes["rejected"] += 1
             else:
-                assert isinstance(array, np.ndarray)
                 outcomes["decoded"] += 1
         _, peak = tracemalloc.get_traced_memory()
     finally:
