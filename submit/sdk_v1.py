@@ -91,10 +91,10 @@ def build_environment(spec: EnvSpec) -> Environment:
     return env
 
 
-def environment_dict(env: Environment, masked: bool = True) -> dict[str, Any]:
+def environment_dict(env: Environment) -> dict[str, Any]:
     data: dict[str, Any] = Environment._serialize_to_dict(env)
     registry = data.get("docker", {}).get("baseImageRegistry") or {}
-    if masked and registry.get("password"):
+    if registry.get("password"):
         registry["password"] = MASK
     return data
 
@@ -203,8 +203,6 @@ def build_compute(spec: ComputeSpec) -> Any:
 def compute_dict(name: str, config: Any) -> dict[str, Any]:
     fields = {k: v for k, v in vars(config).items() if not k.startswith("_")}
     fields["scale_settings"] = vars(config.scale_settings)
-    if fields.get("admin_user_password"):
-        fields["admin_user_password"] = MASK
     return {"name": name, "type": "AmlCompute", "provisioning": fields}
 
 

@@ -253,7 +253,7 @@ def test_full_flow_through_the_real_backend(
     workspace = object()
 
     def register(self: Any, ws: Any) -> Any:
-        log.append(("Environment.register", (ws, environment_dict(self))))
+        log.append(("Environment.register", (ws, Environment._serialize_to_dict(self))))
         return self
 
     class FakeTarget:
@@ -296,9 +296,6 @@ def test_full_flow_through_the_real_backend(
 
         def download(self, target_dir: str, exist_ok: bool) -> str:
             return str(Path(target_dir) / "model")
-
-    def environment_dict(env: Any) -> dict[str, Any]:
-        return sdk_v1.environment_dict(env, masked=False)
 
     image_env = sdk_v1.build_environment(EnvSpec(image=IMAGE))
     monkeypatch.setattr(sdk_v1.Environment, "register", register)
