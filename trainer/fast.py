@@ -16,7 +16,7 @@ cost of one more compile in the first epoch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -150,11 +150,19 @@ class FastTrainer:
         """
         total = 0.0
         for key in self._train_fns:
-            times = [t for k, t in self.call_times if k == key]
-            if len(times) < 2:
+            overhead = first_call_overhead([t for k, t in self.call_times if k == key])
+            if overhead is None:
                 return None
-            total += max(times[0] - float(np.median(times[1:])), 0.0)
+            total += overhead
         return total
+
+
+def first_call_overhead(times: Sequence[float]) -> float | None:
+    """The first call's wall time minus the median later one (its compile time); None until
+    there are two calls."""
+    if len(times) < 2:
+        return None
+    return max(times[0] - float(np.median(times[1:])), 0.0)
 
 
 def make_eval_fn(model: Any, jit_compile: bool) -> Callable[..., Any]:

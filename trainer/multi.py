@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.fast import evaluate_with, first_call_overhead, make_eval_fn
 from trainer.pipeline import make_dataset
 
 
@@ -89,13 +90,9 @@ class DistributedTrainer:
 
     def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
         """Every worker evaluates the whole test set on its (identical) copy of the weights."""
-        from trainer.fast import evaluate_with, make_eval_fn
-
         if self._eval is None:
             self._eval = make_eval_fn(self.model, jit_compile=False)
         return evaluate_with(self._eval, x_test, y_test)
 
     def compile_seconds(self) -> float | None:
-        if len(self.call_times) < 2:
-            return None
-        return max(self.call_times[0] - float(np.median(self.call_times[1:])), 0.0)
+        return first_call_overhead(self.call_times)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.fast import first_call_overhead
 from trainer.pipeline import make_dataset
 
 FEEDS = ("arrays", "dataset")
@@ -81,6 +82,4 @@ class PlainTrainer:
         return {"loss": float(loss), "accuracy": float(accuracy)}
 
     def compile_seconds(self) -> float | None:
-        if len(self.call_times) < 2:
-            return None
-        return max(self.call_times[0] - float(np.median(self.call_times[1:])), 0.0)
+        return first_call_overhead(self.call_times)
