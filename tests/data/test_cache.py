@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.data.conftest import small_dataset, write_idx
-from trainer.data import default_cache_dir, load_dataset
+from trainer.data import default_cache_dir, find_dataset_files, load_dataset
 from trainer.data.cache import DecodeCache, flush_writes
 
 
@@ -176,15 +176,31 @@ def test_concurrent_cold_loads_agree_on_one_entry(tmp_path: Path) -> None:
     assert _leftovers(cache) == []
 
 
-def test_cache_is_written_after_the_arrays_are_returned(tmp_path: Path) -> None:
-    """The entry appears once the background write is flushed, and a killed writer's temporary
-    folder is cleaned up by a later write once it is old."""
-    small_dataset(tmp_path / "data")
+def test_cache_is_written_after_the_arrays_are_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_dataset returns while the entry is still being written; the entry appears once the
+    background write is flushed, and a killed writer's temporary folder is cleaned up by a later
+    write once it is old."""
+    arrays = small_dataset(tmp_path / "data")
     cache = tmp_path / "cache"
-    abandoned = cache / "decoded-v1" / "entries" / ".deadbeef-killed"
+    entries = cache / "decoded-v1" / "entries"
+    abandoned = entries / ".deadbeef-killed"
     abandoned.mkdir(parents=True)
     os.utime(abandoned, (0, 0))
-    load_dataset(tmp_path / "data", cache_dir=cache)
+    release = threading.Event()
+    real_store = DecodeCache.store
+
+    def held_store(self: DecodeCache, key: str, arrays: dict[str, np.ndarray]) -> bool:
+        assert release.wait(timeout=30), "the test never released the writer"
+        return real_store(self, key, arrays)
+
+    monkeypatch.setattr(DecodeCache, "store", held_store)
+    try:
+        _assert_matches(load_dataset(tmp_path / "data", cache_dir=cache), arrays)
+        assert [p.name for p in entries.iterdir()] == [abandoned.name]  # nothing written yet
+    finally:
+        release.set()
     flush_writes()
     assert len(_entries(cache)) == 1
     assert not abandoned.exists()
@@ -220,9 +236,12 @@ def test_index_survives_a_moved_entry_folder(tmp_path: Path) -> None:
     flush_writes()
     shutil.rmtree(cache / "decoded-v1" / "entries")
     _assert_matches(load_dataset(tmp_path / "data", cache_dir=cache), arrays)
-    assert len(_entries(cache)) == 1
-    files = {
-        k: tmp_path / "data" / f"{n}.gz" for k, n in [("train-labels", "train-labels-idx1-ubyte")]
-    }
-    write_idx(files["train-labels"], arrays["train-labels"])
+    (entry,) = _entries(cache)
+    # The index maps the four sources, as they are, to the rebuilt entry ...
+    files = find_dataset_files(tmp_path / "data")
+    assert DecodeCache(cache).key_from_index(files) == entry.name
+    # ... and no longer once one of them is touched, even with its bytes unchanged.
+    touched = files["train-labels"]
+    write_idx(touched, arrays["train-labels"])
+    os.utime(touched, ns=(0, touched.stat().st_mtime_ns + 10**9))  # past any timestamp tick
     assert DecodeCache(cache).key_from_index(files) is None
