@@ -40,5 +40,18 @@ def test_decode_benchmark_rows_and_json(tmp_path: Path) -> None:
         assert row["median_cpu_ms"] >= 0
     seed = next(r for r in rows if r["method"] == "seed")
     assert seed["ratio_to_seed"] == 1.0
-    assert "cold:" in done.stdout
     assert decode.TARGETS["warm_speedup_min"] == 30.0
+    # The printout: the machine, one table row per method, then the verdict against the targets.
+    lines = done.stdout.splitlines()
+    host = rows[0]["machine"]
+    assert lines[0] == (
+        f"decode: {host['cpu_model']}, {host['cpu_cores']} cores, gzip: {host['gzip_library']}"
+    )
+    assert [line.split()[0] for line in lines[3:-1]] == methods
+    assert lines[-1].startswith("cold: ")
+    for target in (
+        f"(target <= {decode.TARGETS['cold_vs_floor_max']})",
+        f"(target >= {decode.TARGETS['cold_speedup_min']})",
+        f"(target >= {decode.TARGETS['warm_speedup_min']:.0f})",
+    ):
+        assert target in lines[-1]
