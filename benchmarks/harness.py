@@ -28,7 +28,7 @@ class RunTiming:
     """What one method reports about one training run."""
 
     epoch_s: list[float]  # wall seconds of each epoch's training, result forced; [0] = warm-up
-    step_ms: list[float]  # milliseconds per step in the steady epochs (call time / steps per call)
+    step_ms: list[float]  # ms per full-batch step in the steady epochs (call time / its steps)
     images_per_epoch: int
     steps_per_call: int  # training steps run by one dispatched call (1 for model.fit)
     test_accuracy: float

@@ -93,7 +93,10 @@ def run_seed_fit(data: Splits, batch_size: int, epochs: int, seed: int) -> RunTi
     model.fit(
         x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer]
     )
-    steady = [s for epoch in timer.step_s[1:] for s in epoch]
+    # Full batches only: fit's last, smaller batch (when batch_size does not divide the data)
+    # is no sample of a step at batch_size; the fast paths leave it out the same way.
+    full_steps = len(x) // batch_size
+    steady = [s for epoch in timer.step_s[1:] for s in epoch[:full_steps]]
     return RunTiming(
         epoch_s=list(timer.epoch_s),
         step_ms=[1e3 * s for s in steady],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import flops
-from benchmarks.default_path import call_sizes
+from benchmarks.default_path import call_sizes, steady_step_ms
 from benchmarks.device import known_peak
 from benchmarks.harness import BenchmarkError, RunTiming, run_record, summarize
 from benchmarks.options import QUICK, BenchOptions, resolve_options
@@ -115,6 +115,16 @@ def test_call_sizes_follow_the_trainer():
     assert call_sizes(1000, 50, 7) == [7, 7, 6]
 
 
+def test_step_times_are_full_batch_calls_after_the_warmup():
+    # 1000 images at batch 300: calls of 2 and 1 full batches, then the 100-image remainder.
+    times = [9.0, 9.0, 9.0, 0.4, 0.3, 0.05, 0.6, 0.2, 0.07]  # 3 epochs, the first is warm-up
+    got = steady_step_ms(times, 1000, 300, 2, 3)
+    assert got == pytest.approx([200.0, 300.0, 300.0, 200.0])  # no remainder call, no warm-up
+    assert steady_step_ms([5.0, 0.4, 0.4], 300, 300, 1, 3) == pytest.approx([400.0, 400.0])
+    with pytest.raises(BenchmarkError, match="made 8 calls in 3 epochs, expected 9"):
+        steady_step_ms(times[:-1], 1000, 300, 2, 3)
+
+
 def test_known_peaks_come_from_the_datasheets():
     assert known_peak("NVIDIA H100 80GB HBM3") == {"fp32": 67.0, "tf32": 494.5}
     assert known_peak("NVIDIA H100 PCIe") == {"fp32": 51.0, "tf32": 378.0}
@@ -130,17 +140,18 @@ def test_quick_size_fills_only_what_was_not_given():
     assert resolve_options(False) == BenchOptions()
 
 
-def test_fit_step_timer_sums_to_the_epoch():
+@pytest.mark.parametrize("n", [500, 520])  # 520: an 11th step of 20 images, left out
+def test_fit_step_timer_sums_to_the_epoch(n):
     """The seed method's per-step stamps cover the epoch they were taken in."""
     pytest.importorskip("tensorflow")
     from benchmarks.seed import run_seed_fit
     from trainer.data import Splits
 
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(500, 784), dtype=np.uint8)
+    x = rng.integers(0, 256, size=(n, 784), dtype=np.uint8)
     y = (x[:, :10].argmax(axis=1)).astype(np.uint8)
     timing = run_seed_fit(Splits(x, y, x[:100], y[:100]), 50, 2, 0)
     assert len(timing.epoch_s) == 2
-    assert len(timing.step_ms) == 10  # the steady epoch's 10 steps
+    assert len(timing.step_ms) == 10  # the steady epoch's 10 full-batch steps
     assert sum(timing.step_ms) / 1e3 <= timing.epoch_s[1]
     assert 0.0 <= timing.test_accuracy <= 1.0
