@@ -23,6 +23,7 @@ from tests.submit.fakes import FakeBackend
 with quiet_sdk_import():
     from azure.core.exceptions import (
         ClientAuthenticationError,
+        HttpResponseError,
         ResourceNotFoundError,
         ServiceRequestError,
     )
@@ -104,26 +105,37 @@ def test_sdk_exceptions_become_one_line(exc: BaseException, expected: str) -> No
     assert_one_error_line(result, expected)
 
 
+REGISTER_WITH_PASSWORD = [
+    "env", "register", "--image", "r.io/t:1", "--registry-username", "bob",
+    "--registry-password-stdin",
+]  # fmt: skip
+
+
 def test_secrets_in_sdk_messages_are_masked() -> None:
     fake = FakeBackend(
         fail={"register_environment": UserErrorException("bad password hunter2 for bob")}
     )
-    result = CliRunner().invoke(
-        cli,
-        [
-            "env",
-            "register",
-            "--image",
-            "r.io/t:1",
-            "--registry-username",
-            "bob",
-            "--registry-password-stdin",
-        ],
-        obj=fake.factory,
-        input="hunter2\n",
+    result = CliRunner().invoke(cli, REGISTER_WITH_PASSWORD, obj=fake.factory, input="hunter2\n")
+    assert_one_error_line(
+        result,
+        "Error: Azure ML refused the request (UserErrorException: bad password *** for bob)",
     )
-    assert result.exit_code == 1
-    assert "hunter2" not in result.output
+
+
+def test_v2_registry_connection_error_masks_the_password() -> None:
+    # The real backend hands the password to the SDK and lets the SDK's error through unmasked;
+    # the CLI's boundary masks it.
+    client = FakeMLClient(
+        {"connections.create_or_update": HttpResponseError(message="hunter2 rejected for bob")}
+    )
+    result = CliRunner().invoke(
+        cli, [*REGISTER_WITH_PASSWORD, "--sdk", "v2"], obj=v2_with(client), input="hunter2\n"
+    )
+    assert_one_error_line(
+        result, "Error: Azure ML refused the request (HttpResponseError: *** rejected for bob)"
+    )
+    [(name, ((connection,), _))] = client.log
+    assert (name, connection.credentials.password) == ("connections.create_or_update", "hunter2")
 
 
 @pytest.mark.parametrize("sdk", ["v1", "v2"])
@@ -132,13 +144,16 @@ def test_no_config_found_with_the_real_backend(sdk: str) -> None:
     assert_one_error_line(result, NO_CONFIG)
 
 
-def test_config_json_is_found_in_a_parent_and_options_override(isolated: Path) -> None:
+def test_config_json_is_found_in_a_parent_and_options_override(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (isolated / ".azureml").mkdir()
     (isolated / ".azureml" / "config.json").write_text(
         '{"subscription_id": "s", "resource_group": "g", "workspace_name": "w"}'
     )
     deeper = isolated / "a" / "b"
     deeper.mkdir(parents=True)
+    monkeypatch.chdir(deeper)
     fake = FakeBackend()
     result = CliRunner().invoke(
         cli, ["run", "--dry-run", "--workspace-name", "other"], obj=fake.factory
@@ -205,7 +220,9 @@ def test_v2_backend_errors(fail: dict[str, BaseException], expected: str) -> Non
     client = FakeMLClient(fail)
     result = CliRunner().invoke(cli, ["run", "--sdk", "v2", *WS], obj=v2_with(client))
     assert_one_error_line(result, expected)
-    assert "jobs.create_or_update" not in [k for k, _ in client.log][:-1]
+    called = [k for k, _ in client.log]
+    assert "jobs.create_or_update" not in called[:-1]
+    assert called[-1] == next(iter(fail))  # nothing is called after the failing call
 
 
 def test_v2_model_download_of_a_missing_model() -> None:

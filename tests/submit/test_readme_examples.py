@@ -72,8 +72,7 @@ def test_live_commands_parse(command: str) -> None:
 
 
 def test_readme_shows_only_tested_commands() -> None:
-    # Once the lead merges the Azure ML section into README.md, every mnist-submit line in it
-    # must be one of the commands above.
+    # Every mnist-submit line README.md shows must be one of the commands above.
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     shown = {m.group(1).strip() for m in re.finditer(r"^\$ (mnist-submit .*)$", readme, re.M)}
     tested = {command for _, command in EXAMPLES} | set(LIVE)
@@ -81,9 +80,9 @@ def test_readme_shows_only_tested_commands() -> None:
 
 
 def test_readme_dry_run_blocks_are_the_golden_files() -> None:
-    # Once merged: the output printed under each dry-run command in README.md is the golden one.
+    # README.md shows each dry-run command, and under it the golden output.
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for golden, command in EXAMPLES:
         block = re.search(r"^\$ " + re.escape(command) + r"\n(.*?)^```", readme, re.M | re.S)
-        if block is not None:
-            assert block.group(1) == (GOLDEN / golden).read_text(), golden
+        assert block is not None, f"README.md does not show `{command}`"
+        assert block.group(1) == (GOLDEN / golden).read_text(), golden
