@@ -10,16 +10,29 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # System packages: Python, the real Fashion-MNIST data (Debian's dataset-fashion-mnist), and
 # podman + buildah + runc + debootstrap for the container tests (no Docker engine is assumed).
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv python3-dev gcc ca-certificates \
-    dataset-fashion-mnist \
-    podman buildah runc debootstrap fuse-overlayfs uidmap >/dev/null
+# Set-up is skipped once done (as in scripts/train.sh): apt when every package is installed,
+# pip until setup.py changes.
+packages=(
+    python3 python3-venv python3-dev gcc ca-certificates
+    dataset-fashion-mnist
+    podman buildah runc debootstrap fuse-overlayfs uidmap
+)
+# dpkg-query lists a removed package's leftover configuration too; only "ii" is installed.
+missing="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${packages[@]}" 2>&1 | grep -v '^ii ' || true)"
+if [ -n "$missing" ]; then
+    # Through env: sudo drops exported variables.
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
 
-python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[all,dev]'
+stamp=.venv/.installed-all-dev
+if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[all,dev]'
+    touch "$stamp"
+fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 

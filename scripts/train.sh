@@ -8,14 +8,26 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv ca-certificates dataset-fashion-mnist >/dev/null
 
-python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[train]'
+# Running the same command again resumes a training, so set-up is skipped once done: apt (and
+# its sudo prompt) when the packages are installed, pip until setup.py changes.
+packages=(python3 python3-venv ca-certificates dataset-fashion-mnist)
+# dpkg-query lists a removed package's leftover configuration too; only "ii" is installed.
+missing="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${packages[@]}" 2>&1 | grep -v '^ii ' || true)"
+if [ -n "$missing" ]; then
+    # Through env: sudo drops exported variables.
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+stamp=.venv/.installed-train
+if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[train]'
+    touch "$stamp"
+fi
 
 case " $* " in *" --dataset"*) ;; *) set -- --dataset fashion-mnist "$@" ;; esac
 exec .venv/bin/mnist-train "$@"
