@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # Set-up is skipped once done (as in scripts/train.sh): apt when every package is installed,
 # pip until setup.py changes.
 packages=(
-    python3 python3-venv python3-dev gcc ca-certificates
+    python3 python3-venv ca-certificates
     dataset-fashion-mnist
     podman buildah runc debootstrap fuse-overlayfs uidmap
 )
