@@ -37,17 +37,22 @@ class RunResult:
         self.test_accuracy = self.history[-1]["test_accuracy"]
 
 
+def run_epoch(trainer: Any, splits: Any, epoch: int) -> dict[str, Any]:
+    """Train epoch ``epoch`` (0-based), then evaluate: one history row, epochs counted from 1."""
+    t0 = time.perf_counter()
+    train = trainer.train_epoch(epoch)
+    train_s = time.perf_counter() - t0
+    test = trainer.evaluate(splits.x_test, splits.y_test)
+    return {"epoch": epoch + 1, **train, "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"], "train_s": train_s,
+            "images_per_s": len(splits.x_train) / train_s}  # fmt: skip
+
+
 def _run(trainer: Any, splits: Any, epochs: int, on_epoch: EpochCallback | None) -> list[dict]:
     history: list[dict[str, Any]] = []
     for epoch in range(epochs):
-        t0 = time.perf_counter()
-        train = trainer.train_epoch(epoch)
-        train_s = time.perf_counter() - t0
-        test = trainer.evaluate(splits.x_test, splits.y_test)
-        row = {"epoch": epoch + 1, **train, "test_loss": test["loss"],
-               "test_accuracy": test["accuracy"], "Loss": test["loss"],
-               "Accuracy": test["accuracy"], "train_s": train_s,
-               "images_per_s": len(splits.x_train) / train_s}  # fmt: skip
+        row = run_epoch(trainer, splits, epoch)
+        row["Loss"], row["Accuracy"] = row["test_loss"], row["test_accuracy"]
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from trainer.checkpoint import CheckpointDir, write_json_atomic
 from trainer.config import TrainConfig
+from trainer.loop import run_epoch
 
 log = logging.getLogger("trainer")
 
@@ -116,21 +116,16 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     sinks = Sinks.open(log_dir, config.to_dict()) if chief else Sinks([])
     try:
         for epoch in range(start, config.epochs):
-            t0 = time.perf_counter()
-            train = trainer.train_epoch(epoch)
-            train_s = time.perf_counter() - t0
-            test = trainer.evaluate(splits.x_test, splits.y_test)
-            record = {"epoch": epoch + 1, **train, "test_loss": test["loss"],
-                      "test_accuracy": test["accuracy"], "train_s": train_s,
-                      "images_per_s": len(splits.x_train) / train_s}  # fmt: skip
+            record = run_epoch(trainer, splits, epoch)
             compile_s = trainer.compile_seconds() if epoch == start + 1 else None
             history.append(record)
             checkpoints.save(model, epoch + 1, history, config.to_dict())
             sinks.log_epoch(epoch + 1, record)
             log.info("Epoch %d/%d  loss %.4f  accuracy %.4f  test loss %.4f  test accuracy "
-                     "%.4f  %.2f s  %.0f images/s%s", epoch + 1, config.epochs, train["loss"],
-                     train["accuracy"], test["loss"], test["accuracy"], train_s,
-                     record["images_per_s"], "  (includes compile)" if epoch == start else "")  # fmt: skip
+                     "%.4f  %.2f s  %.0f images/s%s", epoch + 1, config.epochs, record["loss"],
+                     record["accuracy"], record["test_loss"], record["test_accuracy"],
+                     record["train_s"], record["images_per_s"],
+                     "  (includes compile)" if epoch == start else "")  # fmt: skip
             if compile_s is not None:
                 log.info("Compile time of the first epoch: %.2f s", compile_s)
 
