@@ -82,6 +82,16 @@ def test_gpu_requirements_equal_setup_extras() -> None:
         assert got[name].extras == req.extras, f"{got[name]} != setup.py's {req}"
 
 
+def test_train_extra_is_the_gpu_extra_without_cuda_wheels() -> None:
+    """Local installs and the tests (`train`) run the stack the image pins (`gpu`)."""
+    extras, _, _ = setup_literals()
+    train, gpu = _pins(extras["train"]), _pins(extras["gpu"])
+    train_tf, gpu_tf = train.pop("tensorflow"), gpu.pop("tensorflow")
+    assert (train_tf.extras, gpu_tf.extras) == (set(), {"and-cuda"})
+    assert _exact(train_tf) == _exact(gpu_tf)
+    assert {n: str(r) for n, r in train.items()} == {n: str(r) for n, r in gpu.items()}
+
+
 def test_cpu_requirements_differ_from_gpu_only_in_tensorflow() -> None:
     extras, _, _ = setup_literals()
     gpu = read_requirements(DOCKER / "requirements-gpu.txt")
