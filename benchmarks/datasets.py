@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from trainer.data import Splits
+import dataclasses
+
+from trainer.data import Splits, load_dataset
+
+
+def load(data_folder: str, dataset: str, download: bool, train_images: int | None) -> Splits:
+    """The dataset as the data core loads it, cut to ``train_images`` by :func:`subset`."""
+    splits = load_dataset(data_folder, dataset=dataset, download=download)
+    return subset(splits, train_images)
 
 
 def subset(splits: Splits, train_images: int | None) -> Splits:
@@ -13,6 +21,6 @@ def subset(splits: Splits, train_images: int | None) -> Splits:
     """
     if train_images is None or train_images >= len(splits.x_train):
         return splits
-    return Splits(
-        splits.x_train[:train_images], splits.y_train[:train_images], splits.x_test, splits.y_test
+    return dataclasses.replace(
+        splits, x_train=splits.x_train[:train_images], y_train=splits.y_train[:train_images]
     )

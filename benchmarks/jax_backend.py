@@ -126,16 +126,14 @@ def run_jax_fast(
 
 def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
     """Run the JAX benchmark in this process (KERAS_BACKEND must already be ``jax``)."""
-    from benchmarks.datasets import subset
+    from benchmarks.datasets import load
     from benchmarks.device import describe_jax
     from benchmarks.harness import Method, run_rounds
     from benchmarks.seed import run_seed_fit
-    from trainer.data import load_dataset
 
-    splits = load_dataset(
-        config["data_folder"], dataset=config["dataset"], download=config.get("download", False)
+    data = load(
+        config["data_folder"], config["dataset"], config["download"], config["train_images"]
     )
-    data = subset(splits, config["train_images"])
     steps_per_call = config["steps_per_call"]
     methods: dict[str, Method] = {
         "seed-fit": run_seed_fit,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from benchmarks.datasets import subset
+from benchmarks import datasets
 from benchmarks.device import describe_host, known_peak
 from benchmarks.flops import SEED_LAYERS
 from benchmarks.harness import BenchmarkError, Method, run_rounds, summarize
@@ -18,10 +18,7 @@ Log = Callable[[str], None]
 
 
 def load(opts: BenchOptions) -> Any:
-    from trainer.data import load_dataset
-
-    splits = load_dataset(opts.data_folder, dataset=opts.dataset, download=opts.download)
-    return subset(splits, opts.train_images)
+    return datasets.load(opts.data_folder, opts.dataset, opts.download, opts.train_images)
 
 
 def tensorflow_available() -> bool:

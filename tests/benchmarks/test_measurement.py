@@ -155,3 +155,16 @@ def test_fit_step_timer_sums_to_the_epoch(n):
     assert len(timing.step_ms) == 10  # the steady epoch's 10 full-batch steps
     assert sum(timing.step_ms) / 1e3 <= timing.epoch_s[1]
     assert 0.0 <= timing.test_accuracy <= 1.0
+
+
+def test_subset_cuts_the_training_split_only():
+    from benchmarks.datasets import subset
+    from trainer.data import Splits
+
+    x, y = np.zeros((10, 784), np.uint8), np.arange(10, dtype=np.uint8)
+    splits = Splits(x, y, x[:4], y[:4], source="/data/fashion")
+    cut = subset(splits, 6)
+    assert (len(cut.x_train), len(cut.y_train), len(cut.x_test)) == (6, 6, 4)
+    assert cut.source == "/data/fashion"  # the folder the data came from survives the cut
+    assert subset(splits, None) is splits
+    assert subset(splits, 10) is splits
