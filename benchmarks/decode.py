@@ -183,6 +183,10 @@ def _check_outputs(files: dict[str, Path], warm_cache: Path) -> None:
     x_train, y_train, x_test, y_test = seed_load(files)
     folder = files["train-images"].parent
     ours: Splits = load_dataset(folder, "fashion-mnist", cache_dir=warm_cache)
+    cold = load_dataset(folder, "fashion-mnist", use_cache=False)  # decoded, not mapped
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        if not np.array_equal(getattr(cold, name), getattr(ours, name)):
+            raise AssertionError(f"a cold load and a warm load differ in {name}")
     floats = ours.to_float(one_hot_labels=True)
     if not (
         np.array_equal(floats.x_train, x_train.astype(np.float32))
