@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from submit.backend import quiet_sdk_import
 
 # Anything that could point a test at a real workspace, a real login or a real password.
 _PREFIXES = ("AZURE_", "AZUREML_", "MNIST_SUBMIT_", "MSI_", "IDENTITY_")
@@ -24,3 +27,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     return work
+
+
+@pytest.fixture
+def quiet_sdk() -> Iterator[None]:
+    """The SDKs' own deprecation warnings, filtered by message and module as the CLI does."""
+    with quiet_sdk_import():
+        yield

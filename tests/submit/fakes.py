@@ -1,13 +1,32 @@
-"""A fake Backend for the CLI tests: records each call and its arguments, raises on request."""
+"""Fakes for the submit tests: a Backend and an MLClient that record each call and raise on
+request; and the command lines they are driven with."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from click.testing import CliRunner
+
+from submit.backend import quiet_sdk_import
+from submit.cli import cli
 from submit.spec import Submitted
 from submit.workspace import WorkspaceRef
+
+
+def with_options(args: list[str], *options: str) -> list[str]:
+    """``args`` with ``options`` added before any ``--`` (after it, flags are the trainer's)."""
+    cut = args.index("--") if "--" in args else len(args)
+    return [*args[:cut], *options, *args[cut:]]
+
+
+def dry_run(sdk: str, args: list[str]) -> str:
+    """The command's dry-run output with the real ``sdk`` backend."""
+    result = CliRunner().invoke(cli, with_options(args, "--sdk", sdk, "--dry-run"))
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 class FakeBackend:
@@ -88,3 +107,45 @@ class FakeBackend:
         self._record("download_model", (name, version, target))
         (target / "saved_model.keras").write_bytes(b"model")
         return target
+
+
+class FakeOperations:
+    """One MLClient operations group: records calls, raises what the test asks for."""
+
+    def __init__(self, log: list[tuple[str, Any]], group: str, fail: dict[str, BaseException]):
+        self._log, self._group, self._fail = log, group, fail
+
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            key = f"{self._group}.{method}"
+            self._log.append((key, (args, kwargs)))
+            if key in self._fail:
+                raise self._fail[key]
+            entity = args[0] if args else None
+            return SimpleNamespace(
+                # Jobs get their name from the service; assets keep the one they were given.
+                name="job-1" if self._group == "jobs" else getattr(entity, "name", None),
+                version=getattr(entity, "version", None) or "1",
+                status="Completed",
+                studio_url="https://ml.azure.com/runs/job-1",
+                result=lambda: entity,
+            )
+
+        return call
+
+
+class FakeMLClient:
+    """Stands in for azure-ai-ml's MLClient under the real SDK v2 backend."""
+
+    def __init__(self, fail: dict[str, BaseException] | None = None) -> None:
+        self.log: list[tuple[str, Any]] = []
+        for group in ("compute", "environments", "data", "jobs", "models", "connections"):
+            setattr(self, group, FakeOperations(self.log, group, fail or {}))
+
+
+def v2_with(client: FakeMLClient) -> Any:
+    """A backend factory (``obj``) for the real SDK v2 backend over ``client``."""
+    with quiet_sdk_import():
+        from submit import sdk_v2
+
+    return lambda sdk, workspace: sdk_v2.make_backend(workspace, client=client)

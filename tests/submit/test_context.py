@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +53,7 @@ def test_not_a_git_checkout(tmp_path: Path) -> None:
     )
 
 
-@pytest.fixture
-def _quiet() -> Iterator[None]:
-    with quiet_sdk_import():
-        yield
-
-
-@pytest.mark.usefixtures("_quiet")
+@pytest.mark.usefixtures("quiet_sdk")
 def test_v1_dockerfile_registration_uploads_the_staged_context(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,6 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
-from tests.submit.fakes import FakeBackend
+from tests.submit.fakes import FakeBackend, FakeMLClient, v2_with
 
 with quiet_sdk_import():
     from azure.core.exceptions import (
@@ -33,7 +32,7 @@ with quiet_sdk_import():
         UserErrorException,
     )
 
-    from submit import sdk_v1, sdk_v2
+    from submit import sdk_v1
 
 REPO = Path(__file__).resolve().parents[2]
 WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
@@ -163,42 +162,6 @@ def test_config_json_is_found_in_a_parent_and_options_override(
     ref = fake.workspace()
     assert (ref.subscription_id, ref.resource_group, ref.workspace_name) == ("s", "g", "other")
     assert ref.source == str(isolated / ".azureml" / "config.json")
-
-
-class FakeOperations:
-    """One MLClient operations group: records calls, raises what the test asks for."""
-
-    def __init__(self, log: list[tuple[str, Any]], group: str, fail: dict[str, BaseException]):
-        self._log, self._group, self._fail = log, group, fail
-
-    def __getattr__(self, method: str) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            key = f"{self._group}.{method}"
-            self._log.append((key, (args, kwargs)))
-            if key in self._fail:
-                raise self._fail[key]
-            entity = args[0] if args else None
-            return SimpleNamespace(
-                # Jobs get their name from the service; assets keep the one they were given.
-                name="job-1" if self._group == "jobs" else getattr(entity, "name", None),
-                version=getattr(entity, "version", None) or "1",
-                status="Completed",
-                studio_url="https://ml.azure.com/runs/job-1",
-                result=lambda: entity,
-            )
-
-        return call
-
-
-class FakeMLClient:
-    def __init__(self, fail: dict[str, BaseException] | None = None) -> None:
-        self.log: list[tuple[str, Any]] = []
-        for group in ("compute", "environments", "data", "jobs", "models", "connections"):
-            setattr(self, group, FakeOperations(self.log, group, fail or {}))
-
-
-def v2_with(client: FakeMLClient) -> Any:
-    return lambda sdk, workspace: sdk_v2.make_backend(workspace, client=client)
 
 
 V2_ERRORS = [

@@ -16,7 +16,7 @@ from submit.cli import cli
 from submit.errors import SubmitError
 from submit.fetch import cache_folder, fetch
 from submit.workspace import WorkspaceRef, credential_kind, resolve_workspace
-from tests.submit.test_errors import FakeMLClient, v2_with
+from tests.submit.fakes import FakeMLClient, v2_with
 
 FILES = {
     "train-images-idx3-ubyte.gz": gzip.compress(b"\x00\x00\x08\x03" + bytes(12)),

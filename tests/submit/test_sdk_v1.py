@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
 from submit.spec import DataRef, EnvSpec, RunSpec, SweepSpec
+from tests.submit import fakes
 
 with quiet_sdk_import():
     from azureml.core import Environment, RunConfiguration
@@ -26,19 +27,8 @@ with quiet_sdk_import():
 IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
 
 
-@pytest.fixture(autouse=True)
-def _sdk_noise_filtered() -> Iterator[None]:
-    """The SDK's own deprecation warnings, filtered by message and module as the CLI does."""
-    with quiet_sdk_import():
-        yield
-
-
-def dry_run(args: list[str]) -> str:
-    """The command's dry-run output (our flags go before any ``--`` and the trainer's flags)."""
-    cut = args.index("--") if "--" in args else len(args)
-    result = CliRunner().invoke(cli, [*args[:cut], "--sdk", "v1", "--dry-run", *args[cut:]])
-    assert result.exit_code == 0, result.output
-    return result.output
+pytestmark = pytest.mark.usefixtures("quiet_sdk")
+dry_run = functools.partial(fakes.dry_run, "v1")
 
 
 def load_environment(text: str, folder: Path) -> Any:

@@ -3,7 +3,7 @@ flow through the real backend against a recording MLClient."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
-from tests.submit.test_errors import FakeMLClient, v2_with
+from tests.submit import fakes
+from tests.submit.fakes import FakeMLClient, v2_with, with_options
 
 with quiet_sdk_import():
     from azure.ai.ml import load_compute, load_data, load_environment, load_job, load_model
@@ -24,19 +25,8 @@ IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
 WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
 
 
-@pytest.fixture(autouse=True)
-def _sdk_noise_filtered() -> Iterator[None]:
-    """The SDK's own deprecation warnings, filtered by message and module as the CLI does."""
-    with quiet_sdk_import():
-        yield
-
-
-def dry_run(args: list[str]) -> str:
-    """The command's dry-run output (our flags go before any ``--`` and the trainer's flags)."""
-    cut = args.index("--") if "--" in args else len(args)
-    result = CliRunner().invoke(cli, [*args[:cut], "--sdk", "v2", "--dry-run", *args[cut:]])
-    assert result.exit_code == 0, result.output
-    return result.output
+pytestmark = pytest.mark.usefixtures("quiet_sdk")
+dry_run = functools.partial(fakes.dry_run, "v2")
 
 
 def saved(text: str, path: Path) -> Path:
@@ -185,9 +175,9 @@ def test_full_flow_through_the_real_backend(tmp_path: Path) -> None:
     ]
     outputs = []
     for args in steps:
-        result = CliRunner().invoke(cli, [*args, "--sdk", "v2", *WS] if "--" not in args else
-                                    [*args[:args.index("--")], "--sdk", "v2", *WS, *args[args.index("--"):]],
-                                    obj=v2_with(client))  # fmt: skip
+        result = CliRunner().invoke(
+            cli, with_options(args, "--sdk", "v2", *WS), obj=v2_with(client)
+        )
         assert result.exit_code == 0, result.output
         outputs.append(result.output)
     assert outputs == [
