@@ -9,11 +9,8 @@ beyond Keras's random seed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-EpochCallback = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -48,14 +45,12 @@ def run_epoch(trainer: Any, splits: Any, epoch: int) -> dict[str, Any]:
             "images_per_s": len(splits.x_train) / train_s}  # fmt: skip
 
 
-def _run(trainer: Any, splits: Any, epochs: int, on_epoch: EpochCallback | None) -> list[dict]:
+def _run(trainer: Any, splits: Any, epochs: int) -> list[dict]:
     history: list[dict[str, Any]] = []
     for epoch in range(epochs):
         row = run_epoch(trainer, splits, epoch)
         row["Loss"], row["Accuracy"] = row["test_loss"], row["test_accuracy"]
         history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
     return history
 
 
@@ -82,7 +77,6 @@ def run_fast(
     steps_per_call: int = 0,
     jit_compile: bool = True,
     model: Any = None,
-    on_epoch: EpochCallback | None = None,
 ) -> RunResult:
     """The default path: whole epochs per XLA-compiled call, uint8 data on the device.
 
@@ -94,7 +88,7 @@ def run_fast(
     trainer = FastTrainer(model, splits.x_train, splits.y_train, batch_size=batch_size,
                           seed=seed, steps_per_call=steps_per_call,
                           jit_compile=jit_compile)  # fmt: skip
-    history = _run(trainer, splits, epochs, on_epoch)
+    history = _run(trainer, splits, epochs)
     return RunResult(model, history, trainer.compile_seconds(),
                      [t for _, t in trainer.call_times], trainer.steps_per_call,
                      trainer.full_steps + (1 if trainer.remainder else 0),
@@ -112,7 +106,6 @@ def run_plain(
     seed: int = 0,
     feed: str = "arrays",
     model: Any = None,
-    on_epoch: EpochCallback | None = None,
 ) -> RunResult:
     """The seed's method: ``model.fit`` one epoch per call, default compile.
 
@@ -124,7 +117,7 @@ def run_plain(
     model = _model(model, h1, h2, learning_rate, seed)
     trainer = PlainTrainer(model, splits.x_train, splits.y_train, batch_size=batch_size,
                            seed=seed, feed=feed)  # fmt: skip
-    history = _run(trainer, splits, epochs, on_epoch)
+    history = _run(trainer, splits, epochs)
     steps = -(-len(splits.x_train) // batch_size)
     return RunResult(model, history, trainer.compile_seconds(), list(trainer.call_times),
                      steps, steps, len(splits.x_train))  # fmt: skip
