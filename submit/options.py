@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,7 @@ from submit.spec import (
     DEFAULT_VM_SIZE,
     DataRef,
     RunSpec,
+    Submitted,
     parse_asset,
 )
 from submit.workspace import (
@@ -32,6 +33,9 @@ from submit.workspace import (
     WorkspaceRef,
     resolve_workspace,
 )
+
+if TYPE_CHECKING:  # submit.backend is imported when a command runs, not for --help
+    from submit.backend import Backend
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PASSWORD_VAR = "MNIST_SUBMIT_REGISTRY_PASSWORD"
@@ -145,14 +149,15 @@ def dry_run_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def backend(common: Common) -> Any:
+def backend(common: Common) -> Backend:
     """The backend for the chosen SDK; a factory passed as ``obj`` replaces the real one."""
     factory = click.get_current_context().find_root().obj
     if factory is None:
         from submit.backend import load_backend
 
         factory = load_backend
-    return factory(common.sdk, common.workspace)
+    be: Backend = factory(common.sdk, common.workspace)
+    return be
 
 
 def call(func: Callable[..., Any], *args: Any) -> Any:
@@ -284,7 +289,7 @@ def run_spec(kw: dict[str, Any], trainer_args: tuple[str, ...]) -> RunSpec:
     )
 
 
-def finish(be: Any, submitted: Any, experiment: str, wait: bool) -> None:
+def finish(be: Backend, submitted: Submitted, experiment: str, wait: bool) -> None:
     click.echo(f"Submitted {submitted.run_id}" + (f": {submitted.url}" if submitted.url else ""))
     if not wait:
         return
