@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -25,15 +24,12 @@ def tensorflow_available() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
-def setup_tensorflow() -> None:
-    """TensorFlow's process-wide settings, once, before it touches a device."""
-    # Must be set before TensorFlow is first imported to silence its C++ INFO lines.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+def setup_tensorflow(seed: int) -> None:
+    """The trainer's process-wide settings, before TensorFlow touches a device: quiet C++ logs,
+    GPU memory on demand (the JAX child may have run on the same GPU), float32 policy."""
+    from trainer.runtime import configure_runtime
 
-    for gpu in tf.config.list_physical_devices("GPU"):
-        # The JAX child may have run on the same GPU; TF must not reserve all of it either.
-        tf.config.experimental.set_memory_growth(gpu, True)
+    configure_runtime(seed)
 
 
 def environment(argv: list[str] | None) -> dict[str, Any]:
@@ -58,7 +54,7 @@ def run_pipeline(opts: BenchOptions, env: dict[str, Any], log: Log) -> list[dict
     from benchmarks.device import describe_tensorflow
 
     data = load(opts)
-    setup_tensorflow()
+    setup_tensorflow(opts.seed)
     env.setdefault("tensorflow", describe_tensorflow())
     log(f"pipeline: batch sizes {list(opts.batch_sizes)}, {opts.repeats} passes after a warm-up")
     return pipeline.run(data, opts.batch_sizes, opts.repeats, opts.seed)
@@ -121,7 +117,7 @@ def run_train(
         from benchmarks.device import describe_tensorflow
         from benchmarks.seed import run_seed_fit
 
-        setup_tensorflow()
+        setup_tensorflow(opts.seed)
         info = describe_tensorflow()
         peaks["tensorflow"], info["peak_source"] = _peak(opts, info, tf32=info["tf32"])
         env["tensorflow"] = info
