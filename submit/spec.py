@@ -24,26 +24,20 @@ DEFAULT_VM_SIZE = "Standard_NC4as_T4_v3"
 DEFAULT_MODEL_NAME = "keras-mnist"
 MODEL_PATH = "outputs/model"  # the trainer's --output-dir default is ./outputs; Azure ML keeps it
 
+IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 # The original sample registered MNIST from these download URLs (Azure Open Datasets' copy of
 # Yann LeCun's files, which the tutorial switched to when the original host became unreliable).
 DATASET_URLS: dict[str, tuple[str, ...]] = {
     "mnist": tuple(
-        f"https://azureopendatastorage.blob.core.windows.net/mnist/{name}"
-        for name in (
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-        )
+        f"https://azureopendatastorage.blob.core.windows.net/mnist/{name}" for name in IDX_FILES
     ),
     "fashion-mnist": tuple(
-        f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}"
-        for name in (
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-        )
+        f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}" for name in IDX_FILES
     ),
 }
 
