@@ -37,9 +37,6 @@ def environment(argv: list[str] | None) -> dict[str, Any]:
 
 
 def run_decode(opts: BenchOptions, log: Log) -> list[dict[str, Any]]:
-    if importlib.util.find_spec("benchmarks.decode") is None:
-        log("decode: skipped, benchmarks/decode.py is not in this checkout yet")
-        return []
     from benchmarks import decode
 
     rows = decode.run(data_folder=opts.data_folder, repeats=opts.repeats, quick=opts.quick)

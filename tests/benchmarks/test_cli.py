@@ -80,17 +80,22 @@ def test_missing_data_is_one_line_error(tmp_path, suite):
     assert "Traceback" not in result.output
 
 
-def test_decode_suite_runs_or_says_why_not(tmp_path):
+@needs_fashion
+def test_decode_suite_reports_every_method(tmp_path):
     out = tmp_path / "decode.jsonl"
     result = CliRunner().invoke(main, ["decode", "--quick", "--json", str(out)])
     assert result.exit_code == 0, result.output
     records = read_records(out)
     assert records[0]["record"] == "environment"
-    if importlib.util.find_spec("benchmarks.decode") is None:
-        assert "decode: skipped, benchmarks/decode.py is not in this checkout yet" in result.output
-        assert len(records) == 1
-    else:
-        assert [r["record"] for r in records[1:]] == ["decode"] * (len(records) - 1)
+    rows = records[1:]
+    assert [r["record"] for r in rows] == ["decode"] * len(rows)
+    assert [r["method"] for r in rows][:3] == ["seed", "idx2numpy", "cold"]
+    assert rows[-1]["method"] == "floor"
+    for r in rows:
+        assert r["runs"] == 3  # --quick
+        assert 0 < r["min_ms"] <= r["median_ms"] <= r["p90_ms"]
+        assert r["units"]["median_ms"] == "ms"
+    assert "decode (benchmarks/decode.py)" in result.output
 
 
 @needs_fashion
