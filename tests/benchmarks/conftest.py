@@ -1,16 +1,11 @@
-"""Fixtures of the benchmark tests: isolated environment, and the real Fashion-MNIST files."""
+"""Fixtures of the benchmark tests: an isolated environment.
+
+The real Fashion-MNIST files (``FASHION``, ``needs_fashion``) come from ``tests.data.conftest``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not (FASHION / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Debian's dataset-fashion-mnist is not installed (scripts/test.sh installs it)",
-)
 
 
 @pytest.fixture(autouse=True)

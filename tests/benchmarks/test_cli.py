@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import main
-from tests.benchmarks.conftest import needs_fashion
+from tests.data.conftest import needs_fashion
 
 REPO = Path(__file__).resolve().parents[2]
 

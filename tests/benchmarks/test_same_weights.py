@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.conftest import FASHION, needs_fashion
+from tests.data.conftest import FASHION, needs_fashion
 
 REPO = Path(__file__).resolve().parents[2]
 N_TRAIN, N_TEST, BATCH, SEED = 200, 100, 50, 3
