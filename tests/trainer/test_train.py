@@ -167,7 +167,20 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path, fashion
 
     model = keras.models.load_model(tmp_path / "outputs" / "model" / "model.keras")
     assert model.count_params() == 266_610
+    # The optimizer state came through the kill: a fresh model would count only the resumed steps.
+    assert int(model.optimizer.iterations) == epochs * 60_000 // 50
     assert metrics["final"]["test_accuracy"] > 0.84
+
+
+def _start_two_workers(args: list[str]) -> list[subprocess.Popen[str]]:
+    """Two ``python -m trainer`` processes, workers 0 and 1 of one TF_CONFIG cluster."""
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(trainer_cmd(*args), env=trainer_env(TF_CONFIG=tf_config),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+    return procs
 
 
 @pytest.mark.slow
@@ -175,14 +188,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(
     tmp_path: Path, fashion: object
 ) -> None:
     data = write_subset(tmp_path / "data", fashion, n_train=6000, n_test=1000)
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    args = _args(tmp_path, "--epochs", "2", data=data)
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(trainer_cmd(*args), env=trainer_env(TF_CONFIG=tf_config),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+    procs = _start_two_workers(_args(tmp_path, "--epochs", "2", data=data))
     outputs = [proc.communicate(timeout=400) for proc in procs]
     for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
@@ -197,14 +203,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(
     assert records[-1]["test_accuracy"] > 0.6
 
     # Both workers, restarted with one more epoch, agree on the chief's checkpoint and resume.
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    args = _args(tmp_path, "--epochs", "3", data=data)
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(trainer_cmd(*args), env=trainer_env(TF_CONFIG=tf_config),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+    procs = _start_two_workers(_args(tmp_path, "--epochs", "3", data=data))
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=400)
         assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
@@ -212,6 +211,11 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(
         assert " Epoch 1/3" not in stdout
     history = json.loads((tmp_path / "outputs" / "metrics.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [1, 2, 3]
+    import keras
+
+    # Resumed from the checkpoint's weights and optimizer state, not from a fresh model.
+    model = keras.models.load_model(tmp_path / "outputs" / "model" / "model.keras")
+    assert int(model.optimizer.iterations) == 3 * 6000 // 50
 
 
 def test_corrupt_data_is_one_line_and_exit_1(tmp_path: Path, fashion: object) -> None:
