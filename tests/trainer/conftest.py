@@ -6,13 +6,14 @@ from __future__ import annotations
 import gzip
 import os
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.data.naive import idx_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -35,11 +36,8 @@ def fashion() -> object:
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """An idx-ubyte file (gzipped): 0, 0, type 0x08, ndim, big-endian sizes, then the bytes."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, np.uint8).tobytes(), 1))
+    """A gzipped idx file, encoded by the data core tests' plain reference writer."""
+    path.write_bytes(gzip.compress(idx_bytes(array), 1))
 
 
 def write_subset(folder: Path, splits: object, n_train: int, n_test: int) -> Path:
