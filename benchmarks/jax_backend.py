@@ -39,19 +39,21 @@ def run_jax_fast(
     """Train with whole chunks of steps inside one compiled call; epoch 1 is the warm-up.
 
     ``model``: a compiled Keras model to train in place (the tests pass one to compare its
-    weights with the seed's method); by default the seed's model, initialised from ``seed``.
+    weights with the seed's method); by default the trainer's, built from ``seed`` as
+    ``trainer.loop.run_fast`` builds it.
     """
     import jax
     import jax.numpy as jnp
     import keras
     import numpy as np
 
-    from benchmarks.seed import build_seed_model, test_accuracy
+    from benchmarks.seed import test_accuracy
+    from trainer.model import build_model
     from trainer.pipeline import epoch_permutation
 
     if model is None:
         keras.utils.set_random_seed(seed)
-        model = build_seed_model(keras)
+        model = build_model()
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
     n = len(data.x_train)
