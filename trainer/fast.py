@@ -63,7 +63,8 @@ class FastTrainer:
         self.call_times: list[tuple[tuple[int, int], float]] = []
         # The next epoch's shuffle order is drawn on a helper thread while the device runs this
         # one: ~1 ms of numpy per epoch, as long as a whole epoch's compute at batch 4096 on an
-        # H200 (measured with the JAX rows of mnist-bench, where it doubled images/s).
+        # H200. There it took the JAX rows of mnist-bench from 13.3M to 23.4M images/s; its
+        # effect on this TensorFlow path has not been measured on a GPU (README, Performance).
         self._orders = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-order")
         self._next_order: tuple[int, Future[np.ndarray]] | None = None
 
