@@ -48,6 +48,7 @@ from submit.errors import (
 )
 from submit.fetch import cache_folder, fetch
 from submit.spec import (
+    DATASET_URLS,
     LOG_UNIFORM_FLAG,
     SWEEPED_FLAGS,
     ComputeSpec,
@@ -178,6 +179,31 @@ def build_sweep(spec: SweepSpec) -> SweepJob:
     )
 
 
+def fetch_dataset(spec: DataSpec) -> Path:
+    """The dataset's four files in ``cache_folder(dataset)``, ready to upload.
+
+    The default URLs go through the data core's downloader: each file is checked against its
+    published MD5, with the data core's mirrors behind the sample's URL. URLs given with
+    ``--url`` have no known checksum and are only checked to be gzip (``submit.fetch``).
+    """
+    folder = cache_folder(spec.dataset)
+    if tuple(spec.urls) != DATASET_URLS.get(spec.dataset):
+        return fetch(spec.urls, folder)
+    from trainer.data import DataError
+    from trainer.data.download import SOURCES, Source, download_dataset
+
+    known = SOURCES[spec.dataset]
+    sample_base = spec.urls[0].rsplit("/", 1)[0] + "/"
+    source = Source(mirrors=(sample_base, *known.mirrors), md5=known.md5)
+    try:
+        download_dataset(
+            spec.dataset, folder, source=source, local_hint="register a local folder with --folder"
+        )
+    except DataError as exc:
+        raise SubmitError(str(exc)) from None
+    return folder
+
+
 def build_data(spec: DataSpec) -> Data:
     folder = spec.folder if spec.folder is not None else cache_folder(spec.dataset)
     return Data(
@@ -270,7 +296,7 @@ class V2Backend:
     def register_data(self, spec: DataSpec) -> str:
         client = self.client  # a missing workspace should fail before any download
         if spec.folder is None:
-            fetch(spec.urls, cache_folder(spec.dataset))
+            fetch_dataset(spec)
         data = client.data.create_or_update(build_data(spec))
         return f"{data.name}:{data.version}"
 

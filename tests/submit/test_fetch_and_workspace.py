@@ -194,3 +194,75 @@ def test_incomplete_options_and_missing_config_file(isolated: Path) -> None:
 )
 def test_credential_chain_never_interactive(environ: dict[str, str], kind: str) -> None:
     assert credential_kind(environ) == kind
+
+
+IDX = {
+    name: gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, i]) + bytes(i))
+    for i, name in enumerate(
+        [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ],
+        start=1,
+    )
+}
+
+
+class IdxHandler(Handler):
+    def do_GET(self) -> None:
+        body = IDX.get(self.path.rsplit("/", 1)[-1])
+        self.send_response(200 if body is not None else 404)
+        self.end_headers()
+        self.wfile.write(body or b"missing")
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_v2_data_register_checks_the_default_files_against_their_md5(
+    monkeypatch: pytest.MonkeyPatch, corrupt: bool
+) -> None:
+    """The sample's URLs go through the data core's downloader: a file whose MD5 differs from
+    the published one never lands and the command fails with one line."""
+    import hashlib
+
+    from submit import sdk_v2
+    from trainer.data import download
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), IdxHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/mnist"
+    try:
+        monkeypatch.setitem(sdk_v2.DATASET_URLS, "mnist", tuple(f"{base}/{n}" for n in IDX))
+        md5 = {name: hashlib.md5(body).hexdigest() for name, body in IDX.items()}
+        if corrupt:
+            md5["t10k-images-idx3-ubyte.gz"] = "0" * 32
+        monkeypatch.setitem(download.SOURCES, "mnist", download.Source(mirrors=(), md5=md5))
+        client = FakeMLClient()
+        result = CliRunner().invoke(
+            cli,
+            [
+                *("data", "register", "--sdk", "v2", "--subscription-id", "s"),
+                *("--resource-group", "g", "--workspace-name", "w"),
+            ],
+            obj=v2_with(client),
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    folder = cache_folder("mnist")
+    # The downloader reports each file on stderr; the command's own answer is the last line.
+    *progress, last = result.output.splitlines()
+    assert all(line.startswith(("downloading ", "train-", "t10k-")) for line in progress)
+    if corrupt:
+        assert result.exit_code == 1
+        assert last.startswith("Error: "), result.output
+        assert "checksum mismatch" in last
+        assert last.endswith("check the network or register a local folder with --folder")
+        assert "t10k-images-idx3-ubyte.gz" in last
+        assert not (folder / "t10k-images-idx3-ubyte.gz").exists()
+        assert client.log == []
+    else:
+        assert (result.exit_code, last) == (0, "Registered dataset mnist:1 (SDK v2)")
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == IDX
+        assert [name for name, _ in client.log] == ["data.create_or_update"]

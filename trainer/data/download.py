@@ -76,6 +76,7 @@ def download_dataset(
     retries: int = 3,
     backoff: float = 1.0,
     progress: bool | None = None,
+    local_hint: str = "pass --data-folder with the files",
 ) -> dict[str, Path]:
     """Download the four files of ``dataset`` into ``dest``; files already there are kept.
 
@@ -85,7 +86,9 @@ def download_dataset(
     mirror at once. Bytes stream into a temporary file that is renamed to its final name only
     after its MD5 matched, so a wrong or partial file never lands. ``timeout`` bounds each
     network wait (a stalled mirror). ``progress`` (default: when stderr is a terminal) draws a
-    progress bar on stderr; otherwise one line per file is printed. Returns name -> path.
+    progress bar on stderr; otherwise one line per file is printed. ``local_hint`` ends the
+    error when every mirror fails: how the caller's users point at a local copy instead.
+    Returns name -> path.
     """
     if source is None:
         if dataset not in SOURCES:
@@ -102,7 +105,8 @@ def download_dataset(
     for name, md5 in source.md5.items():
         path = folder / name
         if not path.is_file():
-            _fetch(dataset, name, md5, path, source.mirrors, timeout, retries, backoff, progress)
+            _fetch(dataset, name, md5, path, source.mirrors, timeout, retries, backoff, progress,
+                   local_hint)  # fmt: skip
         paths[name] = path
     return paths
 
@@ -117,6 +121,7 @@ def _fetch(
     retries: int,
     backoff: float,
     progress: bool,
+    local_hint: str,
 ) -> None:
     failures: list[str] = []
     for mirror in mirrors:
@@ -140,7 +145,7 @@ def _fetch(
     raise DownloadError(
         path,
         f"could not download {dataset} from any mirror ({'; '.join(failures)}); {hint}"
-        "check the network or pass --data-folder with the files",
+        f"check the network or {local_hint}",
     )
 
 
