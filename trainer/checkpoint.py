@@ -65,14 +65,15 @@ class CheckpointDir:
         return self.folder / state["checkpoint"]
 
     def save(self, model: Any, epochs_done: int, history: list[dict[str, Any]],
-             config: dict[str, Any], finished: bool = False) -> None:  # fmt: skip
-        """Save the model after ``epochs_done`` epochs and commit it as the latest checkpoint."""
+             config: dict[str, Any]) -> None:  # fmt: skip
+        """Save the model after ``epochs_done`` epochs and commit it as the latest checkpoint
+        (not yet finished: ``commit`` marks that once the outputs are written)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epochs_done:04d}.keras"
         tmp = self.folder / f".tmp-{name}"  # Keras insists on the .keras suffix
         model.save(tmp)
         _fsync_replace(tmp, self.folder / name)
-        self.commit(name, epochs_done, history, config, finished)
+        self.commit(name, epochs_done, history, config, finished=False)
 
     def commit(self, name: str, epochs_done: int, history: list[dict[str, Any]],
                config: dict[str, Any], finished: bool) -> None:  # fmt: skip
