@@ -26,6 +26,9 @@ class RunResult:
     steps_per_call: int
     steps_per_epoch: int
     images_per_epoch: int
+    # (steps, images per step) of each call in ``call_times_s``; fast path only (fit() hides its
+    # last, smaller batch inside the call).
+    call_shapes: list[tuple[int, int]] = field(default_factory=list)
     test_loss: float = field(init=False)
     test_accuracy: float = field(init=False)
 
@@ -92,7 +95,7 @@ def run_fast(
     return RunResult(model, history, trainer.compile_seconds(),
                      [t for _, t in trainer.call_times], trainer.steps_per_call,
                      trainer.full_steps + (1 if trainer.remainder else 0),
-                     len(splits.x_train))  # fmt: skip
+                     len(splits.x_train), [shape for shape, _ in trainer.call_times])  # fmt: skip
 
 
 def run_plain(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import flops
-from benchmarks.default_path import call_sizes, steady_step_ms
+from benchmarks.default_path import steady_step_ms
 from benchmarks.device import known_peak
 from benchmarks.harness import BenchmarkError, RunTiming, run_record, summarize
 from benchmarks.options import QUICK, BenchOptions, resolve_options
@@ -109,20 +109,15 @@ def test_summary_pairs_rounds_for_the_speedup():
     assert by_method["seed-fit"]["speedup"] == 1.0
 
 
-def test_call_sizes_follow_the_trainer():
-    assert call_sizes(60_000, 50, 1200) == [1200]
-    assert call_sizes(60_000, 512, 117) == [117, 1]  # 117 full batches, then 96 images
-    assert call_sizes(1000, 50, 7) == [7, 7, 6]
-
-
 def test_step_times_are_full_batch_calls_after_the_warmup():
     # 1000 images at batch 300: calls of 2 and 1 full batches, then the 100-image remainder.
+    shapes = [(2, 300), (1, 300), (1, 100)] * 3
     times = [9.0, 9.0, 9.0, 0.4, 0.3, 0.05, 0.6, 0.2, 0.07]  # 3 epochs, the first is warm-up
-    got = steady_step_ms(times, 1000, 300, 2, 3)
+    got = steady_step_ms(times, shapes, 300, 3)
     assert got == pytest.approx([200.0, 300.0, 300.0, 200.0])  # no remainder call, no warm-up
-    assert steady_step_ms([5.0, 0.4, 0.4], 300, 300, 1, 3) == pytest.approx([400.0, 400.0])
-    with pytest.raises(BenchmarkError, match="made 8 calls in 3 epochs, expected 9"):
-        steady_step_ms(times[:-1], 1000, 300, 2, 3)
+    assert steady_step_ms([5.0, 0.4, 0.4], [(1, 300)] * 3, 300, 3) == pytest.approx([400.0] * 2)
+    with pytest.raises(BenchmarkError, match="8 call times and 9 call shapes for 3 epochs"):
+        steady_step_ms(times[:-1], shapes, 300, 3)
 
 
 def test_known_peaks_come_from_the_datasheets():

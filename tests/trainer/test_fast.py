@@ -78,6 +78,9 @@ def test_run_fast_reports_history_and_timings(fashion: object) -> None:
     assert result.steps_per_epoch == 20
     assert result.steps_per_call == 20
     assert len(result.call_times_s) == 2
+    assert result.call_shapes == [(20, 50), (20, 50)]
+    odd = run_fast(small, epochs=1, batch_size=300, seed=0, steps_per_call=2, jit_compile=False)
+    assert odd.call_shapes == [(2, 300), (1, 300), (1, 100)]  # 1000 = 3 x 300 + 100
     assert result.compile_s is not None
     assert 0.0 < result.test_accuracy <= 1.0
     assert result.history[-1]["Accuracy"] == result.test_accuracy
