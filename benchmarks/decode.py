@@ -96,7 +96,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(data_folder: str | None = None, repeats: int = 7, quick: bool = False) -> list[dict]:
+def run(
+    data_folder: str | None = None,
+    repeats: int = 7,
+    quick: bool = False,
+    dataset: str = "fashion-mnist",
+    download: bool = False,
+) -> list[dict]:
     """Time every method ``repeats`` times (3 if ``quick``) and return one row per method.
 
     Rows: ``suite`` ("decode"), ``method``, ``median_ms``, ``p90_ms`` (numpy's linearly
@@ -104,11 +110,12 @@ def run(data_folder: str | None = None, repeats: int = 7, quick: bool = False) -
     median; 0.5 = twice as fast), ``speedup_vs_seed`` (its inverse), ``ratio_to_floor``
     (median / floor's median), ``floor_ms``, ``median_cpu_ms`` (median process CPU time, all
     threads, user + system: steadier than wall time on a shared machine),
-    ``cpu_ratio_to_floor``, ``output`` and ``machine``.
+    ``cpu_ratio_to_floor``, ``output`` and ``machine``. The files are found as
+    ``load_dataset(data_folder, dataset, download)`` finds them; every method then reads those.
     """
     if quick:
         repeats = min(repeats, 3)
-    files = resolve_files(data_folder, "fashion-mnist", False, default_cache_dir())
+    files = resolve_files(data_folder, dataset, download, default_cache_dir())
     scratch = Path(tempfile.mkdtemp(prefix="decode-bench-"))
     warm_cache = scratch / "warm"
     try:

@@ -39,7 +39,13 @@ def environment(argv: list[str] | None) -> dict[str, Any]:
 def run_decode(opts: BenchOptions, log: Log) -> list[dict[str, Any]]:
     from benchmarks import decode
 
-    rows = decode.run(data_folder=opts.data_folder, repeats=opts.repeats, quick=opts.quick)
+    rows = decode.run(
+        data_folder=opts.data_folder,
+        repeats=opts.repeats,
+        quick=opts.quick,
+        dataset=opts.dataset,
+        download=opts.download,
+    )
     return [{"record": "decode", **row} for row in rows]
 
 

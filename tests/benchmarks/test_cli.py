@@ -68,7 +68,7 @@ def test_bad_options_are_usage_errors(args, expected):
     assert expected in result.output
 
 
-@pytest.mark.parametrize("suite", ["train", "pipeline"])
+@pytest.mark.parametrize("suite", ["train", "pipeline", "decode"])
 def test_missing_data_is_one_line_error(tmp_path, suite):
     # MNIST: for Fashion-MNIST the data core falls back to Debian's copy of it.
     args = [suite, "--dataset", "mnist", "--data-folder", str(tmp_path / "nowhere")]
