@@ -55,7 +55,8 @@ setup(
     description="Azure ML's Keras MNIST tutorial rebuilt as a fast, containerized GPU trainer",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    # keras 3.15 and matplotlib 3.11 need Python 3.11; TensorFlow 2.21 has wheels up to 3.13.
+    python_requires=">=3.11",
     packages=find_packages(
         include=["trainer", "trainer.*", "submit", "submit.*", "benchmarks", "benchmarks.*"]
     ),
