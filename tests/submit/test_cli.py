@@ -217,6 +217,10 @@ def test_help_and_version() -> None:
     assert "Standard_NC6s_v3 are retired" in compute_help
     assert "az ml compute list-sizes" in compute_help
     assert "'download' (default)" in " ".join(run_help.split())
+    # An idle GPU node bills: the default releases it after 3 minutes, and the help says why.
+    assert "--idle-seconds INTEGER RANGE" in compute_help
+    assert "bills like a busy one" in compute_help
+    assert "[default: 180; x>=0]" in compute_help
 
 
 # Bad input: (arguments, exact last line of output). Exit code 2 for usage errors.

@@ -168,7 +168,7 @@ def test_compute_provisioning() -> None:
     assert provisioning["scale_settings"] == {
         "minimum_node_count": 0,
         "maximum_node_count": 6,
-        "idle_seconds_before_scaledown": 1800,
+        "idle_seconds_before_scaledown": 180,
     }
 
 
