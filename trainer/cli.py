@@ -159,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from trainer.checkpoint import ResumeError
     from trainer.data import DataError
+    from trainer.distribute import ClusterError
 
     # Progress lines are ours; TensorFlow's own INFO chatter (collectives, asset writing) is not.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -167,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         train_and_evaluate(result)
-    except (DataError, ResumeError) as exc:
+    except (DataError, ResumeError, ClusterError) as exc:
         click.echo(f"Error: {exc}", err=True)
         return 1
     return 0

@@ -59,6 +59,12 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
     from trainer.data import load_dataset
 
     log.info("Config: %s", config.to_json().replace("\n", " ").replace("  ", ""))
+    # TF_CONFIG is checked and normalised before anything is loaded or any strategy exists.
+    cluster = distribute.cluster()
+    if cluster.is_evaluator:
+        # A side-car evaluator has nothing to do: the chief evaluates the test set every epoch.
+        log.info("TF_CONFIG makes this process the evaluator; the chief evaluates every epoch")
+        return {}
     splits = load_dataset(config.data_folder, config.dataset, download=config.download)
     log.info("Data: %d training and %d test images from %s", len(splits.x_train),
              len(splits.x_test), splits.source or config.data_folder)  # fmt: skip

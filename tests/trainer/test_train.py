@@ -173,11 +173,17 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path, fashion
 
 
 def _start_two_workers(args: list[str]) -> list[subprocess.Popen[str]]:
-    """Two ``python -m trainer`` processes, workers 0 and 1 of one TF_CONFIG cluster."""
-    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    """Two ``python -m trainer`` processes, workers 0 and 1 of one TF_CONFIG cluster.
+
+    TF_CONFIG has the shape Azure ML's TensorFlow distribution writes, empty ``"ps": []`` and
+    all (see tests/trainer/test_distribute.py): TensorFlow 2.21 alone dies of it with a
+    segmentation fault, so this also checks that the trainer normalises it.
+    """
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"], "ps": []}
     procs = []
     for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        task = {"type": "worker", "index": index}
+        tf_config = json.dumps({"cluster": cluster, "task": task, "environment": "cloud"})
         procs.append(subprocess.Popen(trainer_cmd(*args), env=trainer_env(TF_CONFIG=tf_config),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
     return procs

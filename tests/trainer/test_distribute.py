@@ -1,0 +1,143 @@
+"""TF_CONFIG as Azure ML and TensorFlow write it is normalised; anything else is one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainer.cli import main
+from trainer.distribute import Cluster, ClusterError, cluster, parse_tf_config
+
+WORKERS = ["10.0.0.4:2222", "10.0.0.5:2222"]
+
+
+def azure_tf_config(index: int, **extra: object) -> str:
+    """TF_CONFIG as Azure ML's TensorFlow distribution writes it for two workers: with "ps": [].
+
+    The shape is the one azureml-examples' mnist-distributed sample repairs (``fix_tf_config``)
+    and the one of the TF_CONFIG example in Microsoft's distributed GPU training guide, whose
+    ``"environment": "cloud"`` comes along as an extra top-level key.
+    """
+    config = {"cluster": {"worker": WORKERS, "ps": []}, "task": {"type": "worker", "index": index}}
+    return json.dumps({**config, **extra})
+
+
+def test_azure_ml_empty_ps_list_is_dropped_and_the_rest_kept() -> None:
+    found = parse_tf_config(azure_tf_config(1, environment="cloud"))
+    assert (found.num_workers, found.task_type, found.task_index) == (2, "worker", 1)
+    assert not found.is_chief
+    assert found.tf_config is not None
+    assert json.loads(found.tf_config) == {
+        "cluster": {"worker": WORKERS},
+        "task": {"type": "worker", "index": 1},
+        "environment": "cloud",
+    }
+
+
+def test_cluster_rewrites_tf_config_for_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setenv("TF_CONFIG", azure_tf_config(0))
+    assert cluster().is_chief
+    assert "ps" not in json.loads(os.environ["TF_CONFIG"])["cluster"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "workers", "chief"),
+    [
+        (None, 0, True),
+        ("", 0, True),
+        ('{"cluster": {}, "environment": "cloud"}', 0, True),
+        # A chief takes the writing role from worker 0.
+        (
+            '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", '
+            '"index": 0}}',
+            2,
+            False,
+        ),
+        ('{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief"}}', 2, True),
+        # TensorFlow also accepts a sparse {index: address} job; the index may be a string.
+        (
+            '{"cluster": {"worker": {"1": "b:1", "0": "a:1"}}, "task": {"type": "worker", '
+            '"index": "1"}}',
+            2,
+            False,
+        ),
+        # A side-car evaluator is not a training worker.
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"], "evaluator": ["c:1"]}, "task": {"type": '
+            '"evaluator", "index": 0}}',
+            2,
+            False,
+        ),
+    ],
+)
+def test_accepted_shapes(raw: str | None, workers: int, chief: bool) -> None:
+    found = parse_tf_config(raw)
+    assert (found.num_workers, found.is_chief) == (workers, chief)
+
+
+BAD = [
+    (
+        "{not json",
+        "TF_CONFIG is not valid JSON (Expecting property name enclosed in double "
+        "quotes at character 1)",
+    ),
+    ("[1, 2]", "TF_CONFIG must be a JSON object with 'cluster' and 'task'"),
+    ('{"cluster": ["a:1"]}', "TF_CONFIG 'cluster' must map job names to lists of host:port"),
+    (
+        '{"cluster": {"worker": "a:1"}}',
+        "TF_CONFIG cluster job 'worker' must be a list of host:port",
+    ),
+    ('{"cluster": {"worker": [1]}}', "TF_CONFIG cluster job 'worker' must be a list of host:port"),
+    (
+        '{"cluster": {"worker": ["a:1"], "ps": ["b:1"]}, "task": {"type": "worker"}}',
+        "TF_CONFIG names 1 'ps' task(s); this trainer runs synchronous all-reduce (chief, worker, "
+        "evaluator), not parameter servers: set the parameter server count to 0",
+    ),
+    (
+        '{"cluster": {"chief": ["a:1", "b:1"]}, "task": {"type": "chief"}}',
+        "TF_CONFIG may name at most one 'chief', not 2",
+    ),
+    (
+        '{"cluster": {"worker": ["a:1", "b:1"]}}',
+        "TF_CONFIG names a cluster but no 'task' with a 'type' and 'index'",
+    ),
+    (
+        '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 0}}',
+        "TF_CONFIG task type 'ps' is not a job of its cluster ['worker']",
+    ),
+    (
+        '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+        "TF_CONFIG task index 2 is outside the 2 'worker' task(s)",
+    ),
+    (
+        '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": "x"}}',
+        "TF_CONFIG task index 'x' is not a number",
+    ),
+    (
+        '{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}',
+        "TF_CONFIG has a 'task' but its 'cluster' lists no tasks",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), BAD)
+def test_malformed_tf_config_is_one_sentence(raw: str, message: str) -> None:
+    with pytest.raises(ClusterError) as info:
+        parse_tf_config(raw)
+    assert str(info.value) == message
+
+
+def test_malformed_tf_config_is_one_error_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}}')
+    assert main(["--output-dir", str(tmp_path), "--log-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "Error: TF_CONFIG names a cluster but no 'task' with a 'type' and 'index'\n"
+
+
+def test_no_tf_config_is_a_single_process() -> None:
+    assert parse_tf_config(None) == Cluster()
