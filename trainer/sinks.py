@@ -1,4 +1,4 @@
-"""Where metrics go: always JSON lines and TensorBoard; the Azure ML run and MLflow when present.
+"""Where metrics go: always JSON lines and TensorBoard; MLflow or the Azure ML run when present.
 
 Metric names are the seed's (``Loss``, ``Accuracy`` per epoch: the test set's, as the seed's
 validation data was; ``Final test loss``, ``Final test accuracy``), so a hyperparameter sweep
@@ -177,10 +177,17 @@ class Sinks:
         folder = Path(log_dir)
         sinks: list[Any] = [JsonLinesSink(folder / "metrics.jsonl"),
                             TensorBoardSink(folder / "tensorboard")]  # fmt: skip
-        for found in (AzureMLSink.detect(), MlflowSink.detect(params)):
-            if found is not None:
-                log.info("Logging metrics to %s", type(found).__name__)
-                sinks.append(found)
+        # Inside an Azure ML job both may be present: SDK v2 jobs (and v1 runs with azureml-mlflow)
+        # point MLFLOW_TRACKING_URI at the run's own azureml:// store, and every job sets
+        # AZUREML_RUN_ID. Both would write into the same run history, so each metric would be
+        # logged twice (and a sweep's primary metric read twice): MLflow when its store starts,
+        # the v1 Run only otherwise.
+        service: MlflowSink | AzureMLSink | None = MlflowSink.detect(params)
+        if service is None:
+            service = AzureMLSink.detect()
+        if service is not None:
+            log.info("Logging metrics to %s", type(service).__name__)
+            sinks.append(service)
         return cls(sinks)
 
     def log_epoch(self, epoch: int, record: dict[str, Any]) -> None:

@@ -121,3 +121,62 @@ def test_azureml_sink_logs_the_seeds_names() -> None:
     sink.log_final({"test_loss": 0.4, "test_accuracy": 0.86})
     assert logged == [("Loss", 0.45), ("Accuracy", 0.84), ("Final test loss", 0.4),
                       ("Final test accuracy", 0.86)]  # fmt: skip
+
+
+class _RecordingRun:
+    """Stands in for the v1 ``Run`` that ``Run.get_context()`` returns inside a submitted run."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[str, object]] = []
+
+    def log(self, name: str, value: float) -> None:
+        self.logged.append((name, value))
+
+    def log_image(self, name: str, path: str) -> None:
+        self.logged.append((name, path))
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def submitted_v1_run(monkeypatch: pytest.MonkeyPatch) -> _RecordingRun:
+    from azureml.core import Run
+
+    run = _RecordingRun()
+    monkeypatch.setenv("AZUREML_RUN_ID", "keras-mnist_1700000000_1a2b3c4d")
+    monkeypatch.setattr(Run, "get_context", classmethod(lambda cls, **kw: run))
+    return run
+
+
+def test_inside_an_azure_ml_job_each_metric_goes_to_mlflow_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, submitted_v1_run: _RecordingRun
+) -> None:
+    """v1 Run and MLflow both present: MLflow's store started, so the Run logs nothing."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    sinks = Sinks.open(tmp_path / "logs", {"epochs": 1})
+    try:
+        assert [type(s).__name__ for s in sinks.sinks][2:] == ["MlflowSink"]
+        run_id = mlflow.active_run().info.run_id
+        sinks.log_epoch(1, RECORD)
+    finally:
+        sinks.close()
+    assert submitted_v1_run.logged == []
+    client = mlflow.tracking.MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    assert [m.value for m in client.get_metric_history(run_id, "Accuracy")] == [0.84]
+
+
+def test_the_v1_run_logs_when_mlflow_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, submitted_v1_run: _RecordingRun
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "no-such-scheme://tracking")
+    sinks = Sinks.open(tmp_path / "logs", {"epochs": 1})
+    try:
+        assert [type(s).__name__ for s in sinks.sinks][2:] == ["AzureMLSink"]
+        sinks.log_epoch(1, RECORD)
+    finally:
+        sinks.close()
+    assert submitted_v1_run.logged == [("Loss", 0.45), ("Accuracy", 0.84)]
