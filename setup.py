@@ -18,8 +18,16 @@ EXTRAS = {
     "train": ["tensorflow==2.21.0", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
     "gpu": ["tensorflow[and-cuda]==2.21.0", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
     # Metric sinks, optional: Azure ML SDK v1 runs and MLflow (what SDK v2 jobs use).
-    "azureml": ["azureml-core==1.61.0.post4"],
-    "mlflow": ["mlflow-skinny==3.17.2"],
+    # azureml-dataprep is what azureml-core's dataset context manager downloads a v1 FileDataset
+    # with inside the job (`--data-mode download`). 5.2.1 is the newest release that leaves
+    # azure-identity unbounded (>=1.16.0; 5.3.0 and later cap it at 1.17.0, below the submit
+    # extras' 1.27.0) and does not pin pip; azureml-dataset-runtime would pin numpy<2.3.3.
+    "azureml": ["azureml-core==1.61.0.post4", "azureml-dataprep==5.2.1"],
+    # SDK v2 jobs set MLFLOW_TRACKING_URI to an azureml:// URI, whose tracking store only
+    # azureml-mlflow provides. Its releases after 1.60.0 cap mlflow-skinny (1.62.0.post6:
+    # <=3.15.0), so the two are pinned as a pair; a newer mlflow-skinny would make pip fall
+    # back to azureml-mlflow 1.60.0 without a word.
+    "mlflow": ["mlflow-skinny==3.15.0", "azureml-mlflow==1.62.0.post6"],
     # The submit wrapper's two SDKs; each is imported only when its --sdk is chosen.
     # azureml-train-core brings HyperDrive (v1 sweeps); azure-identity gives v1 the same
     # credential chain as v2 (service principal, managed identity) without the azure-cli package.

@@ -164,11 +164,14 @@ def test_cuda_base_tag_matches_tensorflow_build_info() -> None:
 
 
 @pytest.mark.slow
-def test_gpu_requirements_resolve_for_the_cuda_image(tmp_path: Path) -> None:
-    """The GPU stack installs on the CUDA base's Python 3.12 and glibc 2.39 (Ubuntu 24.04).
+@pytest.mark.parametrize("name", ["requirements-gpu.txt", "requirements-cpu.txt"])
+def test_requirements_resolve_for_the_cuda_image(tmp_path: Path, name: str) -> None:
+    """Each stack installs on the CUDA base's Python 3.12 and glibc 2.39 (Ubuntu 24.04).
 
-    CI builds only the CPU variant, so this resolves the GPU list against PyPI without
-    downloading the wheels (pip reads their metadata only).
+    CI builds only the CPU variant, on Debian's Python 3.11, so this resolves both lists for the
+    real base against PyPI without downloading the wheels (pip reads their metadata only).
+    Every pin must come out as pinned (azureml-mlflow above all: with a newer mlflow-skinny than
+    it allows, an unpinned one silently falls back to 1.60.0), with numpy 2.
     """
     platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)]
     platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "linux_x86_64"]
@@ -178,7 +181,7 @@ def test_gpu_requirements_resolve_for_the_cuda_image(tmp_path: Path) -> None:
             sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
             "--only-binary=:all:", "--python-version", "3.12",
             *(arg for p in platforms for arg in ("--platform", p)),
-            "--report", str(report), "-r", str(DOCKER / "requirements-gpu.txt"),
+            "--report", str(report), "-r", str(DOCKER / name),
         ],
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
@@ -187,5 +190,6 @@ def test_gpu_requirements_resolve_for_the_cuda_image(tmp_path: Path) -> None:
         _norm(item["metadata"]["name"]): item["metadata"]["version"]
         for item in json.loads(report.read_text(encoding="utf-8"))["install"]
     }
-    for name, req in read_requirements(DOCKER / "requirements-gpu.txt").items():
-        assert installed[name] == _exact(req), name
+    for pinned, req in read_requirements(DOCKER / name).items():
+        assert installed[pinned] == _exact(req), pinned
+    assert installed["numpy"].startswith("2."), installed["numpy"]
