@@ -1,5 +1,6 @@
-# The trainer image: the trainer installed on the CUDA base (docker/Dockerfile), with
-# `mnist-train` as its entrypoint. Build both with scripts/build-images.sh.
+# The trainer image: the trainer installed on the CUDA base (docker/Dockerfile); flags after the
+# image name go to `mnist-train`, any other command runs as given (docker/entrypoint.sh). Build
+# both with scripts/build-images.sh.
 #
 #   docker run --gpus all -v /path/to/mnist:/data:ro -v "$PWD/outputs:/workspace/outputs" \
 #       keras-mnist-trainer:0.1.0 --data-folder /data --epochs 5
@@ -14,6 +15,11 @@ USER 0:0
 COPY docker/requirements-trainer.txt /opt/requirements/
 RUN python -m pip install --no-cache-dir --disable-pip-version-check \
         -r /opt/requirements/requirements-trainer.txt
+
+# The pass-through entrypoint (docker/entrypoint.sh says what it does); readable and executable
+# for any uid.
+COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh
 
 # Then the package, without dependencies (installed above or in the base) and without build
 # isolation (setuptools is already in the venv), so this step needs no network; `pip check`
@@ -40,7 +46,7 @@ ENV MNIST_CACHE_DIR=/tmp/mnist-cache
 # host folders over them to keep the results.
 WORKDIR /workspace
 
-# Flags after the image name go straight to the trainer; `python -m trainer` works too (Azure ML
-# replaces the entrypoint with its own command).
-ENTRYPOINT ["mnist-train"]
+# Flags after the image name go to the trainer; any other command (`python -m trainer ...`,
+# `bash -c "..."`, Azure ML's job command) runs as given, like the docker-library images.
+ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["--help"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.conftest import TRAINER_UID, Images
+from tests.image.images import TRAINER_UID, Images
 from tests.image.podman import REPO
 from tests.image.test_requirements import read_requirements
 
@@ -70,9 +70,43 @@ def test_azure_ml_custom_image_contract(images: Images) -> None:
     assert lines[3].startswith("Usage: ")
 
 
+PASS_THROUGH = [
+    # (arguments after the image name, the first line it prints)
+    (["--version"], "mnist-train, version {version}"),  # a flag: the trainer's
+    (["python", "-m", "trainer", "--version"], "mnist-train, version {version}"),
+    (["bash", "-c", "echo $((6 * 7)) from bash"], "42 from bash"),
+    (["mnist-train", "--version"], "mnist-train, version {version}"),
+]
+
+
+@pytest.mark.parametrize("uid", [TRAINER_UID, 4321])
+@pytest.mark.parametrize(("args", "first_line"), PASS_THROUGH)
+def test_entrypoint_passes_commands_through(
+    images: Images, args: list[str], first_line: str, uid: int
+) -> None:
+    """docker-library's convention: flags go to the program, any other command runs as given.
+
+    Azure ML's base images have no ENTRYPOINT and the service runs its own command in the image;
+    `docker run IMAGE bash -c "..."` used to fail with "No such option: -c".
+    """
+    import trainer
+
+    user = [] if uid == TRAINER_UID else ["--user", f"{uid}:{uid}"]
+    proc = images.run(*user, images.trainer, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == first_line.format(version=trainer.__version__)
+
+
+def test_an_empty_entrypoint_runs_the_command_itself(images: Images) -> None:
+    proc = images.run("--entrypoint", "", images.trainer, "mnist-train", "--epochs", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Error: Invalid value for '--epochs'")
+
+
 def test_image_config(images: Images) -> None:
     config = inspect(images, images.trainer)["Config"]
-    assert config["Entrypoint"] == ["mnist-train"]
+    assert config["Entrypoint"] == ["docker-entrypoint.sh"]
+    assert config["Cmd"] == ["--help"]
     assert config["User"] == f"{TRAINER_UID}:{TRAINER_UID}"
     assert config["WorkingDir"] == "/workspace"
     env = dict(item.split("=", 1) for item in config["Env"])
