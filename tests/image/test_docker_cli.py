@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.image.conftest import Images
+from tests.image.images import Images
 from tests.image.podman import REPO, STANDIN_IMAGE, run
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]

@@ -1,4 +1,8 @@
-"""The images, built once per session with podman (see tests/image/podman.py)."""
+"""The images, built once per session with podman (see tests/image/podman.py).
+
+The `images` fixture is registered for the whole suite by tests/conftest.py, so the image tests
+and the Azure ML runtime emulation (tests/azureml/) share one build.
+"""
 
 from __future__ import annotations
 
