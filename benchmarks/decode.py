@@ -119,24 +119,30 @@ def run(
     scratch = Path(tempfile.mkdtemp(prefix="decode-bench-"))
     warm_cache = scratch / "warm"
     try:
-        methods = _methods(files, scratch, warm_cache)
+        methods = _methods(files, dataset, scratch, warm_cache)
         times = _time_alternating(methods, repeats)
-        _check_outputs(files, warm_cache)
+        _check_outputs(files, dataset, warm_cache)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _rows(times, machine())
 
 
+def _folder(files: dict[str, Path]) -> Path:
+    """The folder that ``load_dataset`` finds exactly ``files`` in: their common parent (the four
+    may sit in different subfolders of it; the train images' own folder might lack the rest)."""
+    return Path(os.path.commonpath([str(path.parent) for path in files.values()]))
+
+
 def _methods(
-    files: dict[str, Path], scratch: Path, warm_cache: Path
+    files: dict[str, Path], dataset: str, scratch: Path, warm_cache: Path
 ) -> dict[str, tuple[str, Callable[[], object]]]:
-    folder = files["train-images"].parent
+    folder = _folder(files)
     counter = iter(range(1_000_000))
 
     def cold(as_float: bool, wait_for_write: bool = False) -> Callable[[], object]:
         def go() -> object:
             # A new, empty cache folder per run; its creation is part of a real cold start.
-            splits = load_dataset(folder, "fashion-mnist", cache_dir=scratch / f"c{next(counter)}")
+            splits = load_dataset(folder, dataset, cache_dir=scratch / f"c{next(counter)}")
             if wait_for_write:
                 flush_writes()
             return splits.to_float(one_hot_labels=True) if as_float else splits
@@ -145,12 +151,12 @@ def _methods(
 
     def warm(as_float: bool) -> Callable[[], object]:
         def go() -> object:
-            splits = load_dataset(folder, "fashion-mnist", cache_dir=warm_cache)
+            splits = load_dataset(folder, dataset, cache_dir=warm_cache)
             return splits.to_float(one_hot_labels=True) if as_float else splits
 
         return go
 
-    load_dataset(folder, "fashion-mnist", cache_dir=warm_cache)  # fill the warm cache
+    load_dataset(folder, dataset, cache_dir=warm_cache)  # fill the warm cache
     return {
         "seed": ("float64 x/255 + np.eye one-hot", lambda: seed_load(files)),
         "idx2numpy": ("uint8", lambda: idx2numpy_load(files)),
@@ -185,12 +191,12 @@ def _time_alternating(
     return {name: (methods[name][0], times[name], cpu[name]) for name in names}
 
 
-def _check_outputs(files: dict[str, Path], warm_cache: Path) -> None:
+def _check_outputs(files: dict[str, Path], dataset: str, warm_cache: Path) -> None:
     """The benchmark is void unless every method returned the seed's data."""
     x_train, y_train, x_test, y_test = seed_load(files)
-    folder = files["train-images"].parent
-    ours: Splits = load_dataset(folder, "fashion-mnist", cache_dir=warm_cache)
-    cold = load_dataset(folder, "fashion-mnist", use_cache=False)  # decoded, not mapped
+    folder = _folder(files)
+    ours: Splits = load_dataset(folder, dataset, cache_dir=warm_cache)
+    cold = load_dataset(folder, dataset, use_cache=False)  # decoded, not mapped
     for name in ("x_train", "y_train", "x_test", "y_test"):
         if not np.array_equal(getattr(cold, name), getattr(ours, name)):
             raise AssertionError(f"a cold load and a warm load differ in {name}")
