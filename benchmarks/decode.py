@@ -16,7 +16,8 @@ Methods, timed in alternating order in one process (each after one untimed warm-
   one after the other, nothing else: no decoder built on that library can beat it.
 
 Every result is forced (arrays materialized or checked page by page) before the clock stops,
-and the outputs are compared with the seed's before any number is reported.
+and the outputs are compared with the seed's before anything is timed: a decoder that disagrees
+raises ``BenchmarkError`` and no number is reported.
 Run: ``python -m benchmarks.decode [--data-folder D] [--repeats N] [--quick] [--json PATH]``.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import json
 import os
 import platform
@@ -33,15 +35,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
+from benchmarks.harness import BenchmarkError
 from trainer.data import Splits, load_dataset
 from trainer.data.cache import default_cache_dir, flush_writes
 from trainer.data.gz import BACKEND_NAME, backend_module
 from trainer.data.load import resolve_files
 
+GZIP_MAGIC = b"\x1f\x8b"
 TARGETS = {"cold_vs_floor_max": 1.3, "cold_speedup_min": 2.0, "warm_speedup_min": 30.0}
 
 
@@ -112,19 +116,41 @@ def run(
     threads, user + system: steadier than wall time on a shared machine),
     ``cpu_ratio_to_floor``, ``output`` and ``machine``. The files are found as
     ``load_dataset(data_folder, dataset, download)`` finds them; every method then reads those.
+
+    Raises ``DataError`` when the files are missing or malformed, and ``BenchmarkError`` when
+    idx2numpy is not installed or a method's output differs from the seed's.
     """
     if quick:
         repeats = min(repeats, 3)
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if importlib.util.find_spec("idx2numpy") is None:
+        raise BenchmarkError(
+            "the decode benchmark compares against idx2numpy, which is not installed; "
+            "install the bench extra (pip install 'keras-mnist-trainer[bench]')"
+        )
     files = resolve_files(data_folder, dataset, download, default_cache_dir())
+    _check_gzip(files)
     scratch = Path(tempfile.mkdtemp(prefix="decode-bench-"))
     warm_cache = scratch / "warm"
     try:
         methods = _methods(files, dataset, scratch, warm_cache)
-        times = _time_alternating(methods, repeats)
         _check_outputs(files, dataset, warm_cache)
+        times = _time_alternating(methods, repeats)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _rows(times, machine())
+
+
+def _check_gzip(files: dict[str, Path]) -> None:
+    """The seed's loader, idx2numpy's and the floor all read gzip: raw idx files cannot be timed."""
+    for path in files.values():
+        with path.open("rb") as f:
+            if f.read(2) != GZIP_MAGIC:
+                raise BenchmarkError(
+                    f"{path}: not gzip; the decode benchmark times the seed's gzip loader, so "
+                    "give it a folder with the four .gz files (or pass --download)"
+                )
 
 
 def _folder(files: dict[str, Path]) -> Path:
@@ -192,25 +218,30 @@ def _time_alternating(
 
 
 def _check_outputs(files: dict[str, Path], dataset: str, warm_cache: Path) -> None:
-    """The benchmark is void unless every method returned the seed's data."""
+    """The benchmark is void unless every method returns the seed's data: raise if one does not."""
     x_train, y_train, x_test, y_test = seed_load(files)
     folder = _folder(files)
     ours: Splits = load_dataset(folder, dataset, cache_dir=warm_cache)
     cold = load_dataset(folder, dataset, use_cache=False)  # decoded, not mapped
     for name in ("x_train", "y_train", "x_test", "y_test"):
         if not np.array_equal(getattr(cold, name), getattr(ours, name)):
-            raise AssertionError(f"a cold load and a warm load differ in {name}")
+            _disagree(f"a cold load_dataset and a cached one differ in {name}")
     floats = ours.to_float(one_hot_labels=True)
-    if not (
-        np.array_equal(floats.x_train, x_train.astype(np.float32))
-        and np.array_equal(floats.x_test, x_test.astype(np.float32))
-        and np.array_equal(floats.y_train, y_train)
-        and np.array_equal(floats.y_test, y_test)
-    ):
-        raise AssertionError("load_dataset + to_float differs from the seed's arrays")
+    seeds = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    for name, seed in seeds.items():
+        if not np.array_equal(getattr(floats, name), seed.astype(np.float32)):
+            _disagree(
+                f"load_dataset + to_float(one_hot_labels=True) differs from the seed's {name}"
+            )
     theirs = idx2numpy_load(files)
     if not np.array_equal(theirs[0].reshape(-1, 784), ours.x_train):
-        raise AssertionError("idx2numpy and load_dataset disagree on train images")
+        _disagree("idx2numpy and load_dataset differ in x_train")
+
+
+def _disagree(what: str) -> NoReturn:
+    raise BenchmarkError(
+        f"decode check failed: {what}; no timings reported (run pytest tests/data to find why)"
+    )
 
 
 def _rows(
