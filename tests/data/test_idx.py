@@ -139,7 +139,6 @@ def _backends() -> list[str]:
 
     names = ["zlib"]
     names += ["isal"] if importlib.util.find_spec("isal") else []
-    names += ["zlib_ng"] if importlib.util.find_spec("zlib_ng") else []
     return names
 
 
@@ -152,7 +151,7 @@ def test_every_gzip_library_decodes_and_rejects_alike(
 
     from trainer.data import gz
 
-    modules = {"zlib": "zlib", "isal": "isal.isal_zlib", "zlib_ng": "zlib_ng.zlib_ng"}
+    modules = {"zlib": "zlib", "isal": "isal.isal_zlib"}
     lib = importlib.import_module(modules[backend])
     monkeypatch.setattr(gz, "_BACKEND", lib)
     monkeypatch.setattr(gz, "_ERRORS", (lib.error, zlib.error))

@@ -11,7 +11,7 @@ finds the same entry and changed data never does. Hashing 30 MB costs ~18 ms, so
 first looks the sources up in the index by (size, mtime, ctime, inode): only when that misses
 are the files read and hashed. Entries are built in a temporary folder and renamed into place
 (atomic on POSIX); they are not fsync'ed, because every load checks each array's CRC-32 (~3 ms for
-all of MNIST with isal/zlib-ng) and rebuilds an entry that is truncated, missing or corrupt.
+all of MNIST with isal) and rebuilds an entry that is truncated, missing or corrupt.
 """
 
 from __future__ import annotations

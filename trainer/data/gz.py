@@ -1,10 +1,11 @@
 """gzip decompression with the fastest library installed, bounded so that no file can make us
 allocate more than its idx header declares.
 
-Measured on the 2-core Xeon of the development machine, Fashion-MNIST train-images (26 MB gzip ->
-47 MB): isal 128 ms, zlib-ng 156 ms, the standard library's zlib 252 ms
-(``python -m benchmarks.decode`` keeps measuring the chosen one against the floor). All three
-release the GIL while inflating, so the four files can be decompressed on two threads.
+isal (the ``fast-gzip`` extra, also in ``train`` and ``gpu``) when installed, else the standard
+library's zlib. Measured on the 2-core Xeon of the development machine, Fashion-MNIST
+train-images (26 MB gzip -> 47 MB): isal 128 ms, zlib 252 ms (``python -m benchmarks.decode``
+keeps measuring the chosen one against the floor). Both release the GIL while inflating, so the
+four files can be decompressed on two threads.
 """
 
 from __future__ import annotations
@@ -28,20 +29,13 @@ MAX_DEFLATE_RATIO = 1032
 def _pick_backend() -> tuple[str, ModuleType]:
     try:
         from isal import isal_zlib
-
-        return "isal", isal_zlib
-    except ImportError:
-        pass
-    try:
-        from zlib_ng import zlib_ng
-
-        return "zlib-ng", zlib_ng
     except ImportError:
         return "zlib", zlib
+    return "isal", isal_zlib
 
 
 BACKEND_NAME, _BACKEND = _pick_backend()
-# Every backend raises its own error type; zlib's is listed too for the fallback path.
+# isal raises its own error type; zlib's is listed too for the fallback.
 _ERRORS: tuple[type[BaseException], ...] = (_BACKEND.error, zlib.error)
 
 
