@@ -6,6 +6,8 @@ SDK means that SDK is already loaded, and this module must stay importable witho
 
 from __future__ import annotations
 
+import ast
+import json
 import sys
 from collections.abc import Iterable
 
@@ -79,13 +81,49 @@ def _types(*qualnames: str) -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def _first_line(exc: BaseException) -> str:
+def _body_reason(content: str) -> str:
+    """The service's reason in a response body as azureml-core quotes it (``b'{"error": ...}'``)."""
+    try:
+        body = ast.literal_eval(content)  # only literals: the repr() of the response's bytes
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    except (ValueError, SyntaxError):
+        text = content
+    try:
+        error = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict) and error.get("message"):
+        code = error.get("code")
+        return f"({code}) {error['message']}" if code else str(error["message"])
+    return " ".join(text.split())
+
+
+def _service_reason(lines: list[str]) -> str | None:
+    # azureml-core reports a refused management call on several lines: "Received bad response from
+    # Resource Provider:", "Response Code: ...", "Headers: ...", then "Content: b'...'" with the
+    # service's JSON error (azureml/core/compute/compute.py:287 get, :376 create, :636 operation;
+    # amlcompute.py:729 update); a failed provisioning ends in "StatusCode: ...", "Message: ..."
+    # (compute.py:570-577). The reason (quota exceeded, unknown VM size) is only in those lines;
+    # the headers are left out.
+    for line in lines:
+        if line.startswith("Content: "):
+            return _body_reason(line.removeprefix("Content: "))
+        if line.startswith("Message: "):
+            return line.removeprefix("Message: ").strip()
+    return None
+
+
+def _reason(exc: BaseException) -> str:
     # azureml's str() is a multi-line report whose first line is only the class name; both SDKs
     # keep the plain message in .message.
     message = getattr(exc, "message", None)
     text = (message if isinstance(message, str) and message.strip() else str(exc)).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line[:300]
+    lines = text.splitlines()
+    line = lines[0].strip() if lines else type(exc).__name__
+    detail = _service_reason(lines[1:])
+    if detail and detail not in line:
+        line += (" " if line.endswith(":") else ": ") + detail
+    return line[:500]
 
 
 def translate(exc: BaseException, secrets: Iterable[str | None] = ()) -> SubmitError:
@@ -113,5 +151,5 @@ def translate(exc: BaseException, secrets: Iterable[str | None] = ()) -> SubmitE
     elif auth and isinstance(exc, auth):
         message = f"Azure login failed or expired: {LOGIN_HINT}"
     else:
-        message = f"Azure ML refused the request ({type(exc).__name__}: {_first_line(exc)})"
+        message = f"Azure ML refused the request ({type(exc).__name__}: {_reason(exc)})"
     return SubmitError(mask(message, secrets))

@@ -206,6 +206,28 @@ def compute_dict(name: str, config: Any) -> dict[str, Any]:
     return {"name": name, "type": "AmlCompute", "provisioning": fields}
 
 
+def _compute_missing(exc: ComputeTargetException) -> bool:
+    # ComputeTarget(workspace, name) raises this one for a 404 (azureml/core/compute/compute.py:90)
+    # and the same exception type for any other refusal (403, 5xx), which must not read as missing.
+    return "ComputeTargetNotFound" in str(exc)
+
+
+def _check_existing(target: Any, spec: ComputeSpec) -> None:
+    """Refuse to reuse a same-named target that is not the cluster ``spec`` asks for."""
+    wanted_priority = "lowpriority" if spec.low_priority else "dedicated"
+    if not isinstance(target, AmlCompute):
+        raise SubmitError(
+            f"compute {spec.name!r} exists and is not a cluster (AmlCompute): pass another --name"
+        )
+    found = (str(target.vm_size).lower(), str(target.vm_priority).lower())
+    if found != (spec.vm_size.lower(), wanted_priority):
+        raise SubmitError(
+            f"cluster {spec.name!r} exists with {target.vm_size} ({target.vm_priority}), not "
+            f"{spec.vm_size} ({wanted_priority}), and a cluster's VM size and priority cannot "
+            "change: pass another --name, or delete the cluster in the studio first"
+        )
+
+
 def _auth() -> Any:
     """Service principal, managed identity, else the Azure CLI's login; never a browser."""
     import os
@@ -341,15 +363,31 @@ class V1Backend:
         return f"{dataset.name}:{dataset.version}"
 
     def create_compute(self, spec: ComputeSpec) -> str:
-        target = ComputeTarget.create(self.ws, spec.name, build_compute(spec))
-        target.wait_for_completion(show_output=True)
+        """Get or create, as ComputeTarget.create's own docstring example does; an existing
+        cluster takes the new scale settings, as v2's create_or_update (a PUT) gives them."""
+        try:
+            target = ComputeTarget(workspace=self.ws, name=spec.name)
+        except ComputeTargetException as exc:
+            if not _compute_missing(exc):
+                raise
+            target = ComputeTarget.create(self.ws, spec.name, build_compute(spec))
+            target.wait_for_completion(show_output=True)
+            return spec.name
+        _check_existing(target, spec)
+        # AmlCompute.update PATCHes only the scale settings (amlcompute.py:693-736); size and
+        # priority of a cluster are fixed at creation.
+        target.update(
+            min_nodes=spec.min_nodes,
+            max_nodes=spec.max_nodes,
+            idle_seconds_before_scaledown=spec.idle_seconds,
+        )
         return spec.name
 
     def _prepare(self, spec: RunSpec) -> RunConfiguration:
         try:
             ComputeTarget(workspace=self.ws, name=spec.compute)
         except ComputeTargetException as exc:
-            if "not found" in str(exc).lower():
+            if _compute_missing(exc):
                 raise ComputeNotFound(spec.compute) from None
             raise
         try:

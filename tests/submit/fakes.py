@@ -1,8 +1,9 @@
-"""Fakes for the submit tests: a Backend and an MLClient that record each call and raise on
-request; and the command lines they are driven with."""
+"""Fakes for the submit tests: a Backend, an MLClient and ARM's compute endpoints that record
+each call and answer or refuse on request; and the command lines they are driven with."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -149,3 +150,111 @@ def v2_with(client: FakeMLClient) -> Any:
         from submit import sdk_v2
 
     return lambda sdk, workspace: sdk_v2.make_backend(workspace, client=client)
+
+
+def http_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
+    """A ``requests.Response`` as the server would have sent it."""
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers.update(headers or {})
+    return response
+
+
+class FakeArm:
+    """Azure Resource Manager's compute endpoints, as azureml-core's requests session sees them.
+
+    Stands in for ``get_requests_session()`` so that the SDK's own ComputeTarget, AmlCompute and
+    their error reports run unchanged; ``refuse`` answers a method with (status, JSON body).
+    """
+
+    OPERATION = "https://management.azure.com/operations/1"
+
+    def __init__(
+        self,
+        clusters: dict[str, dict[str, Any]] | None = None,
+        refuse: dict[str, tuple[int, Any]] | None = None,
+        operation: dict[str, Any] | None = None,
+    ) -> None:
+        self.clusters = clusters or {}
+        self.refuse = refuse or {}
+        self.operation = operation or {"status": "Succeeded"}
+        self.log: list[tuple[str, str, Any]] = []
+
+    def _answer(self, method: str, url: str, body: Any = None) -> Any:
+        self.log.append((method, url, body))
+        if method in self.refuse:
+            status, error = self.refuse[method]
+            return http_response(status, error, {"x-ms-request-id": "req-1"})
+        if url == self.OPERATION:
+            return http_response(200, self.operation)
+        name = url.rsplit("/", 1)[-1]
+        if method == "GET":
+            found = self.clusters.get(name)
+            return http_response(200, found) if found else http_response(404, {})
+        if method == "PUT":
+            properties = body["properties"]["properties"]
+            self.clusters[name] = cluster_payload(
+                name, properties["vmSize"], properties["vmPriority"], properties["scaleSettings"]
+            )
+            self.clusters[name]["properties"]["provisioningState"] = self.operation["status"]
+        return http_response(200, {}, {"Azure-AsyncOperation": self.OPERATION})
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self._answer("GET", url)
+
+    def put(self, url: str, json: Any = None, **kwargs: Any) -> Any:
+        return self._answer("PUT", url, json)
+
+    def patch(self, url: str, json: Any = None, **kwargs: Any) -> Any:
+        return self._answer("PATCH", url, json)
+
+
+def cluster_payload(
+    name: str, vm_size: str, priority: str = "dedicated", scale: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An AmlCompute resource as the workspace's compute endpoint returns it."""
+    scale = scale or {
+        "minNodeCount": 0,
+        "maxNodeCount": 4,
+        "nodeIdleTimeBeforeScaleDown": "PT1800S",
+    }
+    return {
+        "name": name,
+        "location": "westeurope",
+        "tags": None,
+        "properties": {
+            "computeType": "AmlCompute",
+            "description": None,
+            "resourceId": None,
+            "provisioningState": "Succeeded",
+            "provisioningErrors": None,
+            "isAttachedCompute": False,
+            "properties": {
+                "vmSize": vm_size,
+                "vmPriority": priority,
+                "scaleSettings": scale,
+                "subnet": None,
+                "remoteLoginPortPublicAccess": "NotSpecified",
+                "allocationState": "Steady",
+                "currentNodeCount": 0,  # min nodes 0: AmlCompute.wait_for_completion is done
+            },
+        },
+    }
+
+
+def v1_workspace() -> Any:
+    """What azureml-core's compute classes read of a Workspace, without fetching one."""
+    from azureml.core.authentication import TokenAuthentication
+
+    return SimpleNamespace(
+        subscription_id="sub-1",
+        resource_group="rg-1",
+        name="ws-1",
+        location="westeurope",
+        # A named cloud: the SDK would otherwise fetch the cloud list from ARM's metadata endpoint.
+        _auth=TokenAuthentication(lambda audience: "token", cloud="AzureCloud"),
+        service_context=SimpleNamespace(_get_api_url=lambda: "https://westeurope.api.azureml.ms"),
+    )

@@ -121,6 +121,22 @@ def test_secrets_in_sdk_messages_are_masked() -> None:
     )
 
 
+def test_the_service_reason_in_a_response_body_is_masked_too() -> None:
+    # azureml-core's report of a refused call: the reason sits in the quoted body, lines below.
+    report = (
+        "Received bad response from Resource Provider:\nResponse Code: 400\n"
+        "Headers: {'x-ms-request-id': 'req-1'}\n"
+        'Content: b\'{"error": {"code": "BadRequest", "message": "hunter2 is not bob\\\'s password"}}\''
+    )
+    fake = FakeBackend(fail={"register_environment": ComputeTargetException(report)})
+    result = CliRunner().invoke(cli, REGISTER_WITH_PASSWORD, obj=fake.factory, input="hunter2\n")
+    assert_one_error_line(
+        result,
+        "Error: Azure ML refused the request (ComputeTargetException: Received bad response from "
+        "Resource Provider: (BadRequest) *** is not bob's password)",
+    )
+
+
 def test_v2_registry_connection_error_masks_the_password() -> None:
     # The real backend hands the password to the SDK and lets the SDK's error through unmasked;
     # the CLI's boundary masks it.

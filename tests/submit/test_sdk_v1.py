@@ -21,6 +21,7 @@ from tests.submit import fakes
 with quiet_sdk_import():
     from azureml.core import Environment, RunConfiguration
     from azureml.core._serialization_utils import _serialize_to_dict
+    from azureml.exceptions import ComputeTargetException
 
     from submit import sdk_v1
 
@@ -250,9 +251,20 @@ def test_full_flow_through_the_real_backend(
         def wait_for_completion(self, show_output: bool) -> None:
             log.append(("ComputeTarget.wait_for_completion", show_output))
 
-    def create(ws: Any, name: str, config: Any) -> Any:
-        log.append(("ComputeTarget.create", (ws, name, config.vm_size, config.vm_priority)))
-        return FakeTarget()
+    clusters: set[str] = set()
+
+    class FakeComputeTarget:
+        def __init__(self, workspace: Any, name: str) -> None:
+            if name not in clusters:  # as the SDK says it (compute.py:90)
+                raise ComputeTargetException(
+                    f"ComputeTargetNotFound: Compute Target with name {name}"
+                )
+
+        @staticmethod
+        def create(ws: Any, name: str, config: Any) -> Any:
+            log.append(("ComputeTarget.create", (ws, name, config.vm_size, config.vm_priority)))
+            clusters.add(name)
+            return FakeTarget()
 
     class FakeRun:
         id = "HD_1"
@@ -290,11 +302,7 @@ def test_full_flow_through_the_real_backend(
     image_env = sdk_v1.build_environment(EnvSpec(image=IMAGE))
     monkeypatch.setattr(sdk_v1.Environment, "register", register)
     monkeypatch.setattr(sdk_v1.Environment, "get", staticmethod(lambda ws, n, v: image_env))
-    monkeypatch.setattr(
-        sdk_v1,
-        "ComputeTarget",
-        type("CT", (), {"__init__": lambda self, **kw: None, "create": staticmethod(create)}),
-    )
+    monkeypatch.setattr(sdk_v1, "ComputeTarget", FakeComputeTarget)
     monkeypatch.setattr(sdk_v1, "Experiment", FakeExperiment)
     monkeypatch.setattr(sdk_v1, "Run", FakeRun)
     monkeypatch.setattr(azureml.core, "Model", FakeModel)
