@@ -39,27 +39,20 @@ BACKEND_NAME, _BACKEND = _pick_backend()
 _ERRORS: tuple[type[BaseException], ...] = (_BACKEND.error, zlib.error)
 
 
-def decompress(data: bytes) -> bytes:
-    """The whole (possibly multi-member) gzip stream, unbounded: for callers that trust it."""
-    return decompress_bounded(Path("<memory>"), data, lambda head: None)
-
-
-def decompress_bounded(
-    path: Path, data: bytes, limit_from_head: Callable[[bytes], int | None]
-) -> bytes:
+def decompress_bounded(path: Path, data: bytes, limit_from_head: Callable[[bytes], int]) -> bytes:
     """Inflate ``data`` (the bytes of ``path``) to at most the size its first bytes declare.
 
     ``limit_from_head`` receives at least the first 1024 decompressed bytes (or all of them if
-    the stream is shorter) and returns the exact decompressed size the content declares, or None
-    for no limit; it raises DataError for a bad header. Only then is the rest inflated, capped at
-    that size plus one byte so that trailing data is detected without being materialized.
+    the stream is shorter) and returns the exact decompressed size the content declares; it
+    raises DataError for a bad header. Only then is the rest inflated, capped at that size plus
+    one byte so that trailing data is detected without being materialized.
     """
     if not data:
         raise DataError(path, "file is empty")
     if not data.startswith(GZIP_MAGIC):
         raise DataError(path, "not a gzip file despite its .gz name")
     limit = limit_from_head(_head(path, data, 1024))
-    if limit is not None and limit > MAX_DEFLATE_RATIO * len(data) + 1024:
+    if limit > MAX_DEFLATE_RATIO * len(data) + 1024:
         raise DataError(
             path,
             f"header declares {limit} bytes, more than {len(data)} bytes of gzip can inflate to",
@@ -85,20 +78,19 @@ def _head(path: Path, data: bytes, size: int) -> bytes:
     return head
 
 
-def _inflate_members(path: Path, data: bytes, limit: int | None) -> bytes:
+def _inflate_members(path: Path, data: bytes, limit: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     rest = data
     while True:
         obj = _BACKEND.decompressobj(_GZIP_WBITS)
-        cap = 0 if limit is None else limit + 1 - total
         try:
-            out = obj.decompress(rest, cap)
+            out = obj.decompress(rest, limit + 1 - total)
         except _ERRORS as exc:
             raise DataError(path, f"corrupt gzip stream ({_reason(exc)})") from None
         parts.append(out)
         total += len(out)
-        if limit is not None and total > limit:
+        if total > limit:
             raise DataError(path, f"data continues past the {limit} bytes its header declares")
         if not obj.eof:
             raise DataError(path, "gzip stream is truncated")
