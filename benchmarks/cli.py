@@ -171,7 +171,12 @@ def _run(
 
     click.echo(report.environment_text(env))
     if decode_rows:
-        click.echo("\ndecode (benchmarks/decode.py)\n" + report.generic_table(decode_rows))
+        from benchmarks import decode as decode_bench
+
+        gzip_library = decode_rows[0]["machine"]["gzip_library"]
+        click.echo(f"\ndecode (benchmarks/decode.py), {opts.dataset}, gzip: {gzip_library}")
+        click.echo(decode_bench.table(decode_rows))
+        click.echo(decode_bench.verdict(decode_rows))
     if pipeline_rows:
         click.echo(
             "\npipeline (tf.data, one epoch per pass)\n" + report.generic_table(pipeline_rows)
@@ -217,7 +222,15 @@ def _title(env: dict[str, Any], opts: BenchOptions) -> str:
 @main.command()
 @_common
 def decode(quick: bool, json_path: str | None, chart_path: str | None, **given: Any) -> None:
-    """Decode the idx files: the data core's readers against each other."""
+    """Decode the four idx files: the seed's loader, idx2numpy and the data core, side by side.
+
+    Every method's output is checked against the seed's before anything is timed; a method
+    that disagrees fails the run.
+
+    \b
+    Example:
+      mnist-bench decode --repeats 7 --json decode.jsonl
+    """
     _run(("decode",), resolve_options(quick, **given), json_path, chart_path)
 
 

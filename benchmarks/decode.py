@@ -1,4 +1,4 @@
-"""Decode benchmark: the four Fashion-MNIST files, the seed's way and ours, side by side.
+"""Decode benchmark: the four idx files (Fashion-MNIST by default), the seed's way and ours.
 
 Methods, timed in alternating order in one process (each after one untimed warm-up):
 
@@ -18,15 +18,14 @@ Methods, timed in alternating order in one process (each after one untimed warm-
 Every result is forced (arrays materialized or checked page by page) before the clock stops,
 and the outputs are compared with the seed's before anything is timed: a decoder that disagrees
 raises ``BenchmarkError`` and no number is reported.
-Run: ``python -m benchmarks.decode [--data-folder D] [--repeats N] [--quick] [--json PATH]``.
+Run: ``mnist-bench decode [--data-folder D] [--dataset D] [--repeats N] [--quick] [--json PATH]``;
+this module only measures and formats.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import importlib.util
-import json
 import os
 import platform
 import shutil
@@ -102,12 +101,12 @@ def machine() -> dict[str, Any]:
 
 def run(
     data_folder: str | None = None,
-    repeats: int = 7,
+    repeats: int | None = None,
     quick: bool = False,
     dataset: str = "fashion-mnist",
     download: bool = False,
 ) -> list[dict]:
-    """Time every method ``repeats`` times (3 if ``quick``) and return one row per method.
+    """Time every method ``repeats`` times (default 7, 3 if ``quick``); one row per method.
 
     Rows: ``suite`` ("decode"), ``method``, ``median_ms``, ``p90_ms`` (numpy's linearly
     interpolated 90th percentile), ``min_ms``, ``runs``, ``ratio_to_seed`` (median / seed's
@@ -120,8 +119,8 @@ def run(
     Raises ``DataError`` when the files are missing or malformed, and ``BenchmarkError`` when
     idx2numpy is not installed or a method's output differs from the seed's.
     """
-    if quick:
-        repeats = min(repeats, 3)
+    if repeats is None:
+        repeats = 3 if quick else 7
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     if importlib.util.find_spec("idx2numpy") is None:
@@ -287,32 +286,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.decode", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--data-folder", help="folder with the four files [Fashion-MNIST]")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per method [7]")
-    parser.add_argument("--quick", action="store_true", help="3 runs per method")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
-    args = parser.parse_args(argv)
-    rows = run(args.data_folder, args.repeats, args.quick)
-    host = rows[0]["machine"]
-    print(f"decode: {host['cpu_model']}, {host['cpu_cores']} cores, gzip: {host['gzip_library']}")
-    print(table(rows))
+def verdict(rows: list[dict]) -> str:
+    """One line: cold and warm against the floor and the seed, each with its target."""
     by = {r["method"]: r for r in rows}
-    print(
-        f"cold: {by['cold']['ratio_to_floor']:.2f}x the floor in wall time, "
-        f"{by['cold']['cpu_ratio_to_floor']:.2f}x in CPU time (target <= "
-        f"{TARGETS['cold_vs_floor_max']}), {by['cold']['speedup_vs_seed']:.1f}x faster than the "
+    cold, warm = by["cold"], by["warm"]
+    return (
+        f"cold: {cold['ratio_to_floor']:.2f}x the floor in wall time, "
+        f"{cold['cpu_ratio_to_floor']:.2f}x in CPU time (target <= "
+        f"{TARGETS['cold_vs_floor_max']}), {cold['speedup_vs_seed']:.1f}x faster than the "
         f"seed (target >= {TARGETS['cold_speedup_min']}); warm: "
-        f"{by['warm']['speedup_vs_seed']:.0f}x faster than the seed (target >= "
+        f"{warm['speedup_vs_seed']:.0f}x faster than the seed (target >= "
         f"{TARGETS['warm_speedup_min']:.0f})"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

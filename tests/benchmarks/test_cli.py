@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import main
-from tests.data.conftest import needs_fashion
+from tests.data.conftest import needs_fashion, small_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,22 +80,42 @@ def test_missing_data_is_one_line_error(tmp_path, suite):
     assert "Traceback" not in result.output
 
 
-@needs_fashion
+DECODE_METHODS = ["seed", "idx2numpy", "cold", "cold+write", "warm", "cold+float", "warm+float"]
+
+
 def test_decode_suite_reports_every_method(tmp_path):
+    # The one successful decode run of the suite, on a small MNIST whose four files sit in two
+    # subfolders: every method must load exactly those files, not Debian's Fashion-MNIST.
+    small_dataset(tmp_path / "data" / "train", n_train=200, n_test=100)
+    (tmp_path / "data" / "test").mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / "data" / "train" / name).rename(tmp_path / "data" / "test" / name)
     out = tmp_path / "decode.jsonl"
-    result = CliRunner().invoke(main, ["decode", "--quick", "--json", str(out)])
+    args = ["decode", "--dataset", "mnist", "--data-folder", str(tmp_path / "data")]
+    result = CliRunner().invoke(main, [*args, "--repeats", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     records = read_records(out)
     assert records[0]["record"] == "environment"
     rows = records[1:]
     assert [r["record"] for r in rows] == ["decode"] * len(rows)
-    assert [r["method"] for r in rows][:3] == ["seed", "idx2numpy", "cold"]
-    assert rows[-1]["method"] == "floor"
+    assert [r["method"] for r in rows] == [*DECODE_METHODS, "floor"]
     for r in rows:
-        assert r["runs"] == 3  # --quick
+        assert r["runs"] == 2
         assert 0 < r["min_ms"] <= r["median_ms"] <= r["p90_ms"]
+        assert r["median_cpu_ms"] >= 0
         assert r["units"]["median_ms"] == "ms"
-    assert "decode (benchmarks/decode.py)" in result.output
+    assert rows[0]["ratio_to_seed"] == 1.0
+    assert result.stderr == f"wrote {len(records)} JSON lines to {out}\n"
+    # The printout: the suite with its dataset and gzip library, one table row per method, then
+    # the verdict against the targets.
+    lines = result.stdout.splitlines()
+    at = lines.index(
+        f"decode (benchmarks/decode.py), mnist, gzip: {rows[0]['machine']['gzip_library']}"
+    )
+    assert [line.split()[0] for line in lines[at + 3 : -1]] == [*DECODE_METHODS, "floor"]
+    assert lines[-1].startswith("cold: ")
+    for target in ("(target <= 1.3)", "(target >= 2.0)", "(target >= 30)"):
+        assert target in lines[-1]
 
 
 @needs_fashion
