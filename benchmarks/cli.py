@@ -6,8 +6,10 @@ TensorFlow or JAX only when it runs.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -143,6 +145,35 @@ def main() -> None:
     """
 
 
+def _check_output_path(option: str, path: str | None) -> None:
+    """Fail before the benchmark runs, not after, when an output file cannot be created."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise click.ClickException(
+            f"{option} {path}: {existing} is a file, not a folder; choose another path"
+        )
+    if existing != folder:
+        raise click.ClickException(
+            f"{option} {path}: folder {folder} does not exist; create it or choose another path"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(
+            f"{option} {path}: folder {folder} is not writable; choose another path"
+        )
+
+
+def _write(option: str, path: str, write: Callable[[], None]) -> None:
+    try:
+        write()
+    except OSError as exc:
+        raise click.ClickException(
+            f"{option} {path}: cannot write it ({exc.strerror or exc}); choose another path"
+        ) from None
+
+
 def _run(
     suites: tuple[str, ...], opts: BenchOptions, json_path: str | None, chart_path: str | None
 ) -> None:
@@ -154,6 +185,8 @@ def _run(
     def log(msg: str) -> None:
         click.echo(msg, err=True)
 
+    _check_output_path("--json", json_path)
+    _check_output_path("--chart", chart_path)
     env = suite_mod.environment(sys.argv)
     decode_rows: list[dict[str, Any]] = []
     pipeline_rows: list[dict[str, Any]] = []
@@ -199,14 +232,15 @@ def _run(
                 )
     records = [env, *decode_rows, *pipeline_rows, *train_rows, *runs]
     if json_path:
-        report.write_json_lines(json_path, records)
+        _write("--json", json_path, lambda: report.write_json_lines(json_path, records))
         click.echo(f"wrote {len(records)} JSON lines to {json_path}", err=True)
     if chart_path:
         chart_rows = train_rows or [
             {**r, "backend": "tf.data", "method": "pipeline"} for r in pipeline_rows
         ]
         if chart_rows:
-            report.write_chart(chart_path, chart_rows, title=_title(env, opts))
+            title = _title(env, opts)
+            _write("--chart", chart_path, lambda: report.write_chart(chart_path, chart_rows, title))
             click.echo(f"wrote the chart to {chart_path}", err=True)
         else:
             click.echo("no chart: nothing with images/s was measured", err=True)

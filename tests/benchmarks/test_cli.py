@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from benchmarks import decode
 from benchmarks.cli import main
 from tests.data.conftest import needs_fashion, small_dataset
 
@@ -116,6 +117,47 @@ def test_decode_suite_reports_every_method(tmp_path):
     assert lines[-1].startswith("cold: ")
     for target in ("(target <= 1.3)", "(target >= 2.0)", "(target >= 30)"):
         assert target in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "expected"),
+    [
+        ("--json", "afile/out.jsonl", "{p}: afile is a file, not a folder; choose another path"),
+        (
+            "--json",
+            "missing/out.jsonl",
+            "{p}: folder missing does not exist; create it or choose another path",
+        ),
+        (
+            "--json",
+            "afile/sub/out.jsonl",
+            "{p}: afile is a file, not a folder; choose another path",
+        ),
+        ("--chart", "afile/out.png", "{p}: afile is a file, not a folder; choose another path"),
+    ],
+)
+def test_unwritable_output_fails_before_the_benchmark(
+    tmp_path, monkeypatch, option, where, expected
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    # No data: were the path checked only after the benchmark, this would be a data error.
+    args = ["decode", "--dataset", "mnist", "--data-folder", "nowhere", option, where]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output == f"Error: {option} " + expected.format(p=where) + "\n"
+
+
+def test_a_failed_write_is_one_line_error(tmp_path, monkeypatch):
+    # The folder exists, but no file system takes a 300-character name: open() itself fails.
+    monkeypatch.setattr(decode, "run", lambda *args, **kwargs: [])
+    path = tmp_path / ("x" * 300 + ".jsonl")
+    result = CliRunner().invoke(main, ["decode", "--json", str(path)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"Error: --json {path}: cannot write it (File name too long); choose another path"
+    )
+    assert "Traceback" not in result.output
 
 
 @needs_fashion
