@@ -1,5 +1,5 @@
 """Mutation fuzz: thousands of damaged headers and gzip streams; only DataError may escape,
-and read_idx and the loader's decode_bytes answer each file alike."""
+and whatever read_idx accepts decodes exactly as the plain reference does."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import numpy as np
 
 from tests.data import naive
 from trainer.data import DataError, read_idx
-from trainer.data.idx import decode_bytes
 
 SEEDS = {
     "images": np.arange(5 * 4 * 4, dtype=np.uint8).reshape(5, 4, 4),
@@ -70,12 +69,12 @@ def test_mutated_files_only_ever_raise_data_error(tmp_path: Path) -> None:
             mutated = _mutate(rng, data, focus)
             target.write_bytes(mutated)
             outcome = _outcome(read_idx, target)
-            # The loader's decoder, given the bytes already read, must answer exactly alike.
-            assert _outcome(decode_bytes, target, mutated) == outcome
             if isinstance(outcome, str):
                 messages.append(outcome)
                 outcomes["rejected"] += 1
             else:
+                # A file that survived its edits is valid: the reference must read it alike.
+                assert outcome == _outcome(naive.read_idx, target)
                 outcomes["decoded"] += 1
         _, peak = tracemalloc.get_traced_memory()
     finally:

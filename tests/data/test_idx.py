@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 from tests.data import naive
 from tests.data.conftest import FASHION, needs_fashion
 from trainer.data import DataError, read_idx
-from trainer.data.idx import decode
+from trainer.data.idx import decode_bytes, read_bytes
 
 
 @needs_fashion
@@ -75,11 +75,28 @@ def test_multi_member_gzip_and_zero_padding_are_accepted(tmp_path: Path) -> None
     np.testing.assert_array_equal(read_idx(path), np.arange(1000, dtype=np.int32))
 
 
-def test_decode_of_gzip_uint8_is_a_zero_copy_read_only_view(tmp_path: Path) -> None:
-    path = tmp_path / "a.gz"
-    path.write_bytes(gzip.compress(naive.idx_bytes(np.arange(10, dtype=np.uint8))))
-    assert not decode(path).flags.writeable
-    assert read_idx(path).flags.writeable
+def test_decode_bytes_views_the_bytes_and_read_idx_copies_only_read_only_views(
+    tmp_path: Path,
+) -> None:
+    raw = naive.idx_bytes(np.arange(10, dtype=np.uint8))
+    packed = tmp_path / "a.gz"
+    packed.write_bytes(gzip.compress(raw))
+    assert not decode_bytes(packed, read_bytes(packed)).flags.writeable  # a view of the inflated
+    assert read_idx(packed).flags.writeable
+    # Raw files: a view of the buffer read, writable or not as that buffer is (the loader passes
+    # a read-only one so that its arrays cannot change under the cache writer).
+    plain = tmp_path / "a-idx"
+    plain.write_bytes(raw)
+    data = read_bytes(plain)
+    assert decode_bytes(plain, data).flags.writeable
+    assert not decode_bytes(plain, data.toreadonly()).flags.writeable
+    # Multi-byte values are byteswapped where they lie when the buffer is writable.
+    swapped = tmp_path / "b-idx"
+    swapped.write_bytes(naive.idx_bytes(np.arange(10, dtype=np.int32)))
+    data = read_bytes(swapped)
+    array = decode_bytes(swapped, data)
+    np.testing.assert_array_equal(array, np.arange(10, dtype=np.int32))
+    assert np.shares_memory(array, np.frombuffer(data, np.uint8))
 
 
 def _header(code: int, *shape: int) -> bytes:

@@ -39,7 +39,9 @@ BACKEND_NAME, _BACKEND = _pick_backend()
 _ERRORS: tuple[type[BaseException], ...] = (_BACKEND.error, zlib.error)
 
 
-def decompress_bounded(path: Path, data: bytes, limit_from_head: Callable[[bytes], int]) -> bytes:
+def decompress_bounded(
+    path: Path, data: bytes | memoryview, limit_from_head: Callable[[bytes], int]
+) -> bytes:
     """Inflate ``data`` (the bytes of ``path``) to at most the size its first bytes declare.
 
     ``limit_from_head`` receives at least the first 1024 decompressed bytes (or all of them if
@@ -49,7 +51,7 @@ def decompress_bounded(path: Path, data: bytes, limit_from_head: Callable[[bytes
     """
     if not data:
         raise DataError(path, "file is empty")
-    if not data.startswith(GZIP_MAGIC):
+    if data[:2] != GZIP_MAGIC:
         raise DataError(path, "not a gzip file despite its .gz name")
     limit = limit_from_head(_head(path, data, 1024))
     if limit > MAX_DEFLATE_RATIO * len(data) + 1024:
@@ -60,11 +62,11 @@ def decompress_bounded(path: Path, data: bytes, limit_from_head: Callable[[bytes
     return _inflate_members(path, data, limit)
 
 
-def _head(path: Path, data: bytes, size: int) -> bytes:
+def _head(path: Path, data: bytes | memoryview, size: int) -> bytes:
     """The first ``size`` decompressed bytes, across members if the first one is shorter."""
     head = b""
     rest = data
-    while len(head) < size and rest.startswith(GZIP_MAGIC):
+    while len(head) < size and rest[:2] == GZIP_MAGIC:
         obj = _BACKEND.decompressobj(_GZIP_WBITS)
         try:
             head += obj.decompress(rest, size - len(head))
@@ -78,7 +80,7 @@ def _head(path: Path, data: bytes, size: int) -> bytes:
     return head
 
 
-def _inflate_members(path: Path, data: bytes, limit: int) -> bytes:
+def _inflate_members(path: Path, data: bytes | memoryview, limit: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     rest = data
@@ -94,12 +96,13 @@ def _inflate_members(path: Path, data: bytes, limit: int) -> bytes:
             raise DataError(path, f"data continues past the {limit} bytes its header declares")
         if not obj.eof:
             raise DataError(path, "gzip stream is truncated")
-        rest = obj.unused_data
-        if not rest.strip(b"\x00"):
+        tail: bytes = obj.unused_data
+        if not tail.strip(b"\x00"):
             # gzip(1) ignores zero padding after the last member (tape blocking); so do we.
             break
-        if not rest.startswith(GZIP_MAGIC):
+        if not tail.startswith(GZIP_MAGIC):
             raise DataError(path, "unexpected bytes after the end of the gzip stream")
+        rest = tail
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""Decode idx files (the MNIST format), validating every header field before allocating.
+"""Decode idx files (the MNIST format), validating every header field before inflating.
 
 Layout: two zero bytes, a type code, the number of dimensions ``ndim``, ``ndim`` big-endian
 uint32 sizes, then the values in C order, big-endian. Files are gzip-compressed (detected by
@@ -7,7 +7,6 @@ their magic bytes; a ``.gz`` name that is not gzip is an error) or raw.
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 from collections.abc import Iterator
@@ -95,40 +94,60 @@ def _to_native(array: np.ndarray) -> np.ndarray:
     return array.astype(native)
 
 
-def decode(path: str | Path) -> np.ndarray:
-    """Like :func:`read_idx`, but 1-byte data from a gzip file is a read-only zero-copy view.
+def read_idx(path: str | Path) -> np.ndarray:
+    """Decode any valid idx file, ``.gz`` or raw, into a writable array in native byte order.
 
-    :func:`read_idx` copies only that case, so it always returns a writable array. (The loader
-    uses :func:`decode_bytes` instead: it hashes the same bytes it decodes.)
+    The dtype follows the type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
+    0x0E float64) and the shape the header. Nothing larger than the file is allocated before
+    every header field is validated; a bad file raises :class:`DataError` naming the file and
+    the problem.
     """
     path = Path(path)
-    with _reading(path), open(path, "rb") as f:
-        start = f.read(2)
-        if start == gz.GZIP_MAGIC or path.suffix == ".gz":
-            return _decode_gzip(path, start + f.read())
-        return _decode_raw(path, f, start)
+    array = decode_bytes(path, read_bytes(path))
+    # Raw files decode in place into read_bytes' fresh buffer; only 1-byte data inflated from
+    # gzip is a read-only view of the inflated bytes, and is copied.
+    return array if array.flags.writeable else array.copy()
 
 
-def decode_bytes(path: str | Path, data: bytes) -> np.ndarray:
-    """Decode the bytes of an idx file already read into memory; ``path`` is for messages.
+def decode_bytes(path: str | Path, data: bytes | memoryview) -> np.ndarray:
+    """Decode the bytes of an idx file; ``path`` is for messages.
 
-    Gzip is recognised by its magic bytes (or required by a ``.gz`` name). The result may be a
-    read-only view of ``data`` (raw files, and 1-byte types in gzip files).
+    Gzip is recognised by its magic bytes (or required by a ``.gz`` name) and inflated no
+    further than the header it starts with declares. The result is a view of ``data`` when it
+    can be (raw files; multi-byte values are byteswapped in place if ``data`` is writable), and
+    of the inflated bytes for 1-byte types in gzip files, so it may be read-only.
     """
     path = Path(path)
     if data[:2] == gz.GZIP_MAGIC or path.suffix == ".gz":
-        return _decode_gzip(path, data)
-    header = parse_header(path, data[:MAX_HEADER])
+        data = gz.decompress_bounded(path, data, lambda head: _header(path, head).total)
+    header = _header(path, data)
     _check_payload(path, header, len(data))
     values = np.frombuffer(data, dtype=header.dtype, offset=header.offset)
     return _to_native(values).reshape(header.shape)
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """A file's bytes, with DataError (not OSError) for a missing or unreadable file."""
+def _header(path: Path, data: bytes | memoryview) -> IdxHeader:
+    return parse_header(path, bytes(data[:MAX_HEADER]))
+
+
+def read_bytes(path: str | Path) -> memoryview:
+    """A file's bytes in a fresh writable buffer, with DataError (not OSError) for a missing or
+    unreadable file.
+
+    The buffer is numpy's, read into directly: no zero-filling first (as ``bytearray`` does) and
+    no copy later, so a raw file costs one read.
+    """
     path = Path(path)
-    with _reading(path):
-        return path.read_bytes()
+    with _reading(path), open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        buffer = np.empty(size, dtype=np.uint8).data
+        got = 0
+        while got < size:
+            n = f.readinto(buffer[got:])
+            if not n:  # the file shrank between fstat and read
+                raise DataError(path, "file changed while being read")
+            got += n
+    return buffer
 
 
 @contextmanager
@@ -144,45 +163,3 @@ def _reading(path: Path) -> Iterator[None]:
         raise DataError(path, "permission denied reading it") from None
     except OSError as exc:
         raise DataError(path, f"cannot read it ({exc.strerror or exc})") from None
-
-
-def _decode_gzip(path: Path, data: bytes) -> np.ndarray:
-    headers: list[IdxHeader] = []
-
-    def limit(head: bytes) -> int:
-        headers.append(parse_header(path, head[:MAX_HEADER]))
-        return headers[0].total
-
-    raw = gz.decompress_bounded(path, data, limit)
-    header = headers[0]
-    _check_payload(path, header, len(raw))
-    values = np.frombuffer(raw, dtype=header.dtype, offset=header.offset)
-    return _to_native(values).reshape(header.shape)
-
-
-def _decode_raw(path: Path, f: io.BufferedReader, start: bytes) -> np.ndarray:
-    head = start + f.read(2)
-    if len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] in DTYPES:
-        head += f.read(4 * head[3])
-    header = parse_header(path, head)
-    _check_payload(path, header, os.fstat(f.fileno()).st_size)
-    values = np.empty(header.nbytes // header.dtype.itemsize, dtype=header.dtype)
-    view = values.view(np.uint8).data
-    got = 0
-    while got < header.nbytes:
-        n = f.readinto(view[got:])
-        if not n:  # the file shrank between fstat and read
-            raise DataError(path, "file changed while being read")
-        got += n
-    return _to_native(values).reshape(header.shape)
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Decode any valid idx file, ``.gz`` or raw, into a writable array in native byte order.
-
-    The dtype follows the type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
-    0x0E float64) and the shape the header. Every field is validated before anything is
-    allocated; a bad file raises :class:`DataError` naming the file and the problem.
-    """
-    array = decode(path)
-    return array if array.flags.writeable else array.copy()

@@ -154,7 +154,9 @@ def _decode_all(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
     the three small files, then hashes all four (the inflaters and SHA-256 release the GIL), so
     the content key costs no wall time. More threads only add contention on two cores.
     """
-    data = {role: read_bytes(files[role]) for role in STEMS}
+    # Read-only: the hashing thread reads the bytes the decoder is viewing, and the arrays go to
+    # the cache writer's thread; neither may see them change.
+    data = {role: read_bytes(files[role]).toreadonly() for role in STEMS}
     order = sorted(STEMS, key=lambda role: -len(data[role]))
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         arrays = {role: pool.submit(decode_bytes, files[role], data[role]) for role in order}
@@ -164,7 +166,7 @@ def _decode_all(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
     return decoded, hashlib.sha256(lines.encode()).hexdigest()[:40]
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
