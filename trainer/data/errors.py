@@ -13,8 +13,6 @@ class DataError(Exception):
     """
 
     def __init__(self, path: str | Path | None, problem: str) -> None:
-        self.path = None if path is None else Path(path)
-        self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
 
 
