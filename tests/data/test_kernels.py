@@ -30,28 +30,15 @@ def test_images_to_float_any_shape(shape: tuple[int, ...]) -> None:
     np.testing.assert_array_equal(images_to_float(images), naive.images_to_float(images))
 
 
-def test_images_to_float_reads_views_and_fills_a_given_buffer() -> None:
+def test_images_to_float_reads_strided_views() -> None:
     images = np.random.default_rng(2).integers(0, 256, (20, 784), dtype=np.uint8)
     view = images[::2]  # not contiguous
-    out = np.full((10, 784), np.nan, dtype=np.float32)
-    assert images_to_float(view, out=out) is out
-    np.testing.assert_array_equal(out, naive.images_to_float(view))
+    np.testing.assert_array_equal(images_to_float(view), naive.images_to_float(view))
 
 
-@pytest.mark.parametrize(
-    ("images", "out", "words"),
-    [
-        (np.zeros((2, 784), np.float64), None, "images must be uint8 pixels, got float64"),
-        (np.zeros((2, 784), np.uint8), np.zeros((2, 784), np.float64), "out must be"),
-        (np.zeros((2, 784), np.uint8), np.zeros((3, 784), np.float32), "shape (2, 784)"),
-    ],
-)
-def test_images_to_float_rejects_bad_input(
-    images: np.ndarray, out: np.ndarray | None, words: str
-) -> None:
-    with pytest.raises(DataError) as info:
-        images_to_float(images, out=out)
-    assert words in str(info.value)
+def test_images_to_float_rejects_other_dtypes() -> None:
+    with pytest.raises(DataError, match="images must be uint8 pixels, got float64"):
+        images_to_float(np.zeros((2, 784), np.float64))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.int64])

@@ -61,40 +61,30 @@ def _one_hot(labels: np.ndarray, out: np.ndarray) -> None:
         out[i, labels[i]] = np.float32(1.0)
 
 
-def images_to_float(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def images_to_float(images: np.ndarray) -> np.ndarray:
     """uint8 pixels to float32 in [0, 1] (``x / 255``), in one pass, any shape.
 
-    ``out``, when given, must be a C-contiguous float32 array of the same shape; it is filled and
-    returned, so a caller can reuse one buffer. The input may be a read-only memmap.
+    The input may be a read-only memmap or a strided view.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise DataError(None, f"images must be uint8 pixels, got {images.dtype}")
-    if out is None:
-        out = np.empty(images.shape, dtype=np.float32)
-    elif out.dtype != np.float32 or out.shape != images.shape or not out.flags.c_contiguous:
-        raise DataError(
-            None,
-            f"out must be a C-contiguous float32 array of shape {images.shape}, "
-            f"got {out.dtype} {out.shape}",
-        )
+    out = np.empty(images.shape, dtype=np.float32)
     _scale_u8(images.reshape(-1), out.reshape(-1))
     return out
 
 
-def check_labels(labels: np.ndarray, num_classes: int = 10, path: object = None) -> np.ndarray:
+def check_labels(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
     """Return ``labels`` (1-D integers) after checking every one is in ``[0, num_classes)``."""
     labels = np.asarray(labels)
-    where = None if path is None else str(path)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DataError(where, f"labels must be 1-D integers, got {labels.dtype} {labels.shape}")
+        raise DataError(None, f"labels must be 1-D integers, got {labels.dtype} {labels.shape}")
     if num_classes < 1:
-        raise DataError(where, f"num_classes must be at least 1, got {num_classes}")
+        raise DataError(None, f"num_classes must be at least 1, got {num_classes}")
     bad = _first_out_of_range(labels, num_classes)
     if bad >= 0:
         raise DataError(
-            where,
-            f"label {int(labels[bad])} at index {bad} is outside 0..{num_classes - 1}",
+            None, f"label {int(labels[bad])} at index {bad} is outside 0..{num_classes - 1}"
         )
     return labels
 
