@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from trainer.data.errors import DownloadError
 
@@ -194,9 +193,9 @@ def _fetch_once(url: str, md5: str, path: Path, timeout: float, progress: bool) 
 class _Progress:
     """A one-line progress bar on stderr when it is a terminal; two plain lines otherwise."""
 
-    def __init__(self, name: str, url: str, total: int, live: bool, out: TextIO | None = None):
+    def __init__(self, name: str, url: str, total: int, live: bool) -> None:
         self.name, self.total, self.live = name, total, live
-        self.out = out or sys.stderr
+        self.out = sys.stderr
         self.last = 0.0
         if not live:
             print(f"downloading {url}", file=self.out, flush=True)
