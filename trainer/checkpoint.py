@@ -1,18 +1,20 @@
 """Preemption-safe checkpoints: one ``.keras`` file per finished epoch, committed by a JSON rename.
 
 Layout in ``<output-dir>/checkpoint/``: ``epoch-0003.keras`` (model, optimizer state included)
-and ``state.json`` (epochs done, history, whether the run finished). Each file is written under a
-temporary name and renamed into place, and ``state.json`` is renamed last: a node killed at any
-instant leaves either the previous state or the new one, never a half-written checkpoint that
-the state points to. Older epoch files are deleted only after the new state is committed.
+and ``state.json`` (epochs done, history, whether the run finished). Each file is committed by
+:func:`trainer.files.atomic_write` (temporary name, fsync, rename, fsync of the folder), and
+``state.json`` last: a node killed at any instant leaves either the previous state or the new
+one, never a half-written checkpoint that the state points to. Older epoch files are deleted
+only after the new state is committed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from trainer.files import atomic_write
 
 STATE = "state.json"
 # A checkpoint is only reused by a run whose model and data it fits.
@@ -24,16 +26,10 @@ class ResumeError(Exception):
     """The output folder holds a checkpoint of a different run; the message says what to do."""
 
 
-def _fsync_replace(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _fsync_replace(tmp, path)
+    """``data`` as indented JSON, committed by :func:`trainer.files.atomic_write`."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 class CheckpointDir:
@@ -70,9 +66,8 @@ class CheckpointDir:
         (not yet finished: ``commit`` marks that once the outputs are written)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epochs_done:04d}.keras"
-        tmp = self.folder / f".tmp-{name}"  # Keras insists on the .keras suffix
-        model.save(tmp)
-        _fsync_replace(tmp, self.folder / name)
+        with atomic_write(self.folder / name) as tmp:
+            model.save(tmp)
         self.commit(name, epochs_done, history, config, finished=False)
 
     def commit(self, name: str, epochs_done: int, history: list[dict[str, Any]],

@@ -9,6 +9,7 @@ import pytest
 
 from trainer.checkpoint import CheckpointDir, ResumeError
 from trainer.config import TrainConfig
+from trainer.files import atomic_write
 from trainer.sinks import AzureMLSink, JsonLinesSink, MlflowSink, Sinks
 
 RECORD = {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "test_loss": 0.45, "test_accuracy": 0.84,
@@ -39,6 +40,28 @@ def test_checkpoint_roundtrip_and_cleanup(tmp_path: Path) -> None:
     restored = keras.models.load_model(folder.model_path(state))
     assert restored.count_params() == model.count_params()
     assert int(restored.optimizer.iterations) == 7
+
+
+def _fail_mid_write(target: Path) -> None:
+    with atomic_write(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("failed mid-write")
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="failed mid-write"):
+        _fail_mid_write(target)
+    assert target.read_text() == "old"
+    with atomic_write(target) as tmp:
+        # Hidden, in the same folder, ending with the final name (Keras insists on .keras).
+        assert tmp.parent == tmp_path
+        assert tmp.name.startswith(".")
+        assert tmp.name.endswith("-state.json")
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
 def test_state_pointing_at_a_missing_file_is_no_checkpoint(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data import gz
+from trainer.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,11 @@ class DecodeCache:
         """Record that ``sources``, as they are now, have content ``key``."""
         try:
             stats = {k: _stat_record(p) for k, p in sources.items()}
-            self._atomic_write(self._index_file(sources), json.dumps({"stats": stats, "key": key}))
+            index_file = self._index_file(sources)
+            index_file.parent.mkdir(parents=True, exist_ok=True)
+            # Not fsync'ed: an index lost to a power cut only costs one rehash.
+            with atomic_write(index_file, durable=False) as tmp:
+                tmp.write_text(json.dumps({"stats": stats, "key": key}))
         except OSError as exc:
             log.warning(
                 "cannot write the cache index in %s (%s); loads will rehash", self.root, exc
@@ -214,15 +219,3 @@ class DecodeCache:
         except OSError:
             return
         shutil.rmtree(trash, ignore_errors=True)
-
-    @staticmethod
-    def _atomic_write(path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise

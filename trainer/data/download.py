@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import sys
 import time
 import urllib.error
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.data.errors import DownloadError
+from trainer.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -166,28 +166,22 @@ def _fetch_once(url: str, md5: str, path: Path, timeout: float, progress: bool) 
         if exc.code >= 500 or exc.code == 429:
             raise  # transient: the caller retries
         raise _Permanent(f"HTTP {exc.code}") from None
-    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
     digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            bar = _Progress(path.name, url, total, progress)
-            done = 0
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                bar.update(done)
-            if total and done != total:
-                raise http.client.IncompleteRead(b"", total - done)
-            out.flush()
-            os.fsync(out.fileno())  # the rename below must not publish a file still in flight
+    # Committed only once complete and matching its checksum: a wrong or partial file never lands.
+    with atomic_write(path) as tmp, response, open(tmp, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0)
+        bar = _Progress(path.name, url, total, progress)
+        done = 0
+        while chunk := response.read(_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            bar.update(done)
+        if total and done != total:
+            raise http.client.IncompleteRead(b"", total - done)
         if digest.hexdigest() != md5:
             raise _Permanent(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
-        os.replace(tmp, path)
-        bar.finish(done)
-    finally:
-        tmp.unlink(missing_ok=True)
+    bar.finish(done)
 
 
 class _Progress:
