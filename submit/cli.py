@@ -72,8 +72,10 @@ def cli() -> None:
     (--sdk v2, azure-ai-ml) is the way forward and takes the same commands.
 
     The workspace comes from config.json or --subscription-id/--resource-group/
-    --workspace-name; sign-in uses `az login`, a service principal (AZURE_CLIENT_ID,
-    AZURE_TENANT_ID, AZURE_CLIENT_SECRET) or a managed identity, never a prompt.
+    --workspace-name. Sign-in is azure-identity's DefaultAzureCredential and never prompts: a
+    service principal (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET), workload
+    identity, a managed identity (AZURE_CLIENT_ID alone names a user-assigned one), then the
+    sign-ins of VS Code, the Azure CLI (`az login`), Azure PowerShell and the Azure Developer CLI.
     """
 
 

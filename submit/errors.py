@@ -13,9 +13,11 @@ from collections.abc import Iterable
 
 import click
 
+# What azure-identity's DefaultAzureCredential (submit.workspace.credential) can sign in with.
 LOGIN_HINT = (
-    "run `az login` (or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET "
-    "for a service principal) and retry"
+    "run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a "
+    "service principal, or on Azure use the machine's managed identity (AZURE_CLIENT_ID alone "
+    "names a user-assigned one); then retry"
 )
 MASK = "***"
 # What urllib3 says, inside whatever the SDK wraps it in, when no connection could be made.

@@ -7,15 +7,16 @@ serialization, which ``RunConfiguration.load`` and ``Environment.load_from_direc
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from azureml.core import Environment, Experiment, Run, Workspace
 from azureml.core._serialization_utils import _serialize_to_dict
+from azureml.core.authentication import TokenAuthentication
 from azureml.core.compute import AmlCompute, ComputeTarget
 from azureml.core.environment import DockerBuildContext
 from azureml.core.runconfig import (
@@ -46,7 +47,7 @@ from submit.spec import (
     Submitted,
     SweepSpec,
 )
-from submit.workspace import WorkspaceRef, credential_kind
+from submit.workspace import WorkspaceRef, credential
 
 DATA_INPUT = "mnist"  # the input's name; the run sees the data folder's path in its place
 # HyperDrive appends each sampled "--flag value" to a script run's arguments (not to a
@@ -228,42 +229,31 @@ def _check_existing(target: Any, spec: ComputeSpec) -> None:
         )
 
 
-def _auth() -> Any:
-    """Service principal, managed identity, else the Azure CLI's login; never a browser."""
-    import os
+class AudienceTokens:
+    """TokenAuthentication's ``get_token_for_audience`` over an azure-identity credential.
 
-    from azureml.core.authentication import (
-        AzureCliAuthentication,
-        MsiAuthentication,
-        ServicePrincipalAuthentication,
-        TokenAuthentication,
-    )
+    TokenAuthentication passes a resource URI, ARM's or Azure ML's, and asks again on every
+    request (azureml/core/authentication.py, TokenAuthentication._get_aad_token: no cache); the
+    Azure CLI's credential caches nothing either (azure/identity/_credentials/azure_cli.py,
+    get_token). So each token is kept until five minutes before it expires.
+    """
 
-    kind = credential_kind()
-    if kind == "service-principal":
-        return ServicePrincipalAuthentication(
-            tenant_id=os.environ["AZURE_TENANT_ID"],
-            service_principal_id=os.environ["AZURE_CLIENT_ID"],
-            service_principal_password=os.environ["AZURE_CLIENT_SECRET"],
-        )
-    if kind == "managed-identity":
-        return MsiAuthentication()
-    if importlib.util.find_spec("azure.cli") is not None:
-        return AzureCliAuthentication()
-    # AzureCliAuthentication imports the whole azure-cli package; azure-identity reads the same
-    # `az login` through the az command, at a fraction of the install.
-    try:
-        from azure.identity import AzureCliCredential
-    except ImportError:
-        raise SubmitError(
-            "SDK v1 reads `az login` through azure-identity, which is not installed: "
-            "pip install 'keras-mnist-trainer[submit]' (or set AZURE_CLIENT_ID, "
-            "AZURE_TENANT_ID and AZURE_CLIENT_SECRET)"
-        ) from None
-    credential = AzureCliCredential()
-    return TokenAuthentication(
-        lambda audience: credential.get_token(audience.rstrip("/") + "/.default").token
-    )
+    def __init__(self, credential: Any) -> None:
+        self.credential = credential
+        self._tokens: dict[str, Any] = {}
+
+    def __call__(self, audience: str) -> str:
+        token = self._tokens.get(audience)
+        if token is None or token.expires_on - time.time() < 300:
+            # A resource's scope is the resource URI followed by "/.default".
+            token = self.credential.get_token(audience.rstrip("/") + "/.default")
+            self._tokens[audience] = token
+        return str(token.token)
+
+
+def _auth() -> TokenAuthentication:
+    """The same chain as SDK v2 (submit.workspace.credential), in SDK v1's authentication type."""
+    return TokenAuthentication(AudienceTokens(credential()))
 
 
 class V1Backend:

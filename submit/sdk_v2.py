@@ -60,7 +60,7 @@ from submit.spec import (
     SweepSpec,
     trainer_command,
 )
-from submit.workspace import WorkspaceRef, credential_kind
+from submit.workspace import WorkspaceRef, credential
 
 # Azure ML's names for the two ways to hand a folder to a job ("mount" is read-only here).
 DATA_MODES = {"download": "download", "mount": "ro_mount"}
@@ -236,21 +236,6 @@ def build_model(spec: ModelSpec) -> Model:
     )
 
 
-def _credential() -> Any:
-    from azure.identity import (
-        AzureCliCredential,
-        EnvironmentCredential,
-        ManagedIdentityCredential,
-    )
-
-    kind = credential_kind()
-    if kind == "service-principal":
-        return EnvironmentCredential()
-    if kind == "managed-identity":
-        return ManagedIdentityCredential()
-    return AzureCliCredential()
-
-
 class V2Backend:
     def __init__(self, workspace: Callable[[], WorkspaceRef], client: Any = None) -> None:
         self._ref = workspace
@@ -261,7 +246,7 @@ class V2Backend:
         if self._client is None:
             ref = self._ref()
             self._client = MLClient(
-                _credential(), ref.subscription_id, ref.resource_group, ref.workspace_name
+                credential(), ref.subscription_id, ref.resource_group, ref.workspace_name
             )
         return self._client
 

@@ -4,10 +4,12 @@ A workspace comes from --subscription-id/--resource-group/--workspace-name (or t
 variables), else from a ``config.json`` found the way both SDKs find it: in the current folder,
 its ``.azureml/`` or ``aml_config/`` subfolder, then the same in each parent folder.
 
-Sign-in never prompts: a service principal from AZURE_CLIENT_ID/AZURE_TENANT_ID/
-AZURE_CLIENT_SECRET, else a managed identity when the process runs on Azure, else the Azure CLI's
-login (`az login`). Interactive browser login is never tried, so a job in CI fails with a clear
-message instead of hanging.
+Sign-in is azure-identity's own chain, DefaultAzureCredential, for both SDKs: a service principal
+from AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, workload identity, a managed identity
+(the VM's IMDS endpoint needs no environment variable; AZURE_CLIENT_ID names a user-assigned
+identity), then the sign-ins of VS Code, the Azure CLI (`az login`), Azure PowerShell and the
+Azure Developer CLI. It never prompts, so a job in CI fails with a clear message instead of
+hanging.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from submit.errors import SubmitError
 
 ENV_SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
 ENV_RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
 ENV_WORKSPACE = "AZUREML_WORKSPACE_NAME"
-SP_VARS = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")
-# Set by Azure on VMs, App Service and Azure ML compute that carry a managed identity.
-MSI_VARS = ("IDENTITY_ENDPOINT", "MSI_ENDPOINT")
+# azure-identity's name for the client id of a service principal or a user-assigned identity.
+ENV_CLIENT_ID = "AZURE_CLIENT_ID"
 _CONFIG_DIRS = (".", ".azureml", "aml_config")
 
 
@@ -106,11 +108,23 @@ def resolve_workspace(
     )
 
 
-def credential_kind(environ: dict[str, str] | None = None) -> str:
-    """Which non-interactive sign-in to use: "service-principal", "managed-identity" or "cli"."""
-    env = os.environ if environ is None else environ
-    if all(env.get(name) for name in SP_VARS):
-        return "service-principal"
-    if any(env.get(name) for name in MSI_VARS):
-        return "managed-identity"
-    return "cli"
+def credential() -> Any:
+    """azure-identity's DefaultAzureCredential, set up never to prompt; both SDKs sign in with it."""
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError:
+        raise SubmitError(
+            "signing in needs azure-identity, which is not installed: "
+            "pip install 'keras-mnist-trainer[submit]'"
+        ) from None
+    return DefaultAzureCredential(
+        # Already the default in azure-identity 1.27 (azure/identity/_credentials/default.py,
+        # "interactive_browser": "default_exclude": True); said here so that no setting can add
+        # it: an explicit flag wins over AZURE_TOKEN_CREDENTIALS (_internal/utils.py,
+        # process_credential_exclusions). The broker credential that remains is silent
+        # (_credentials/broker.py: disable_interactive_fallback=True).
+        exclude_interactive_browser_credential=True,
+        # A user-assigned managed identity is chosen by its client id, which the chain hands to
+        # ManagedIdentityCredential(client_id=...) (default.py); unset means system-assigned.
+        managed_identity_client_id=os.environ.get(ENV_CLIENT_ID),
+    )

@@ -37,8 +37,9 @@ with quiet_sdk_import():
 REPO = Path(__file__).resolve().parents[2]
 WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
 LOGIN = (
-    "Error: Azure login failed or expired: run `az login` (or set AZURE_CLIENT_ID, "
-    "AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal) and retry"
+    "Error: Azure login failed or expired: run `az login`, or set AZURE_CLIENT_ID, "
+    "AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal, or on Azure use the "
+    "machine's managed identity (AZURE_CLIENT_ID alone names a user-assigned one); then retry"
 )
 NETWORK = (
     "Error: cannot reach Azure (network down or a proxy in the way): check the connection and retry"

@@ -15,7 +15,7 @@ from submit.backend import quiet_sdk_import
 from submit.cli import cli
 from submit.errors import SubmitError
 from submit.fetch import cache_folder, fetch
-from submit.workspace import WorkspaceRef, credential_kind, resolve_workspace
+from submit.workspace import WorkspaceRef, resolve_workspace
 from tests.submit.fakes import FakeMLClient, v2_with
 
 FILES = {
@@ -178,22 +178,6 @@ def test_incomplete_options_and_missing_config_file(isolated: Path) -> None:
         == "Error: workspace config nowhere.json does not exist: pass an existing config.json\n"
     )
     assert result.exit_code == 1
-
-
-@pytest.mark.parametrize(
-    ("environ", "kind"),
-    [
-        ({}, "cli"),
-        (
-            {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s"},
-            "service-principal",
-        ),
-        ({"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t"}, "cli"),
-        ({"IDENTITY_ENDPOINT": "http://169.254.169.254"}, "managed-identity"),
-    ],
-)
-def test_credential_chain_never_interactive(environ: dict[str, str], kind: str) -> None:
-    assert credential_kind(environ) == kind
 
 
 IDX = {
