@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-DATASETS = ("mnist", "fashion-mnist")
+from trainer.data.sources import DATASETS as DATASETS  # trainer.cli's --dataset choices
+
 METHODS = ("fast", "plain")
 
 

@@ -160,3 +160,18 @@ def test_importing_the_data_core_does_not_import_tensorflow(tmp_path: Path) -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_dataset_list_is_one_and_costs_no_numpy_to_read() -> None:
+    """mnist-train --help builds --dataset's choices from it: no numpy or numba on that path."""
+    code = (
+        "import sys\n"
+        "from trainer.config import DATASETS\n"
+        "import trainer.data as d\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'numba'))\n"
+        "assert DATASETS is d.DATASETS, 'trainer.config has its own list'\n"
+        "print(heavy, DATASETS)\n"
+        "print(all(getattr(d, name) is not None for name in d.__all__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[] ('mnist', 'fashion-mnist')", "True"]

@@ -2,6 +2,8 @@
 
 Public API (the trainer, the benchmarks and the image stand on it; nothing here imports TensorFlow):
 
+- ``DATASETS``: the datasets the trainer knows, ``("mnist", "fashion-mnist")``; the one list
+  (:mod:`trainer.data.sources`, with each one's mirrors and checksums).
 - ``DataError``: the only exception type; ``str(e)`` is a one-sentence message naming the file.
   ``DownloadError`` is the subclass for downloads that no mirror could satisfy.
 - ``read_idx(path)``: any idx file (.gz or raw, any type code) to a native-endian numpy array.
@@ -12,15 +14,41 @@ Public API (the trainer, the benchmarks and the image stand on it; nothing here 
   arrays (float32 images in [0, 1], one-hot labels) in one pass per array.
 - ``images_to_float(images)`` / ``one_hot(labels)``: the fused numba kernels behind that.
 - ``download_dataset(dataset, dest)`` and ``default_cache_dir()``: fetching and the cache folder.
+
+Each name is imported on first use (PEP 562 ``__getattr__``, as SciPy's SPEC 1 lazy loading
+does): ``trainer.config`` reads ``DATASETS`` from here for ``mnist-train --help``, which must not
+wait ~0.6 s for numpy and numba.
 """
 
-from trainer.data.cache import default_cache_dir
-from trainer.data.discover import find_dataset_files
-from trainer.data.download import download_dataset
-from trainer.data.errors import DataError, DownloadError
-from trainer.data.idx import read_idx
-from trainer.data.kernels import images_to_float, one_hot
-from trainer.data.load import DATASETS, Splits, load_dataset
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainer.data.cache import default_cache_dir
+    from trainer.data.discover import find_dataset_files
+    from trainer.data.download import download_dataset
+    from trainer.data.errors import DataError, DownloadError
+    from trainer.data.idx import read_idx
+    from trainer.data.kernels import images_to_float, one_hot
+    from trainer.data.load import Splits, load_dataset
+    from trainer.data.sources import DATASETS
+
+# Each public name -> the module of this package that defines it.
+_MODULES = {
+    "DATASETS": "sources",
+    "DataError": "errors",
+    "DownloadError": "errors",
+    "Splits": "load",
+    "default_cache_dir": "cache",
+    "download_dataset": "download",
+    "find_dataset_files": "discover",
+    "images_to_float": "kernels",
+    "load_dataset": "load",
+    "one_hot": "kernels",
+    "read_idx": "idx",
+}
 
 __all__ = [
     "DATASETS",
@@ -35,3 +63,15 @@ __all__ = [
     "one_hot",
     "read_idx",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

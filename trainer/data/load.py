@@ -13,14 +13,14 @@ import numpy as np
 
 from trainer.data.cache import DecodeCache, default_cache_dir, flush_writes
 from trainer.data.discover import STEMS, find_dataset_files, missing_files, name_list
-from trainer.data.download import SOURCES, download_dataset
+from trainer.data.download import download_dataset
 from trainer.data.errors import DataError
 from trainer.data.idx import decode_bytes, read_bytes
 from trainer.data.kernels import images_to_float, one_hot
+from trainer.data.sources import DATASETS
 
 log = logging.getLogger(__name__)
 
-DATASETS = tuple(SOURCES)  # ("mnist", "fashion-mnist")
 # Debian/Ubuntu's `apt-get install dataset-fashion-mnist` puts the four .gz files here.
 SYSTEM_DATASETS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 IMAGE_SHAPE = (28, 28)

@@ -1,0 +1,55 @@
+"""The datasets the trainer knows, and where each one's files live: the one list of them.
+
+``DATASETS`` is what ``--dataset`` accepts; every other list (the CLIs' choices, the loader's
+check) is taken from here. This module imports only the standard library, so a command line can
+read it without loading numpy or numba.
+
+The checksums are the MD5s the datasets' authors publish (MNIST's as pinned by torchvision,
+Fashion-MNIST's from zalandoresearch/fashion-mnist's README). MD5 guards against corrupt and
+wrong files here, not against an attacker who controls a mirror.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset lives: mirror base URLs (tried in order) and each file's MD5."""
+
+    mirrors: tuple[str, ...]
+    md5: Mapping[str, str]
+
+
+SOURCES: dict[str, Source] = {
+    "mnist": Source(
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow tutorials'
+            "https://yann.lecun.com/exdb/mnist/",  # the original; often refuses scripts
+        ),
+        md5={
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "fashion-mnist": Source(
+        mirrors=(
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            # The authors' S3 website endpoint serves plain HTTP only; the MD5 still applies.
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        ),
+        md5={
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+}
+DATASETS = tuple(SOURCES)  # ("mnist", "fashion-mnist")
