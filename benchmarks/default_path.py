@@ -1,11 +1,76 @@
-"""The trainer's default training path (``trainer.loop.run_fast``) as a benchmark method."""
+"""The trainer's default engine (``XlaEpochEngine``) as a benchmark method.
+
+``run_fast`` trains a fresh model of the seed's shape for N epochs on given data with the
+engine ``mnist-train`` uses by default and returns a ``RunResult``: per-epoch history and the
+engine's call timings. No checkpoints, outputs or sinks (that is ``trainer.train``), and no
+process-wide settings beyond Keras's random seed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import BenchmarkError, RunTiming
+
+
+@dataclass
+class RunResult:
+    """History and timings of one run of the default engine."""
+
+    model: Any
+    history: list[dict[str, Any]]  # trainer.engines.EpochRecord rows
+    compile_s: float | None  # first call minus a steady one; None when only one call ran
+    call_times_s: list[float]  # every compiled training call
+    call_shapes: list[tuple[int, int]]  # (steps, images per step) of each call
+    steps_per_call: int
+    images_per_epoch: int
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.history[-1]["test_accuracy"])
+
+
+def run_fast(
+    splits: Any,
+    *,
+    epochs: int = 3,
+    batch_size: int = 50,
+    seed: int = 0,
+    steps_per_call: int = 0,
+    jit_compile: bool = True,
+    model: Any = None,
+) -> RunResult:
+    """The default engine on ``splits``; pass ``model`` (compiled) to train given weights."""
+    import keras
+
+    from trainer.engines import run_epoch
+    from trainer.engines.xla_epoch import XlaEpochEngine
+    from trainer.model import build_model
+
+    if model is None:
+        keras.utils.set_random_seed(seed)
+        model = build_model()
+    engine = XlaEpochEngine(
+        model,
+        splits.x_train,
+        splits.y_train,
+        batch_size=batch_size,
+        seed=seed,
+        steps_per_call=steps_per_call,
+        jit_compile=jit_compile,
+    )
+    history = [dict(run_epoch(engine, splits, epoch)) for epoch in range(epochs)]
+    return RunResult(
+        model=model,
+        history=history,
+        compile_s=engine.compile_seconds(),
+        call_times_s=[seconds for _, seconds in engine.call_times],
+        call_shapes=[shape for shape, _ in engine.call_times],
+        steps_per_call=engine.steps_per_call,
+        images_per_epoch=len(splits.x_train),
+    )
 
 
 def steady_step_ms(
@@ -36,7 +101,6 @@ def run_default(
 ) -> RunTiming:
     """Train with the trainer's default path; per-step times are call times / steps per call."""
     from benchmarks.seed import test_accuracy
-    from trainer.loop import run_fast
 
     result = run_fast(
         data, epochs=epochs, batch_size=batch_size, seed=seed, steps_per_call=steps_per_call

@@ -40,7 +40,7 @@ def run_jax_fast(
 
     ``model``: a compiled Keras model to train in place (the tests pass one to compare its
     weights with the seed's method); by default the trainer's, built from ``seed`` as
-    ``trainer.loop.run_fast`` builds it.
+    ``benchmarks.default_path.run_fast`` builds it.
     """
     import jax
     import jax.numpy as jnp

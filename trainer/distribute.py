@@ -5,7 +5,7 @@
 - Several GPUs in one process: ``MirroredStrategy``.
 - Otherwise no strategy: the single-device fast path.
 
-Distributed runs train with ``trainer.multi.DistributedTrainer``: ``strategy.run`` per batch of
+Distributed runs train with ``trainer.engines.distributed.DistributedEngine``: ``strategy.run`` per batch of
 the distributed ``tf.data`` pipeline (each global batch split across replicas), gradients
 all-reduced by the Keras optimizer. Not Keras's ``fit``: 3.15 fails under
 MultiWorkerMirroredStrategy on TF 2.21. Not the fused XLA loop either: XLA on TF 2.21 cannot

@@ -1,46 +1,186 @@
-"""``train_and_evaluate(config)``: load, build or resume, train epoch by epoch, write outputs.
+"""``train_and_evaluate(config)``: the story of one run, a named step each.
 
-Each epoch ends with a committed checkpoint, then the metric sinks, so that whatever a watcher
-sees in the logs is already safe on disk. Running the same command again resumes after the last
-committed epoch; a finished run only reports where its outputs are.
+1. Read the cluster (TF_CONFIG) and load the data.
+2. Look for a checkpoint; a run that already finished only reports where its outputs are.
+3. Start the runtime (seeds, devices, strategy); workers agree on the epoch to start from.
+4. Open the run's folder: ``--output-dir`` on the chief, a scratch folder on other workers.
+5. Build the model (or load the checkpoint) and pick the engine.
+6. Train epoch by epoch: each epoch ends with a committed checkpoint, then the metric sinks, so
+   that whatever a watcher sees in the logs is already safe on disk.
+7. Write the outputs, then mark the run finished: a crash while writing outputs redoes just them.
+
+Running the same command again resumes after the last committed epoch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from trainer import distribute
 from trainer.checkpoint import CheckpointDir, write_json_atomic
 from trainer.config import TrainConfig
-from trainer.loop import run_epoch
+
+if TYPE_CHECKING:
+    from trainer.data import Splits
+    from trainer.engines import Engine, EpochRecord
+    from trainer.sinks import Sinks
 
 log = logging.getLogger("trainer")
 
 
-def _make_trainer(config: TrainConfig, model: Any, splits: Any, strategy: Any) -> Any:
+@dataclass(frozen=True)
+class Start:
+    """Where training starts: the epoch, the history before it, the checkpoint to load."""
+
+    epoch: int = 0
+    history: tuple[dict[str, Any], ...] = ()
+    checkpoint: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Where this process writes: the real folders on the chief, a scratch one elsewhere."""
+
+    output_dir: Path
+    log_dir: Path
+    chief: bool
+
+    @property
+    def checkpoints(self) -> CheckpointDir:
+        return CheckpointDir(self.output_dir / "checkpoint")
+
+
+def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
+    """Train as ``config`` says and return the final metrics (``test_loss``, ``test_accuracy``)."""
+    log.info("Config: %s", config.to_json().replace("\n", " ").replace("  ", ""))
+    # TF_CONFIG is checked and normalised before anything is loaded or any strategy exists.
+    cluster = distribute.cluster()
+    if cluster.is_evaluator:
+        # A side-car evaluator has nothing to do: the chief evaluates the test set every epoch.
+        log.info("TF_CONFIG makes this process the evaluator; the chief evaluates every epoch")
+        return {}
+    splits = load_data(config)
+    checkpoints = CheckpointDir(Path(config.output_dir) / "checkpoint")
+    state = read_checkpoint(config, checkpoints)
+    finished = already_finished(config, state, cluster.num_workers)
+    if finished is not None:
+        return finished
+    strategy = start_runtime(config)
+    start = agree_on_start(config, strategy, cluster.num_workers, state, checkpoints)
+    with run_folder(config, cluster.is_chief) as folder:
+        model = build_or_load(config, start.checkpoint, strategy)
+        from trainer.engines import make_engine
+
+        engine = make_engine(
+            config.method,
+            model,
+            splits,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            steps_per_call=config.steps_per_call,
+            jit_compile=config.jit_compile,
+            strategy=strategy,
+        )
+        with open_sinks(config, folder) as sinks:
+            history = train_epochs(config, model, engine, splits, start, folder, sinks)
+            return write_outputs(config, model, history, folder, sinks)
+
+
+def load_data(config: TrainConfig) -> Splits:
+    from trainer.data import load_dataset
+
+    splits = load_dataset(config.data_folder, config.dataset, download=config.download)
+    source = splits.source or config.data_folder
+    n_train, n_test = len(splits.x_train), len(splits.x_test)
+    log.info("Data: %d training and %d test images from %s", n_train, n_test, source)
+    return splits
+
+
+def read_checkpoint(config: TrainConfig, checkpoints: CheckpointDir) -> dict[str, Any] | None:
+    """The last committed state of this output folder, if resuming and it fits this run."""
+    state = checkpoints.read_state() if config.resume else None
+    if state is not None:
+        checkpoints.check_compatible(state, config.to_dict())
+    return state
+
+
+def already_finished(
+    config: TrainConfig, state: dict[str, Any] | None, num_workers: int
+) -> dict[str, Any] | None:
+    """The final metrics of a run that finished every epoch and wrote its model, else None.
+
+    Only a single process may leave early: a worker that left would leave the others waiting
+    for it in the first all-reduce.
+    """
+    if state is None or num_workers > 1:
+        return None
+    done = state["finished"] and state["epoch"] >= config.epochs
+    if not done or not (Path(config.output_dir) / "model" / "model.keras").is_file():
+        return None
+    final = state["history"][-1]
+    log.info("Already finished %d epochs; outputs are in %s", state["epoch"], config.output_dir)
+    return {"test_loss": final["test_loss"], "test_accuracy": final["test_accuracy"]}
+
+
+def start_runtime(config: TrainConfig) -> Any:
+    """Seeds, devices and dtype policy (``configure_runtime``), then the strategy, if any."""
+    from trainer.runtime import configure_runtime
+
+    info = configure_runtime(config.seed, config.mixed_precision)
+    strategy = distribute.choose_strategy()
     if strategy is not None:
-        from trainer.multi import DistributedTrainer
-
-        log.info("Distributed run: a strategy-aware loop without XLA (see trainer/multi.py)")
-        return DistributedTrainer(strategy, model, splits.x_train, splits.y_train,
-                                  batch_size=config.batch_size, seed=config.seed)  # fmt: skip
-    if config.method == "fast":
-        from trainer.fast import FastTrainer
-
-        return FastTrainer(model, splits.x_train, splits.y_train, batch_size=config.batch_size,
-                           seed=config.seed, steps_per_call=config.steps_per_call,
-                           jit_compile=config.jit_compile)  # fmt: skip
-    from trainer.plain import PlainTrainer
-
-    return PlainTrainer(model, splits.x_train, splits.y_train, batch_size=config.batch_size,
-                        seed=config.seed, feed="dataset")  # fmt: skip
+        info["strategy"] = f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"
+    log.info("Runtime: %s", info)
+    return strategy
 
 
-def _build_or_load(config: TrainConfig, checkpoint: Path | None, strategy: Any) -> Any:
-    import contextlib
+def agree_on_start(
+    config: TrainConfig,
+    strategy: Any,
+    num_workers: int,
+    state: dict[str, Any] | None,
+    checkpoints: CheckpointDir,
+) -> Start:
+    """Resume after the committed epoch; several workers must all hold the same one."""
+    epoch = state["epoch"] if state is not None else 0
+    if strategy is not None and num_workers > 1:
+        agreed = distribute.agree_on_epoch(strategy, epoch)
+        if agreed != epoch:
+            log.info("Workers disagree on the last checkpoint; all start from scratch")
+            return Start()
+    if state is None:
+        return Start()
+    path = checkpoints.model_path(state)
+    log.info("Resuming after epoch %d of %d from %s", epoch, config.epochs, path)
+    return Start(epoch, tuple(state["history"][:epoch]), path)
 
+
+@contextlib.contextmanager
+def run_folder(config: TrainConfig, chief: bool) -> Iterator[RunFolder]:
+    """The chief's folders, or a scratch folder deleted afterwards on other workers.
+
+    Every worker runs the same code, and Keras saving may need all of them, but only the
+    chief's files are kept.
+    """
+    with contextlib.ExitStack() as stack:
+        if chief:
+            folder = RunFolder(Path(config.output_dir), Path(config.log_dir), chief=True)
+        else:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mnist-train-")))
+            folder = RunFolder(scratch, scratch / "logs", chief=False)
+        folder.output_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder.output_dir / "config.json", config.to_dict())
+        yield folder
+
+
+def build_or_load(config: TrainConfig, checkpoint: Path | None, strategy: Any) -> Any:
+    """The compiled model, in the strategy's scope: from the checkpoint, or freshly built."""
     import keras
 
     from trainer.model import build_model
@@ -49,111 +189,87 @@ def _build_or_load(config: TrainConfig, checkpoint: Path | None, strategy: Any) 
     with scope:
         if checkpoint is not None:
             return keras.models.load_model(checkpoint)
-        return build_model(config.first_layer_neurons, config.second_layer_neurons,
-                           config.learning_rate)  # fmt: skip
+        model = build_model(
+            config.first_layer_neurons, config.second_layer_neurons, config.learning_rate
+        )
+    model.summary(print_fn=lambda line, *args, **kwargs: log.info("%s", line))
+    return model
 
 
-def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
-    """Train as ``config`` says and return the final metrics (``test_loss``, ``test_accuracy``)."""
-    from trainer import distribute
-    from trainer.data import load_dataset
-
-    log.info("Config: %s", config.to_json().replace("\n", " ").replace("  ", ""))
-    # TF_CONFIG is checked and normalised before anything is loaded or any strategy exists.
-    cluster = distribute.cluster()
-    if cluster.is_evaluator:
-        # A side-car evaluator has nothing to do: the chief evaluates the test set every epoch.
-        log.info("TF_CONFIG makes this process the evaluator; the chief evaluates every epoch")
-        return {}
-    splits = load_dataset(config.data_folder, config.dataset, download=config.download)
-    log.info("Data: %d training and %d test images from %s", len(splits.x_train),
-             len(splits.x_test), splits.source or config.data_folder)  # fmt: skip
-
-    output_dir = Path(config.output_dir)
-    checkpoints = CheckpointDir(output_dir / "checkpoint")
-    state = checkpoints.read_state() if config.resume else None
-    if state is not None:
-        checkpoints.check_compatible(state, config.to_dict())
-        done = state["finished"] and state["epoch"] >= config.epochs
-        # A worker must not leave on its own: the others would wait for it in the first all-reduce.
-        single = distribute.num_workers() <= 1
-        if done and single and (output_dir / "model" / "model.keras").is_file():
-            final: dict[str, Any] = state["history"][-1]
-            log.info("Already finished %d epochs; outputs are in %s", state["epoch"], output_dir)
-            return {"test_loss": final["test_loss"], "test_accuracy": final["test_accuracy"]}
-
-    from trainer.runtime import configure_runtime
-
-    info = configure_runtime(config.seed, config.mixed_precision)
-    strategy = distribute.choose_strategy()
-    chief = distribute.is_chief()
-    if strategy is not None:
-        info["strategy"] = f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"
-    log.info("Runtime: %s", info)
-
-    start = state["epoch"] if state is not None else 0
-    if strategy is not None and distribute.num_workers() > 1:
-        agreed = distribute.agree_on_epoch(strategy, start)
-        if agreed != start:
-            log.info("Workers disagree on the last checkpoint; all start from scratch")
-            start, state = agreed, None
-    history: list[dict[str, Any]] = list(state["history"][:start]) if state else []
-    if state is not None:
-        log.info("Resuming after epoch %d of %d from %s", start, config.epochs,
-                 checkpoints.model_path(state))  # fmt: skip
-
-    resume_from = checkpoints.model_path(state) if state is not None else None
-    # Non-chief workers write into a throwaway folder: every worker runs the same code, and
-    # Keras saving may need all of them, but only the chief's files are kept.
-    scratch = None if chief else tempfile.TemporaryDirectory(prefix="mnist-train-worker-")
-    if scratch is not None:
-        output_dir = Path(scratch.name)
-        checkpoints = CheckpointDir(output_dir / "checkpoint")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output_dir / "config.json", config.to_dict())
-
-    model = _build_or_load(config, resume_from, strategy)
-    if start == 0:
-        model.summary(print_fn=lambda line, *args, **kwargs: log.info("%s", line))
-    trainer = _make_trainer(config, model, splits, strategy)
+@contextlib.contextmanager
+def open_sinks(config: TrainConfig, folder: RunFolder) -> Iterator[Sinks]:
+    """Every metric sink on the chief; none elsewhere (each metric is the chief's to report)."""
     from trainer.sinks import Sinks
 
-    log_dir = Path(config.log_dir) if chief else output_dir / "logs"
-    sinks = Sinks.open(log_dir, config.to_dict()) if chief else Sinks([])
+    sinks = Sinks.open(folder.log_dir, config.to_dict()) if folder.chief else Sinks([])
     try:
-        for epoch in range(start, config.epochs):
-            record = run_epoch(trainer, splits, epoch)
-            compile_s = trainer.compile_seconds() if epoch == start + 1 else None
-            history.append(record)
-            checkpoints.save(model, epoch + 1, history, config.to_dict())
-            sinks.log_epoch(epoch + 1, record)
-            log.info("Epoch %d/%d  loss %.4f  accuracy %.4f  test loss %.4f  test accuracy "
-                     "%.4f  %.2f s  %.0f images/s%s", epoch + 1, config.epochs, record["loss"],
-                     record["accuracy"], record["test_loss"], record["test_accuracy"],
-                     record["train_s"], record["images_per_s"],
-                     "  (includes compile)" if epoch == start else "")  # fmt: skip
-            if compile_s is not None:
-                log.info("Compile time of the first epoch: %.2f s", compile_s)
-
-        from trainer import outputs
-
-        final = {"test_loss": history[-1]["test_loss"],
-                 "test_accuracy": history[-1]["test_accuracy"]}  # fmt: skip
-        folder = outputs.write_model(model, output_dir)
-        outputs.write_metrics(output_dir, history, final)
-        plot = outputs.plot_history(output_dir, history)
-        sinks.log_final(final)
-        sinks.log_image("Accuracy and loss", plot)
-        # Only now is the run finished: a crash while writing outputs redoes just the outputs.
-        state = checkpoints.read_state()
-        if state is not None:
-            checkpoints.commit(state["checkpoint"], state["epoch"], history,
-                               config.to_dict(), finished=True)  # fmt: skip
-        log.info("Final test loss %.4f  Final test accuracy %.4f", final["test_loss"],
-                 final["test_accuracy"])  # fmt: skip
-        log.info("Model saved to %s", folder)
-        return final
+        yield sinks
     finally:
         sinks.close()
-        if scratch is not None:
-            scratch.cleanup()
+
+
+def train_epochs(
+    config: TrainConfig,
+    model: Any,
+    engine: Engine,
+    splits: Splits,
+    start: Start,
+    folder: RunFolder,
+    sinks: Sinks,
+) -> list[EpochRecord]:
+    """Each remaining epoch: train, evaluate, commit a checkpoint, then report it."""
+    from trainer.engines import run_epoch
+
+    history: list[Any] = list(start.history)
+    checkpoints = folder.checkpoints
+    for epoch in range(start.epoch, config.epochs):
+        record = run_epoch(engine, splits, epoch)
+        history.append(record)
+        checkpoints.save(model, epoch + 1, history, config.to_dict())
+        sinks.log_epoch(epoch + 1, dict(record))
+        log.info(
+            "Epoch %d/%d  loss %.4f  accuracy %.4f  test loss %.4f  test accuracy %.4f  "
+            "%.2f s  %.0f images/s%s",
+            epoch + 1,
+            config.epochs,
+            record["loss"],
+            record["accuracy"],
+            record["test_loss"],
+            record["test_accuracy"],
+            record["train_s"],
+            record["images_per_s"],
+            "  (includes compile)" if epoch == start.epoch else "",
+        )
+        compile_s = engine.compile_seconds() if epoch == start.epoch + 1 else None
+        if compile_s is not None:
+            log.info("Compile time of the first epoch: %.2f s", compile_s)
+    return history
+
+
+def write_outputs(
+    config: TrainConfig,
+    model: Any,
+    history: list[EpochRecord],
+    folder: RunFolder,
+    sinks: Sinks,
+) -> dict[str, float]:
+    """The model, metrics and plot; then the run is marked finished in its checkpoint state."""
+    from trainer import outputs
+
+    rows: list[dict[str, Any]] = [dict(row) for row in history]
+    final = {"test_loss": history[-1]["test_loss"], "test_accuracy": history[-1]["test_accuracy"]}
+    model_folder = outputs.write_model(model, folder.output_dir)
+    outputs.write_metrics(folder.output_dir, rows, final)
+    plot = outputs.plot_history(folder.output_dir, rows)
+    sinks.log_final(final)
+    sinks.log_image("Accuracy and loss", plot)
+    # Only now is the run finished: a crash while writing outputs redoes just the outputs.
+    checkpoints = folder.checkpoints
+    state = checkpoints.read_state()
+    if state is not None:
+        checkpoints.commit(
+            state["checkpoint"], state["epoch"], rows, config.to_dict(), finished=True
+        )
+    log.info("Final test loss %.4f  Final test accuracy %.4f", *final.values())
+    log.info("Model saved to %s", model_folder)
+    return final

@@ -85,7 +85,7 @@ def check(result: dict) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")
 def test_trainer_default_path_matches_the_seeds_method():
     body = f"""
-from trainer.loop import run_fast
+from benchmarks.default_path import run_fast
 run_fast(data, epochs=1, batch_size={BATCH}, seed={SEED}, model=fast)
 """
     check(run_script(body, "tensorflow"))

@@ -121,18 +121,19 @@ def test_a_finished_run_is_not_redone(trained: tuple[Path, str]) -> None:
 def test_fast_path_matches_the_seeds_method_accuracy_over_seeds(
     trained: tuple[Path, str], fashion: object
 ) -> None:
-    """Mean test accuracy after 3 epochs over three seeds, fast path vs the seed's method
-    (model.fit on float arrays). Over seeds, because single runs scatter by about a point:
-    shuffle orders differ, and even on the same order rounding differences between XLA and
-    TF's kernels grow through RMSprop into a different (equally good) model."""
-    from trainer.loop import run_fast, run_plain
+    """Mean test accuracy after 3 epochs over three seeds, the default engine against the seed's
+    method (benchmarks/seed.py: model.fit on float arrays). Over seeds, because single runs
+    scatter by about a point: shuffle orders differ, and even on the same order rounding
+    differences between XLA and TF's kernels grow through RMSprop into a different (equally
+    good) model."""
+    from benchmarks.default_path import run_fast
+    from benchmarks.seed import run_seed_fit
 
     fast = [
         json.loads((trained[0] / "outputs" / "metrics.json").read_text())["final"]["test_accuracy"]
     ]
     fast += [run_fast(fashion, epochs=EPOCHS, seed=seed).test_accuracy for seed in (1, 2)]
-    plain = [run_plain(fashion, epochs=EPOCHS, seed=seed, feed="arrays").test_accuracy
-             for seed in (0, 1, 2)]  # fmt: skip
+    plain = [run_seed_fit(fashion, 50, EPOCHS, seed).test_accuracy for seed in (0, 1, 2)]
     assert abs(np.mean(fast) - np.mean(plain)) <= 0.005, (fast, plain)
     assert min(fast) >= 0.84
 

@@ -1,4 +1,4 @@
-"""The training loop under a ``tf.distribute`` strategy (several GPUs, or several workers).
+"""The engine under a ``tf.distribute`` strategy (several GPUs, or several workers).
 
 Keras 3.15's ``model.fit`` fails under MultiWorkerMirroredStrategy on TF 2.21 (its metric
 reduction calls ``strategy.reduce("MEAN", scalar, axis=0)``: "Invalid reduction dimension 0"),
@@ -19,17 +19,24 @@ from typing import Any
 
 import numpy as np
 
-from trainer.fast import evaluate_with, first_call_overhead, make_eval_fn
+from trainer.engines import Scores
+from trainer.engines.common import evaluate_with, first_call_overhead, make_eval_fn
 from trainer.pipeline import make_dataset
 
 
-class DistributedTrainer:
-    """Same interface as ``FastTrainer``: ``train_epoch``, ``evaluate``, ``compile_seconds``."""
+class DistributedEngine:
+    """A custom loop of ``strategy.run`` steps, one ``tf.function`` call per epoch."""
 
     def __init__(
-        self, strategy: Any, model: Any, x_train: np.ndarray, y_train: np.ndarray, *,
-        batch_size: int, seed: int,
-    ) -> None:  # fmt: skip
+        self,
+        strategy: Any,
+        model: Any,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        *,
+        batch_size: int,
+        seed: int,
+    ) -> None:
         self.strategy = strategy
         self.model = model
         self.x_train, self.y_train = x_train, y_train
@@ -72,7 +79,7 @@ class DistributedTrainer:
 
         return train
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int) -> Scores:
         import tensorflow as tf
 
         dataset = make_dataset(self.x_train, self.y_train, self.batch_size, self.seed, epoch)
@@ -84,11 +91,11 @@ class DistributedTrainer:
         distributed = self.strategy.experimental_distribute_dataset(dataset.with_options(options))
         t0 = time.perf_counter()
         loss_sum, correct = self._train(distributed)
-        result = {"loss": float(loss_sum) / self.n, "accuracy": float(correct) / self.n}
+        result: Scores = {"loss": float(loss_sum) / self.n, "accuracy": float(correct) / self.n}
         self.call_times.append(time.perf_counter() - t0)
         return result
 
-    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> Scores:
         """Every worker evaluates the whole test set on its (identical) copy of the weights."""
         if self._eval is None:
             self._eval = make_eval_fn(self.model, jit_compile=False)

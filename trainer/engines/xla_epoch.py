@@ -1,4 +1,4 @@
-"""The default training path: whole epochs inside one XLA-compiled call, data kept on the device.
+"""The default engine (``--method fast``): whole epochs in one XLA-compiled call, data on the device.
 
 At batch 50 a step of this model is about half a millisecond of arithmetic; ``model.fit`` spends
 more than that again on per-step dispatch, the host->device copy of each batch and metric
@@ -16,18 +16,18 @@ cost of one more compile in the first epoch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from trainer.engines import Scores
+from trainer.engines.common import evaluate_with, first_call_overhead, make_eval_fn
 from trainer.pipeline import epoch_permutation
 
-EVAL_CHUNK = 10_000  # test images per compiled evaluation call: the whole test set in one
 
-
-class FastTrainer:
+class XlaEpochEngine:
     """Trains a compiled Keras model (its optimizer included) on uint8 images kept on the device."""
 
     def __init__(
@@ -64,7 +64,7 @@ class FastTrainer:
         # The next epoch's shuffle order is drawn on a helper thread while the device runs this
         # one: ~1 ms of numpy per epoch, as long as a whole epoch's compute at batch 4096 on an
         # H200. There it took the JAX rows of mnist-bench from 13.3M to 23.4M images/s; its
-        # effect on this TensorFlow path has not been measured on a GPU (README, Performance).
+        # effect on this TensorFlow path has not been measured on a GPU (docs/performance.md).
         self._orders = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-order")
         self._next_order: tuple[int, Future[np.ndarray]] | None = None
 
@@ -115,7 +115,7 @@ class FastTrainer:
 
         return train
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int) -> Scores:
         """One pass in the order ``epoch_permutation(n, seed, epoch)``; mean loss and accuracy."""
         import tensorflow as tf
 
@@ -138,7 +138,7 @@ class FastTrainer:
             self.call_times.append(((steps, batch), time.perf_counter() - t0))
         return {"loss": loss_sum / self.n, "accuracy": correct / self.n}
 
-    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> Scores:
         """Mean categorical cross-entropy and accuracy on a test set (uint8 images)."""
         if self._eval_fn is None:
             self._eval_fn = make_eval_fn(self.model, self.jit_compile)
@@ -156,42 +156,3 @@ class FastTrainer:
                 return None
             total += overhead
         return total
-
-
-def first_call_overhead(times: Sequence[float]) -> float | None:
-    """The first call's wall time minus the median later one (its compile time); None until
-    there are two calls."""
-    if len(times) < 2:
-        return None
-    return max(times[0] - float(np.median(times[1:])), 0.0)
-
-
-def make_eval_fn(model: Any, jit_compile: bool) -> Callable[..., Any]:
-    """A compiled (sum of losses, number correct) of the model on uint8 images."""
-    import keras
-    import tensorflow as tf
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def evaluate(x: Any, y: Any) -> tuple[Any, Any]:
-        probs = model(tf.cast(x, tf.float32) / 255.0, training=False)
-        y = tf.cast(y, tf.int32)
-        losses = keras.losses.categorical_crossentropy(tf.one_hot(y, 10), probs)
-        hits = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), y)
-        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(hits, tf.int32))
-
-    return evaluate
-
-
-def evaluate_with(
-    fn: Callable[..., Any], x_test: np.ndarray, y_test: np.ndarray
-) -> dict[str, float]:
-    """Mean loss and accuracy from ``make_eval_fn``'s function, in chunks of ``EVAL_CHUNK``."""
-    import tensorflow as tf
-
-    loss_sum, correct = 0.0, 0
-    for start in range(0, len(x_test), EVAL_CHUNK):
-        xb, yb = x_test[start : start + EVAL_CHUNK], y_test[start : start + EVAL_CHUNK]
-        part_loss, part_correct = fn(tf.constant(xb), tf.constant(yb))
-        loss_sum += float(part_loss)
-        correct += int(part_correct)
-    return {"loss": loss_sum / len(x_test), "accuracy": correct / len(x_test)}

@@ -1,0 +1,111 @@
+"""The ways an epoch can run, side by side behind one interface (``Engine``).
+
+- ``xla_epoch.XlaEpochEngine`` (``--method fast``, the default): a whole epoch in one
+  XLA-compiled call, the uint8 images on the device.
+- ``keras_fit.KerasFitEngine`` (``--method plain``): Keras's ``model.fit`` on the ``tf.data``
+  pipeline, in the same batch order.
+- ``distributed.DistributedEngine``: any run under a ``tf.distribute`` strategy (several GPUs or
+  workers), whatever ``--method`` says.
+
+``make_engine`` picks one by name and imports only that module. The interface carries no
+TensorFlow types, so engines on other backends fit it too; ``common`` holds what every
+TensorFlow engine shares (compiled evaluation, compile-time estimate).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from trainer.data import Splits
+
+
+class Scores(TypedDict):
+    """Mean loss and accuracy over a pass (training or test)."""
+
+    loss: float
+    accuracy: float
+
+
+class EpochRecord(TypedDict):
+    """One row of a run's history (metrics.json, the sinks, the log line)."""
+
+    epoch: int  # counted from 1
+    loss: float  # training, mean over the epoch
+    accuracy: float
+    test_loss: float
+    test_accuracy: float
+    train_s: float  # wall seconds of the training part
+    images_per_s: float
+
+
+class Engine(Protocol):
+    """Trains a compiled Keras model one epoch at a time and evaluates it."""
+
+    def train_epoch(self, epoch: int) -> Scores:
+        """One pass in the order ``epoch_permutation(n, seed, epoch)`` (``epoch`` from 0)."""
+        ...
+
+    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> Scores:
+        """Mean categorical cross-entropy and accuracy on uint8 test images."""
+        ...
+
+    def compile_seconds(self) -> float | None:
+        """Time the first epoch spent compiling, once it can be told (else None)."""
+        ...
+
+
+def make_engine(
+    method: str,
+    model: Any,
+    splits: Splits,
+    *,
+    batch_size: int,
+    seed: int,
+    steps_per_call: int = 0,
+    jit_compile: bool = True,
+    strategy: Any = None,
+) -> Engine:
+    """The engine for ``method`` ("fast" or "plain"), or the distributed one under a strategy."""
+    x, y = splits.x_train, splits.y_train
+    if strategy is not None:
+        from trainer.engines.distributed import DistributedEngine
+
+        return DistributedEngine(strategy, model, x, y, batch_size=batch_size, seed=seed)
+    if method == "fast":
+        from trainer.engines.xla_epoch import XlaEpochEngine
+
+        return XlaEpochEngine(
+            model,
+            x,
+            y,
+            batch_size=batch_size,
+            seed=seed,
+            steps_per_call=steps_per_call,
+            jit_compile=jit_compile,
+        )
+    if method == "plain":
+        from trainer.engines.keras_fit import KerasFitEngine
+
+        return KerasFitEngine(model, x, y, batch_size=batch_size, seed=seed)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def run_epoch(engine: Engine, splits: Splits, epoch: int) -> EpochRecord:
+    """Train epoch ``epoch`` (0-based), then evaluate: one history row, epochs counted from 1."""
+    start = time.perf_counter()
+    train = engine.train_epoch(epoch)
+    train_s = time.perf_counter() - start
+    test = engine.evaluate(splits.x_test, splits.y_test)
+    return {
+        "epoch": epoch + 1,
+        "loss": train["loss"],
+        "accuracy": train["accuracy"],
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "train_s": train_s,
+        "images_per_s": len(splits.x_train) / train_s,
+    }
