@@ -64,31 +64,30 @@ def download_dataset(
     for name, md5 in source.md5.items():
         path = folder / name
         if not path.is_file():
-            _fetch(dataset, name, md5, path, source.mirrors, timeout, retries, backoff, progress,
-                   local_hint)  # fmt: skip
+            failures = _fetch(path, md5, source.mirrors, timeout, retries, backoff, progress)
+            if not path.is_file():
+                raise _no_mirror_delivered(dataset, path, failures, local_hint)
         paths[name] = path
     return paths
 
 
 def _fetch(
-    dataset: str,
-    name: str,
-    md5: str,
     path: Path,
+    md5: str,
     mirrors: Sequence[str],
     timeout: float,
     retries: int,
     backoff: float,
     progress: bool,
-    local_hint: str,
-) -> None:
+) -> list[str]:
+    """Fetch ``path``'s file from the first mirror that delivers it; the failures before that."""
     failures: list[str] = []
     for mirror in mirrors:
-        url = mirror.rstrip("/") + "/" + name
+        url = mirror.rstrip("/") + "/" + path.name
         for attempt in range(retries + 1):
             try:
                 _fetch_once(url, md5, path, timeout, progress)
-                return
+                return failures
             except _Permanent as exc:
                 failures.append(f"{url}: {exc}")
                 break
@@ -99,9 +98,15 @@ def _fetch(
                     break
                 print(f"retrying {url} ({reason})", file=sys.stderr)
                 time.sleep(backoff * 2**attempt)
+    return failures
+
+
+def _no_mirror_delivered(
+    dataset: str, path: Path, failures: list[str], local_hint: str
+) -> DownloadError:
     offline = all("unreachable" in f or "timed out" in f for f in failures)
     hint = "are you offline? " if offline else ""
-    raise DownloadError(
+    return DownloadError(
         path,
         f"could not download {dataset} from any mirror ({'; '.join(failures)}); {hint}"
         f"check the network or {local_hint}",
