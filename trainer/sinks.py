@@ -13,12 +13,21 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 EPOCH_METRICS = {"Loss": "test_loss", "Accuracy": "test_accuracy"}
 FINAL_METRICS = {"Final test loss": "test_loss", "Final test accuracy": "test_accuracy"}
+
+
+class Sink(Protocol):
+    """Where a run's metrics go: JSON lines, TensorBoard, MLflow or the Azure ML run."""
+
+    def log_epoch(self, epoch: int, record: dict[str, Any]) -> None: ...
+    def log_final(self, final: dict[str, float]) -> None: ...
+    def log_image(self, name: str, path: Path) -> None: ...
+    def close(self) -> None: ...
 
 
 class JsonLinesSink:
@@ -169,14 +178,16 @@ class MlflowSink:
 class Sinks:
     """All sinks of a run, called together."""
 
-    def __init__(self, sinks: list[Any]) -> None:
+    def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
 
     @classmethod
     def open(cls, log_dir: str | Path, params: dict[str, Any]) -> Sinks:
         folder = Path(log_dir)
-        sinks: list[Any] = [JsonLinesSink(folder / "metrics.jsonl"),
-                            TensorBoardSink(folder / "tensorboard")]  # fmt: skip
+        sinks: list[Sink] = [
+            JsonLinesSink(folder / "metrics.jsonl"),
+            TensorBoardSink(folder / "tensorboard"),
+        ]
         # Inside an Azure ML job both may be present: SDK v2 jobs (and v1 runs with azureml-mlflow)
         # point MLFLOW_TRACKING_URI at the run's own azureml:// store, and every job sets
         # AZUREML_RUN_ID. Both would write into the same run history, so each metric would be
