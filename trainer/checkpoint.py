@@ -11,22 +11,37 @@ only after the new state is committed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from trainer.files import atomic_write
 
 STATE = "state.json"
 # A checkpoint is only reused by a run whose model and data it fits.
-MUST_MATCH = ("dataset", "batch_size", "first_layer_neurons", "second_layer_neurons",
-              "learning_rate", "seed")  # fmt: skip
+MUST_MATCH = (
+    "dataset",
+    "batch_size",
+    "first_layer_neurons",
+    "second_layer_neurons",
+    "learning_rate",
+    "seed",
+)
+# A history row (one per epoch) or the run's settings: names to JSON values.
+Record = Mapping[str, object]
 
 
 class ResumeError(Exception):
     """The output folder holds a checkpoint of a different run; the message says what to do."""
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+class SavableModel(Protocol):
+    """What a checkpoint needs of a Keras model."""
+
+    def save(self, filepath: Path) -> None: ...
+
+
+def write_json_atomic(path: Path, data: object) -> None:
     """``data`` as indented JSON, committed by :func:`trainer.files.atomic_write`."""
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -47,7 +62,7 @@ class CheckpointDir:
             return None
         return state
 
-    def check_compatible(self, state: dict[str, Any], config: dict[str, Any]) -> None:
+    def check_compatible(self, state: dict[str, Any], config: Record) -> None:
         for key in MUST_MATCH:
             old = state["config"].get(key)
             if old != config[key]:
@@ -60,8 +75,9 @@ class CheckpointDir:
     def model_path(self, state: dict[str, Any]) -> Path:
         return self.folder / state["checkpoint"]
 
-    def save(self, model: Any, epochs_done: int, history: list[dict[str, Any]],
-             config: dict[str, Any]) -> None:  # fmt: skip
+    def save(
+        self, model: SavableModel, epochs_done: int, history: Sequence[Record], config: Record
+    ) -> None:
         """Save the model after ``epochs_done`` epochs and commit it as the latest checkpoint
         (not yet finished: ``commit`` marks that once the outputs are written)."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -70,10 +86,22 @@ class CheckpointDir:
             model.save(tmp)
         self.commit(name, epochs_done, history, config, finished=False)
 
-    def commit(self, name: str, epochs_done: int, history: list[dict[str, Any]],
-               config: dict[str, Any], finished: bool) -> None:  # fmt: skip
-        state = {"epoch": epochs_done, "checkpoint": name, "history": history,
-                 "config": config, "finished": finished}  # fmt: skip
+    def commit(
+        self,
+        name: str,
+        epochs_done: int,
+        history: Sequence[Record],
+        config: Record,
+        finished: bool,
+    ) -> None:
+        state = {
+            "epoch": epochs_done,
+            "checkpoint": name,
+            # Plain dicts, which json.dumps takes whatever Mapping the caller passed.
+            "history": [dict(row) for row in history],
+            "config": dict(config),
+            "finished": finished,
+        }
         write_json_atomic(self.folder / STATE, state)
         for old in self.folder.glob("*.keras"):
             if old.name != name:

@@ -12,8 +12,15 @@ from trainer.config import TrainConfig
 from trainer.files import atomic_write
 from trainer.sinks import AzureMLSink, JsonLinesSink, MlflowSink, Sinks
 
-RECORD = {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "test_loss": 0.45, "test_accuracy": 0.84,
-          "train_s": 1.0, "images_per_s": 60000.0}  # fmt: skip
+RECORD = {
+    "epoch": 1,
+    "loss": 0.5,
+    "accuracy": 0.8,
+    "test_loss": 0.45,
+    "test_accuracy": 0.84,
+    "train_s": 1.0,
+    "images_per_s": 60000.0,
+}
 
 
 def test_checkpoint_roundtrip_and_cleanup(tmp_path: Path) -> None:
