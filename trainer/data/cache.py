@@ -24,7 +24,6 @@ import shutil
 import tempfile
 import threading
 import time
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,8 +65,8 @@ def default_cache_dir() -> Path:
 
 
 def _crc32(array: np.ndarray) -> int:
-    crc = getattr(gz.backend_module(), "crc32", zlib.crc32)
-    return int(crc(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data))
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+    return int(gz.backend_module().crc32(data))
 
 
 def _stat_record(path: Path) -> list[int]:
@@ -183,7 +182,7 @@ class DecodeCache:
             log.warning("cache folder %s is not writable (%s); not caching", self.root, exc)
             return False
         try:
-            meta: dict[str, dict] = {"arrays": {}}
+            meta: dict[str, dict[str, object]] = {"arrays": {}}
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", array, allow_pickle=False)
                 meta["arrays"][name] = {

@@ -14,7 +14,6 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from trainer.data.errors import DataError
 
@@ -112,6 +111,6 @@ def _reason(exc: BaseException) -> str:
     return text.rsplit(": ", 1)[-1] if ": " in text else text
 
 
-def backend_module() -> Any:
+def backend_module() -> ModuleType:
     """The chosen library's zlib-compatible module (the benchmark times its raw speed)."""
     return _BACKEND
