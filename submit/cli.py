@@ -6,6 +6,7 @@ Thin on purpose: options become a spec (submit.spec), the chosen SDK's backend d
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -403,7 +404,7 @@ def sweep(
     if dry_run:
         click.echo(call(be.render_sweep, spec), nl=False)
         return
-    finish(be, call(be.submit_sweep, spec), spec.run.experiment, wait)
+    finish(be, call(be.submit_sweep, spec), spec.run.experiment, wait, sweep=True)
 
 
 @cli.group(context_settings=CONTEXT)
@@ -428,6 +429,9 @@ def model_register(
 ) -> None:
     """Register the model a run saved in outputs/model.
 
+    For a sweep, the model of its best run (by the sweep's primary metric) is registered; a dry
+    run, which looks nothing up, shows the ID as given.
+
     \b
     Example:
       mnist-submit model register keras-mnist_1700000000_1a2b3c4d
@@ -437,6 +441,10 @@ def model_register(
     if dry_run:
         click.echo(call(be.render_model, spec), nl=False)
         return
+    source = call(be.model_run, run_id, experiment)
+    if source != run_id:
+        click.echo(f"{run_id} is a sweep: registering the model of its best run, {source}")
+        spec = dataclasses.replace(spec, run_id=source)
     click.echo(f"Registered model {call(be.register_model, spec)} (SDK {common.sdk})")
 
 

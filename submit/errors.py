@@ -57,6 +57,14 @@ class DataNotFound(SubmitError):
         )
 
 
+class NoBestRun(SubmitError):
+    def __init__(self, sweep_id: str) -> None:
+        super().__init__(
+            f"sweep {sweep_id} has no best run yet (none of its runs has completed with its "
+            "primary metric): wait for one, or pass the ID of one of its runs"
+        )
+
+
 def sdk_missing(sdk: str) -> SubmitError:
     package = {"v1": "azureml-core", "v2": "azure-ai-ml"}[sdk]
     return SubmitError(

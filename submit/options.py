@@ -289,13 +289,23 @@ def run_spec(kw: dict[str, Any], trainer_args: tuple[str, ...]) -> RunSpec:
     )
 
 
-def finish(be: Backend, submitted: Submitted, experiment: str, wait: bool) -> None:
+def finish(
+    be: Backend, submitted: Submitted, experiment: str, wait: bool, sweep: bool = False
+) -> None:
     click.echo(f"Submitted {submitted.run_id}" + (f": {submitted.url}" if submitted.url else ""))
     if not wait:
         return
     status = call(be.wait, submitted.run_id, experiment)
     if status != "Completed":
         raise SubmitError(f"run {submitted.run_id} ended {status}: read its logs in the studio")
+    if sweep:
+        # The sweep itself saves no model; its best run does.
+        best = call(be.model_run, submitted.run_id, experiment)
+        click.echo(
+            f"Sweep {submitted.run_id} Completed; its best run is {best}: register its model "
+            f"with `mnist-submit model register {best}`"
+        )
+        return
     click.echo(
         f"Run {submitted.run_id} Completed; register its model with "
         f"`mnist-submit model register {submitted.run_id}`"

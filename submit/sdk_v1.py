@@ -7,9 +7,11 @@ serialization, which ``RunConfiguration.load`` and ``Environment.load_from_direc
 
 from __future__ import annotations
 
+import importlib
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from azureml.core._serialization_utils import _serialize_to_dict
 from azureml.core.authentication import TokenAuthentication
 from azureml.core.compute import AmlCompute, ComputeTarget
 from azureml.core.environment import DockerBuildContext
+from azureml.core.run import get_run
 from azureml.core.runconfig import (
     Data,
     DataLocation,
@@ -35,6 +38,7 @@ from submit.errors import (
     MASK,
     ComputeNotFound,
     EnvironmentNotFound,
+    NoBestRun,
     SubmitError,
 )
 from submit.spec import (
@@ -59,6 +63,10 @@ LAUNCHER_SOURCE = (
     "import runpy\n\n"
     'runpy.run_module("trainer", run_name="__main__", alter_sys=True)\n'
 )
+# The run type the service gives a HyperDrive parent (Run.type, read from the run's run_type in
+# azureml/_run_impl/run_base.py); get_run rehydrates it as a HyperDriveRun through that name
+# (azureml-train-core's entry point "hyperdrive = azureml.train.hyperdrive:HyperDriveRun...").
+HYPERDRIVE_RUN_TYPE = "hyperdrive"
 
 
 def _json(data: Any) -> str:
@@ -155,25 +163,24 @@ def run_config_dict(rc: RunConfiguration) -> dict[str, Any]:
     return data
 
 
-def build_sweep_parts(spec: SweepSpec) -> tuple[Any, Any]:
-    """The sample's HyperDrive sampling and bandit policy."""
+def _hyperdrive() -> Any:
+    """azureml.train.hyperdrive, or the one-line error naming the extra that brings it."""
     try:
-        from azureml.train.hyperdrive import (
-            BanditPolicy,
-            RandomParameterSampling,
-            choice,
-            loguniform,
-        )
+        return importlib.import_module("azureml.train.hyperdrive")
     except ImportError:
         raise SubmitError(
             "SDK v1 sweeps need HyperDrive from azureml-train-core, which is not installed: "
             "pip install 'keras-mnist-trainer[submit-v1]'"
         ) from None
 
-    space = {flag: choice(*values) for flag, values in spec.choices.items()}
-    space[LOG_UNIFORM_FLAG] = loguniform(*spec.log_lr)
-    sampling = RandomParameterSampling(space)
-    policy = BanditPolicy(
+
+def build_sweep_parts(spec: SweepSpec) -> tuple[Any, Any]:
+    """The sample's HyperDrive sampling and bandit policy."""
+    hyperdrive = _hyperdrive()
+    space = {flag: hyperdrive.choice(*values) for flag, values in spec.choices.items()}
+    space[LOG_UNIFORM_FLAG] = hyperdrive.loguniform(*spec.log_lr)
+    sampling = hyperdrive.RandomParameterSampling(space)
+    policy = hyperdrive.BanditPolicy(
         evaluation_interval=spec.evaluation_interval, slack_factor=spec.slack_factor
     )
     return sampling, policy
@@ -427,6 +434,22 @@ class V1Backend:
         run = Run(Experiment(self.ws, experiment), run_id)
         details = run.wait_for_completion(show_output=True, raise_on_error=False)
         return str(details.get("status") or run.get_status())
+
+    def model_run(self, run_id: str, experiment: str) -> str:
+        run = get_run(Experiment(self.ws, experiment), run_id)
+        if run.type != HYPERDRIVE_RUN_TYPE:
+            return run_id
+        _hyperdrive()  # a HyperDrive parent is only a HyperDriveRun with azureml-train-core
+        with warnings.catch_warnings():
+            # Printed when the best run cached in the parent's metrics cannot be read and the
+            # SDK compares the children itself (azureml/train/hyperdrive/run.py,
+            # _get_best_run_and_metric_value): a detour, not a failure.
+            warnings.filterwarnings("ignore", message="An error occurred getting the best run")
+            # Completed children only: a failed or canceled one may have saved no model.
+            best = run.get_best_run_by_primary_metric(include_failed=False, include_canceled=False)
+        if best is None:
+            raise NoBestRun(run_id)
+        return str(best.id)
 
     def register_model(self, spec: ModelSpec) -> str:
         run = Run(Experiment(self.ws, spec.experiment), spec.run_id)

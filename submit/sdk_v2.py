@@ -44,6 +44,7 @@ from submit.errors import (
     ComputeNotFound,
     DataNotFound,
     EnvironmentNotFound,
+    NoBestRun,
     SubmitError,
 )
 from submit.fetch import cache_folder, fetch
@@ -328,6 +329,18 @@ class V2Backend:
         with contextlib.suppress(JobException):
             self.client.jobs.stream(run_id)
         return str(self.client.jobs.get(run_id).status)
+
+    def model_run(self, run_id: str, experiment: str) -> str:
+        job = self.client.jobs.get(run_id)
+        # The SDK's own jobs.download does this for a sweep: isinstance(job, SweepJob), then
+        # job.properties["best_child_run_id"] (azure/ai/ml/operations/_job_operations.py,
+        # download; the key is SWEEP_JOB_BEST_CHILD_RUN_ID_PROPERTY_NAME, constants/_common.py).
+        if not isinstance(job, SweepJob):
+            return run_id
+        best = (job.properties or {}).get("best_child_run_id")
+        if not best:
+            raise NoBestRun(run_id)
+        return str(best)
 
     def render_model(self, spec: ModelSpec) -> str:
         return dump(build_model(spec))

@@ -34,11 +34,15 @@ class FakeBackend:
     """Stands in for sdk_v1/sdk_v2 at the Backend interface; answers like a small workspace."""
 
     def __init__(
-        self, final_status: str = "Completed", fail: dict[str, BaseException] | None = None
+        self,
+        final_status: str = "Completed",
+        fail: dict[str, BaseException] | None = None,
+        best: dict[str, str] | None = None,
     ):
         self.calls: list[tuple[str, Any]] = []
         self.final_status = final_status
         self.fail = fail or {}
+        self.best = best or {}  # sweep ID -> its best run's ID
         self.sdk: str | None = None
         self.workspace: Callable[[], WorkspaceRef] | None = None
 
@@ -100,6 +104,10 @@ class FakeBackend:
         self._record("wait", (run_id, experiment))
         return self.final_status
 
+    def model_run(self, run_id: str, experiment: str) -> str:
+        self._record("model_run", (run_id, experiment))
+        return self.best.get(run_id, run_id)
+
     def register_model(self, spec: Any) -> str:
         self._record("register_model", spec)
         return f"{spec.name}:1"
@@ -113,8 +121,14 @@ class FakeBackend:
 class FakeOperations:
     """One MLClient operations group: records calls, raises what the test asks for."""
 
-    def __init__(self, log: list[tuple[str, Any]], group: str, fail: dict[str, BaseException]):
-        self._log, self._group, self._fail = log, group, fail
+    def __init__(
+        self,
+        log: list[tuple[str, Any]],
+        group: str,
+        fail: dict[str, BaseException],
+        answers: dict[str, Any],
+    ):
+        self._log, self._group, self._fail, self._answers = log, group, fail, answers
 
     def __getattr__(self, method: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -122,6 +136,8 @@ class FakeOperations:
             self._log.append((key, (args, kwargs)))
             if key in self._fail:
                 raise self._fail[key]
+            if key in self._answers:
+                return self._answers[key]
             entity = args[0] if args else None
             return SimpleNamespace(
                 # Jobs get their name from the service; assets keep the one they were given.
@@ -138,10 +154,13 @@ class FakeOperations:
 class FakeMLClient:
     """Stands in for azure-ai-ml's MLClient under the real SDK v2 backend."""
 
-    def __init__(self, fail: dict[str, BaseException] | None = None) -> None:
+    def __init__(
+        self, fail: dict[str, BaseException] | None = None, answers: dict[str, Any] | None = None
+    ) -> None:
+        """``answers`` maps "group.method" to what that call returns (e.g. a real SweepJob)."""
         self.log: list[tuple[str, Any]] = []
         for group in ("compute", "environments", "data", "jobs", "models", "connections"):
-            setattr(self, group, FakeOperations(self.log, group, fail or {}))
+            setattr(self, group, FakeOperations(self.log, group, fail or {}, answers or {}))
 
 
 def v2_with(client: FakeMLClient) -> Any:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from submit import __version__
 from submit.cli import cli
+from submit.errors import NoBestRun
 from submit.spec import (
     DATASET_URLS,
     ComputeSpec,
@@ -78,6 +79,7 @@ def test_full_flow_through_the_backend_interface(tmp_path: Path) -> None:
             ),
         ),
         ("wait", ("keras-mnist_1_abc", "keras-mnist")),
+        ("model_run", ("keras-mnist_1_abc", "keras-mnist")),
         ("register_model", ModelSpec(run_id="keras-mnist_1_abc")),
         ("download_model", ("keras-mnist", "1", target)),
     ]
@@ -143,6 +145,45 @@ def test_submitted_sweep_waits_and_reports_failure() -> None:
     assert result.output == (
         "Submitted HD_123\nError: run HD_123 ended Failed: read its logs in the studio\n"
     )
+
+
+def test_a_waited_sweep_names_its_best_run_not_itself() -> None:
+    # A sweep's parent uploads no outputs/model; only its runs do.
+    fake = FakeBackend(best={"HD_123": "HD_123_7"})
+    result = invoke(fake, ["sweep", "--wait", "--experiment", "exp"])
+    assert (result.exit_code, result.output) == (
+        0,
+        "Submitted HD_123\n"
+        "Sweep HD_123 Completed; its best run is HD_123_7: register its model with "
+        "`mnist-submit model register HD_123_7`\n",
+    )
+    assert fake.calls[-2:] == [("wait", ("HD_123", "exp")), ("model_run", ("HD_123", "exp"))]
+
+
+def test_model_register_takes_a_sweeps_best_run() -> None:
+    fake = FakeBackend(best={"HD_123": "HD_123_7"})
+    result = invoke(fake, ["model", "register", "HD_123", "--sdk", "v2"])
+    assert (result.exit_code, result.output) == (
+        0,
+        "HD_123 is a sweep: registering the model of its best run, HD_123_7\n"
+        "Registered model keras-mnist:1 (SDK v2)\n",
+    )
+    assert fake.calls == [
+        ("model_run", ("HD_123", "keras-mnist")),
+        ("register_model", ModelSpec(run_id="HD_123_7")),
+    ]
+
+
+@pytest.mark.parametrize("args", [["sweep", "--wait"], ["model", "register", "HD_123"]])
+def test_a_sweep_without_a_best_run_is_one_error_line(args: list[str]) -> None:
+    fake = FakeBackend(fail={"model_run": NoBestRun("HD_123")})
+    result = invoke(fake, args)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Error: sweep HD_123 has no best run yet (none of its runs has completed with its "
+        "primary metric): wait for one, or pass the ID of one of its runs"
+    )
+    assert "register_model" not in [name for name, _ in fake.calls]
 
 
 def test_env_register_variants_and_password_never_shown(

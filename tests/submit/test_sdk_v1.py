@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+from inspect import signature
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
+from submit.errors import NoBestRun
 from submit.spec import DataRef, EnvSpec, RunSpec, SweepSpec
 from tests.submit import fakes
 
@@ -22,6 +25,7 @@ with quiet_sdk_import():
     from azureml.core import Environment, RunConfiguration
     from azureml.core._serialization_utils import _serialize_to_dict
     from azureml.exceptions import ComputeTargetException
+    from azureml.train.hyperdrive import HyperDriveRun
 
     from submit import sdk_v1
 
@@ -267,10 +271,9 @@ def test_full_flow_through_the_real_backend(
             return FakeTarget()
 
     class FakeRun:
-        id = "HD_1"
-
         def __init__(self, experiment: Any = None, run_id: str = "HD_1") -> None:
             log.append(("Run", run_id))
+            self.id = run_id
 
         def get_portal_url(self) -> str:
             return "https://ml.azure.com/HD_1"
@@ -280,8 +283,20 @@ def test_full_flow_through_the_real_backend(
             return {"status": "Completed"}
 
         def register_model(self, model_name: str, model_path: str, description: str) -> Any:
-            log.append(("Run.register_model", (model_name, model_path)))
+            log.append(("Run.register_model", (self.id, model_name, model_path)))
             return type("M", (), {"name": model_name, "version": 3})()
+
+    class FakeSweepParent:  # what get_run rehydrates a HyperDrive parent as
+        type = sdk_v1.HYPERDRIVE_RUN_TYPE
+
+        def get_best_run_by_primary_metric(self, **kwargs: bool) -> Any:
+            signature(HyperDriveRun.get_best_run_by_primary_metric).bind(self, **kwargs)
+            log.append(("HyperDriveRun.get_best_run_by_primary_metric", kwargs))
+            return FakeRun(run_id="HD_1_4")
+
+    def get_run(experiment: Any, run_id: str) -> Any:
+        log.append(("get_run", run_id))
+        return FakeSweepParent()
 
     class FakeExperiment:
         def __init__(self, ws: Any, name: str) -> None:
@@ -305,6 +320,7 @@ def test_full_flow_through_the_real_backend(
     monkeypatch.setattr(sdk_v1, "ComputeTarget", FakeComputeTarget)
     monkeypatch.setattr(sdk_v1, "Experiment", FakeExperiment)
     monkeypatch.setattr(sdk_v1, "Run", FakeRun)
+    monkeypatch.setattr(sdk_v1, "get_run", get_run)
     monkeypatch.setattr(azureml.core, "Model", FakeModel)
 
     def factory(sdk: str, ref: Any) -> Any:
@@ -322,20 +338,27 @@ def test_full_flow_through_the_real_backend(
         "Registered environment keras-mnist:0.1.0 (SDK v1)\n"
     )
     assert invoke(["compute", "create", "--low-priority"]) == "Compute gpu-cluster ready (SDK v1)\n"
+    # The sweep's parent has no outputs/model: the hint and the registration take its best run.
     assert invoke(["sweep", "--wait", "--", "--epochs", "2"]) == (
         "Submitted HD_1: https://ml.azure.com/HD_1\n"
-        "Run HD_1 Completed; register its model with `mnist-submit model register HD_1`\n"
+        "Sweep HD_1 Completed; its best run is HD_1_4: register its model with "
+        "`mnist-submit model register HD_1_4`\n"
     )
-    assert invoke(["model", "register", "HD_1"]) == "Registered model keras-mnist:3 (SDK v1)\n"
+    assert invoke(["model", "register", "HD_1"]) == (
+        "HD_1 is a sweep: registering the model of its best run, HD_1_4\n"
+        "Registered model keras-mnist:3 (SDK v1)\n"
+    )
     target = tmp_path / "m"
     assert invoke(["model", "download", "keras-mnist:3", "--target", str(target)]) == (
         f"Downloaded model keras-mnist:3 to {target / 'model'}\n"
     )
 
     names = [name for name, _ in log]
+    best = ["get_run", "HyperDriveRun.get_best_run_by_primary_metric", "Run"]
     assert names == [
         "Environment.register", "ComputeTarget.create", "ComputeTarget.wait_for_completion",
-        "Experiment.submit", "Run", "Run", "Run.wait_for_completion", "Run", "Run.register_model",
+        "Experiment.submit", "Run", "Run", "Run.wait_for_completion", *best,
+        *best, "Run", "Run.register_model",
         "Model",
     ]  # fmt: skip
     calls = dict(log)
@@ -361,5 +384,39 @@ def test_full_flow_through_the_real_backend(
         "--epochs",
         "2",
     ]
-    assert calls["Run.register_model"] == ("keras-mnist", "outputs/model")
+    # Completed runs only: a failed or canceled one may have saved no model.
+    assert calls["HyperDriveRun.get_best_run_by_primary_metric"] == {
+        "include_failed": False,
+        "include_canceled": False,
+    }
+    assert calls["Run.register_model"] == ("HD_1_4", "keras-mnist", "outputs/model")
     assert calls["Model"] == ("keras-mnist", 3)
+
+
+@pytest.mark.parametrize(
+    ("run_type", "best", "expected"),
+    [
+        ("azureml.scriptrun", None, "run-1"),  # a plain run keeps its own model
+        (sdk_v1.HYPERDRIVE_RUN_TYPE, "run-1_2", "run-1_2"),
+        (sdk_v1.HYPERDRIVE_RUN_TYPE, None, "Error: sweep run-1 has no best run yet"),
+    ],
+)
+def test_model_run_resolves_a_sweep_to_its_best_run(
+    monkeypatch: pytest.MonkeyPatch, run_type: str, best: str | None, expected: str
+) -> None:
+    class FakeParent:
+        type = run_type
+
+        def get_best_run_by_primary_metric(self, **kwargs: bool) -> Any:
+            return SimpleNamespace(id=best) if best else None  # None: no completed run yet
+
+    monkeypatch.setattr(sdk_v1, "Experiment", lambda ws, name: (ws, name))
+    monkeypatch.setattr(sdk_v1, "get_run", lambda experiment, run_id: FakeParent())
+    backend = sdk_v1.make_backend(lambda: None)  # type: ignore[arg-type,return-value]
+    backend._ws = object()  # type: ignore[attr-defined]
+    if expected.startswith("Error: "):
+        with pytest.raises(NoBestRun) as raised:
+            backend.model_run("run-1", "keras-mnist")
+        assert f"Error: {raised.value.message}".startswith(expected)
+    else:
+        assert backend.model_run("run-1", "keras-mnist") == expected

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
+from submit.spec import DataRef, RunSpec, SweepSpec
 from tests.submit import fakes
 from tests.submit.fakes import FakeMLClient, v2_with, with_options
 
@@ -198,6 +199,7 @@ def test_full_flow_through_the_real_backend(tmp_path: Path) -> None:
         "jobs.create_or_update",
         "jobs.stream",
         "jobs.get",
+        "jobs.get",  # model register: is job-1 a sweep?
         "models.create_or_update",
         "models.download",
     ]
@@ -248,3 +250,46 @@ def test_failed_job_exits_with_its_status() -> None:
         result.output
         == "Submitted job-9\nError: run job-9 ended Failed: read its logs in the studio\n"
     )
+
+
+def finished_sweep(best: str | None) -> Any:
+    """The SDK's own SweepJob, as jobs.get returns a finished one."""
+    sweep = sdk_v2.build_sweep(SweepSpec(run=RunSpec(data=DataRef("mnist", "1"))))
+    sweep.name = "sweep-1"
+    sweep._status = "Completed"  # read-only: the service's, set as Job.__init__(status=) does
+    if best:
+        sweep.properties["best_child_run_id"] = best  # set by the service
+    return sweep
+
+
+def test_a_sweep_is_registered_from_its_best_run() -> None:
+    client = FakeMLClient(answers={"jobs.get": finished_sweep("sweep-1_3")})
+    ws = ["--sdk", "v2", *WS]
+    result = CliRunner().invoke(cli, ["sweep", "--wait", *ws], obj=v2_with(client))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "Sweep job-1 Completed; its best run is sweep-1_3: register its model with "
+        "`mnist-submit model register sweep-1_3`"
+    )
+    result = CliRunner().invoke(cli, ["model", "register", "sweep-1", *ws], obj=v2_with(client))
+    assert (result.exit_code, result.output) == (
+        0,
+        "sweep-1 is a sweep: registering the model of its best run, sweep-1_3\n"
+        "Registered model keras-mnist:1 (SDK v2)\n",
+    )
+    name, ((model,), _) = client.log[-1]
+    assert name == "models.create_or_update"
+    assert model.path == "azureml://jobs/sweep-1_3/outputs/artifacts/paths/outputs/model/"
+
+
+def test_a_sweep_without_a_best_run_registers_nothing() -> None:
+    client = FakeMLClient(answers={"jobs.get": finished_sweep(None)})
+    result = CliRunner().invoke(
+        cli, ["model", "register", "sweep-1", "--sdk", "v2", *WS], obj=v2_with(client)
+    )
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: sweep sweep-1 has no best run yet (none of its runs has completed with its "
+        "primary metric): wait for one, or pass the ID of one of its runs\n",
+    )
+    assert [name for name, _ in client.log] == ["jobs.get"]
