@@ -71,7 +71,3 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
     globals()[name] = value  # later lookups skip this function
     return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
