@@ -6,6 +6,7 @@ Kept thin on purpose: ``--help`` and flag errors never import TensorFlow, so the
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
@@ -15,9 +16,32 @@ from trainer import __version__
 from trainer.config import DATASETS, METHODS, TrainConfig
 
 _POSITIVE = click.IntRange(min=1)
-_NON_NEGATIVE = click.IntRange(min=0)
-_RATE = click.FloatRange(min=0.0, min_open=True)
+# numpy's legacy seeding, which keras.utils.set_random_seed calls, takes 0 .. 2**32 - 1.
+_SEED = click.IntRange(min=0, max=2**32 - 1)
 _D = TrainConfig()
+
+
+class _PositiveFiniteFloat(click.ParamType):
+    """A float > 0 that is a number: click's FloatRange lets nan and inf through (nan compares
+    false with every bound), and a nan learning rate trains to garbage and exits 0."""
+
+    name = "float"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        if number <= 0.0:
+            self.fail(f"{number} is not above 0.", param, ctx)
+        return number
+
+
+_RATE = _PositiveFiniteFloat()
 
 
 @click.command(
@@ -94,7 +118,7 @@ _D = TrainConfig()
 )
 @click.option(
     "--seed",
-    type=_NON_NEGATIVE,
+    type=_SEED,
     default=_D.seed,
     show_default=True,
     help="Seed for weights and the per-epoch shuffle order.",
@@ -109,7 +133,7 @@ _D = TrainConfig()
 )
 @click.option(
     "--steps-per-call",
-    type=_NON_NEGATIVE,
+    type=click.IntRange(min=0),
     default=_D.steps_per_call,
     show_default=True,
     help="Optimizer steps per compiled call (0 = a whole epoch).",
@@ -144,7 +168,8 @@ def _command(**options: object) -> TrainConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, train, return the exit code (2: bad flags, 1: bad data)."""
+    """Parse ``argv``, train, return the exit code (2: bad flags, 1: the run failed, 130:
+    interrupted)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = _command.main(args=args, prog_name="mnist-train", standalone_mode=False)
@@ -159,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from trainer.checkpoint import ResumeError
     from trainer.data import DataError
-    from trainer.distribute import ClusterError
+    from trainer.errors import RunError
 
     # Progress lines are ours; TensorFlow's own INFO chatter (collectives, asset writing) is not.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -168,7 +193,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         train_and_evaluate(result)
-    except (DataError, ResumeError, ClusterError) as exc:
+    except (DataError, ResumeError, RunError) as exc:
         click.echo(f"Error: {exc}", err=True)
         return 1
+    except KeyboardInterrupt:
+        # Like SIGTERM: every finished epoch is committed, so the same command resumes.
+        click.echo(
+            "Error: interrupted; run the same command again to resume after the last "
+            "finished epoch",
+            err=True,
+        )
+        return 130
     return 0

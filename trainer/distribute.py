@@ -29,6 +29,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.errors import RunError
+
 log = logging.getLogger("trainer")
 
 # Jobs a synchronous all-reduce cluster can hold (TensorFlow's multi-worker guide: "chief",
@@ -37,7 +39,7 @@ TRAINING_JOBS = ("chief", "worker")
 KNOWN_JOBS = (*TRAINING_JOBS, "evaluator")
 
 
-class ClusterError(ValueError):
+class ClusterError(RunError):
     """TF_CONFIG that cannot describe this run; the message is one actionable sentence."""
 
 

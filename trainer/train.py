@@ -1,6 +1,6 @@
 """``train_and_evaluate(config)``: the story of one run, a named step each.
 
-1. Read the cluster (TF_CONFIG) and load the data.
+1. Read the cluster (TF_CONFIG); on the chief, check and lock the output folders; load the data.
 2. Look for a checkpoint; a run that already finished only reports where its outputs are.
 3. Start the runtime (seeds, devices, strategy); workers agree on the epoch to start from.
 4. Open the run's folder: ``--output-dir`` on the chief, a scratch folder on other workers.
@@ -15,7 +15,9 @@ Running the same command again resumes after the last committed epoch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import math
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from trainer import distribute
 from trainer.checkpoint import CheckpointDir, write_json_atomic
 from trainer.config import TrainConfig
+from trainer.errors import RunError
 
 if TYPE_CHECKING:
     from trainer.data import Splits
@@ -65,6 +68,14 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
         # A side-car evaluator has nothing to do: the chief evaluates the test set every epoch.
         log.info("TF_CONFIG makes this process the evaluator; the chief evaluates every epoch")
         return {}
+    with contextlib.ExitStack() as held:
+        if cluster.is_chief:
+            hold_folders(config, held)
+        return run(config, cluster)
+
+
+def run(config: TrainConfig, cluster: distribute.Cluster) -> dict[str, Any]:
+    """Everything after the folders are secured: data, resume point, training, outputs."""
     splits = load_data(config)
     checkpoints = CheckpointDir(Path(config.output_dir) / "checkpoint")
     state = read_checkpoint(config, checkpoints)
@@ -90,6 +101,18 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
         with open_sinks(config, folder) as sinks:
             history = train_epochs(config, model, engine, splits, start, folder, sinks)
             return write_outputs(config, model, history, folder, sinks)
+
+
+def hold_folders(config: TrainConfig, held: contextlib.ExitStack) -> None:
+    """Check that the chief's folders can be written, then keep other runs out of them."""
+    from trainer.folders import FolderLock, prepare
+
+    folders = {"--output-dir": prepare(config.output_dir, "--output-dir")}
+    log_dir = prepare(config.log_dir, "--log-dir")
+    if log_dir.resolve() != folders["--output-dir"].resolve():
+        folders["--log-dir"] = log_dir
+    for flag, folder in folders.items():
+        held.enter_context(FolderLock(folder, flag))
 
 
 def load_data(config: TrainConfig) -> Splits:
@@ -162,6 +185,25 @@ def agree_on_start(
 
 
 @contextlib.contextmanager
+def disk_full_is_one_line(folder: Path, committed: int) -> Iterator[None]:
+    """A full disk while saving: one line that says what is still committed.
+
+    Every file is written under a temporary name and committed by a rename, so a failed save
+    leaves the last committed epoch as it was.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        no_space = getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
+        if not no_space:
+            raise
+        raise RunError(
+            f"no space left on the device of {folder}; epoch {committed} is the last one "
+            "committed there: free some space and run the same command again to resume"
+        ) from None
+
+
+@contextlib.contextmanager
 def run_folder(config: TrainConfig, chief: bool) -> Iterator[RunFolder]:
     """The chief's folders, or a scratch folder deleted afterwards on other workers.
 
@@ -224,8 +266,16 @@ def train_epochs(
     checkpoints = folder.checkpoints
     for epoch in range(start.epoch, config.epochs):
         record = run_epoch(engine, splits, epoch)
+        if not (math.isfinite(record["loss"]) and math.isfinite(record["test_loss"])):
+            # Never commit a diverged model: the checkpoint on disk stays the last good one.
+            raise RunError(
+                f"epoch {epoch + 1}: the loss became {record['loss']} (test loss "
+                f"{record['test_loss']}); lower --learning-rate. The last good epoch ({epoch}) "
+                f"stays committed in {checkpoints.folder}"
+            )
         history.append(record)
-        checkpoints.save(model, epoch + 1, history, config.to_dict())
+        with disk_full_is_one_line(checkpoints.folder, epoch):
+            checkpoints.save(model, epoch + 1, history, config.to_dict())
         sinks.log_epoch(epoch + 1, dict(record))
         log.info(
             "Epoch %d/%d  loss %.4f  accuracy %.4f  test loss %.4f  test accuracy %.4f  "
@@ -258,9 +308,10 @@ def write_outputs(
 
     rows: list[dict[str, Any]] = [dict(row) for row in history]
     final = {"test_loss": history[-1]["test_loss"], "test_accuracy": history[-1]["test_accuracy"]}
-    model_folder = outputs.write_model(model, folder.output_dir)
-    outputs.write_metrics(folder.output_dir, rows, final)
-    plot = outputs.plot_history(folder.output_dir, rows)
+    with disk_full_is_one_line(folder.output_dir, len(history)):
+        model_folder = outputs.write_model(model, folder.output_dir)
+        outputs.write_metrics(folder.output_dir, rows, final)
+        plot = outputs.plot_history(folder.output_dir, rows)
     sinks.log_final(final)
     sinks.log_image("Accuracy and loss", plot)
     # Only now is the run finished: a crash while writing outputs redoes just the outputs.
