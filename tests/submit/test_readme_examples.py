@@ -1,8 +1,9 @@
-"""The README's Azure ML examples, run for real: their dry-run output is golden, byte for byte.
+"""The documented Azure ML examples, run for real: their dry-run output is golden, byte for byte.
 
-The README copies each golden file under its command, so the documentation cannot drift from
-the CLI. Regenerate after a deliberate change with ``MNIST_SUBMIT_REGOLD=1 pytest <this file>``
-(the autouse fixture clears MNIST_SUBMIT_*, so the variable is read at import).
+docs/azureml.md copies each golden file under its command, and README.md and docs/azureml.md
+show only commands run here, so the documentation cannot drift from the CLI. Regenerate after a
+deliberate change with ``MNIST_SUBMIT_REGOLD=1 pytest <this file>`` (the autouse fixture clears
+MNIST_SUBMIT_*, so the variable is read at import), then copy the files into docs/azureml.md.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from submit.cli import cli
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden")
 REGOLD = os.environ.get("MNIST_SUBMIT_REGOLD") == "1"
+# The pages that show mnist-submit commands; the dry-run blocks live in the Azure ML page.
+AZUREML_PAGE = REPO / "docs" / "azureml.md"
+PAGES = [REPO / "README.md", AZUREML_PAGE]
 IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
 # SDK v1 data registration checks for azureml-dataprep before it needs a workspace; the
 # project's `azureml` extra installs it, the `submit-v1` extra does not.
 HAS_DATAPREP = importlib.util.find_spec("azureml.dataprep") is not None
 
-# (golden file, the command exactly as the README shows it)
+# (golden file, the command exactly as docs/azureml.md shows it)
 EXAMPLES = [
     ("v1-env.json", f"mnist-submit env register --image {IMAGE} --dry-run"),
     ("v1-run.json", "mnist-submit run --data mnist:1 --dry-run -- --epochs 20"),
@@ -36,7 +40,7 @@ EXAMPLES = [
     ("v2-run.yml", "mnist-submit run --sdk v2 --data mnist:1 --nodes 2 --dry-run -- --epochs 20"),
     ("v2-sweep.yml", "mnist-submit sweep --sdk v2 --data mnist:1 --dry-run -- --epochs 20"),
 ]
-# Commands the README shows that talk to Azure; test_cli.py and test_sdk_v2.py run each one
+# Commands the pages show that talk to Azure; test_cli.py and test_sdk_v2.py run each one
 # (with the workspace options) through a fake workspace.
 LIVE = [
     f"mnist-submit env register --image {IMAGE}",
@@ -75,18 +79,19 @@ def test_live_commands_parse(command: str) -> None:
     assert result.exit_code == 1
 
 
-def test_readme_shows_only_tested_commands() -> None:
-    # Every mnist-submit line README.md shows must be one of the commands above.
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    shown = {m.group(1).strip() for m in re.finditer(r"^\$ (mnist-submit .*)$", readme, re.M)}
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_pages_show_only_tested_commands(page: Path) -> None:
+    # Every `$ mnist-submit` line a page shows must be one of the commands above.
+    text = page.read_text(encoding="utf-8")
+    shown = {m.group(1).strip() for m in re.finditer(r"^\$ (mnist-submit .*)$", text, re.M)}
     tested = {command for _, command in EXAMPLES} | set(LIVE)
     assert shown <= tested, sorted(shown - tested)
 
 
-def test_readme_dry_run_blocks_are_the_golden_files() -> None:
-    # README.md shows each dry-run command, and under it the golden output.
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+def test_azureml_page_dry_run_blocks_are_the_golden_files() -> None:
+    # docs/azureml.md shows each dry-run command, and under it the golden output.
+    page = AZUREML_PAGE.read_text(encoding="utf-8")
     for golden, command in EXAMPLES:
-        block = re.search(r"^\$ " + re.escape(command) + r"\n(.*?)^```", readme, re.M | re.S)
-        assert block is not None, f"README.md does not show `{command}`"
+        block = re.search(r"^\$ " + re.escape(command) + r"\n(.*?)^```", page, re.M | re.S)
+        assert block is not None, f"docs/azureml.md does not show `{command}`"
         assert block.group(1) == (GOLDEN / golden).read_text(), golden
