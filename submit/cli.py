@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,9 +27,9 @@ from submit.options import (
     dry_run_option,
     finish,
     int_list,
+    perform,
     registry_password,
     run_options,
-    run_spec,
 )
 from submit.spec import (
     DATASET_URLS,
@@ -50,9 +50,13 @@ from submit.spec import (
     DataSpec,
     EnvSpec,
     ModelSpec,
+    RunSpec,
     SweepSpec,
     image_tag,
 )
+
+if TYPE_CHECKING:  # submit.backend is imported when a command runs, not for --help
+    from submit.backend import Backend
 
 
 @click.group(context_settings=CONTEXT)
@@ -156,11 +160,12 @@ def env_register(
         registry_username=registry_username,
         registry_password=password,
     )
-    be = backend(common)
-    if dry_run:
-        click.echo(call(be.render_environment, spec), nl=False)
-        return
-    click.echo(f"Registered environment {call(be.register_environment, spec)} (SDK {common.sdk})")
+    perform(
+        common,
+        dry_run,
+        render=lambda be: be.render_environment(spec),
+        act=lambda be: f"Registered environment {be.register_environment(spec)} (SDK {common.sdk})",
+    )
 
 
 @cli.group(context_settings=CONTEXT)
@@ -226,11 +231,12 @@ def data_register(
         folder=folder.resolve() if folder else None,
         description=f"{dataset} idx files (train and t10k images and labels, gzip)",
     )
-    be = backend(common)
-    if dry_run:
-        click.echo(call(be.render_data, spec), nl=False)
-        return
-    click.echo(f"Registered dataset {call(be.register_data, spec)} (SDK {common.sdk})")
+    perform(
+        common,
+        dry_run,
+        render=lambda be: be.render_data(spec),
+        act=lambda be: f"Registered dataset {be.register_data(spec)} (SDK {common.sdk})",
+    )
 
 
 @cli.group(context_settings=CONTEXT)
@@ -287,18 +293,17 @@ def compute_create(
             f"{min_nodes} is above --max-nodes {max_nodes}", param_hint="--min-nodes"
         )
     spec = ComputeSpec(name, vm_size, min_nodes, max_nodes, low_priority, idle_seconds)
-    be = backend(common)
-    if dry_run:
-        click.echo(call(be.render_compute, spec), nl=False)
-        return
-    click.echo(f"Compute {call(be.create_compute, spec)} ready (SDK {common.sdk})")
+    perform(
+        common,
+        dry_run,
+        render=lambda be: be.render_compute(spec),
+        act=lambda be: f"Compute {be.create_compute(spec)} ready (SDK {common.sdk})",
+    )
 
 
 @cli.command(cls=TrainerCommand, context_settings=CONTEXT)
 @run_options
-def run(
-    common: Common, trainer_args: tuple[str, ...], wait: bool, dry_run: bool, **kw: Any
-) -> None:
+def run(common: Common, run: RunSpec, wait: bool, dry_run: bool) -> None:
     """Train on the cluster; flags after -- go to the trainer unchanged.
 
     \b
@@ -306,12 +311,12 @@ def run(
       mnist-submit run --data mnist:1 --wait -- --epochs 20 --batch-size 50
       mnist-submit run --sdk v2 --nodes 2 --dry-run -- --epochs 20
     """
-    spec = run_spec(kw, trainer_args)
-    be = backend(common)
-    if dry_run:
-        click.echo(call(be.render_run, spec), nl=False)
-        return
-    finish(be, call(be.submit_run, spec), spec.experiment, wait)
+    perform(
+        common,
+        dry_run,
+        render=lambda be: be.render_run(run),
+        act=lambda be: finish(be, be.submit_run(run), run.experiment, wait),
+    )
 
 
 @cli.command(cls=TrainerCommand, context_settings=CONTEXT)
@@ -319,18 +324,21 @@ def run(
 @click.option(
     "--batch-sizes",
     default=",".join(map(str, SWEEP_BATCH_SIZES)),
+    callback=int_list,
     show_default=True,
     help="Choices of --batch-size.",
 )
 @click.option(
     "--first-layer",
     default=",".join(map(str, SWEEP_FIRST_LAYER)),
+    callback=int_list,
     show_default=True,
     help="Choices of --first-layer-neurons.",
 )
 @click.option(
     "--second-layer",
     default=",".join(map(str, SWEEP_SECOND_LAYER)),
+    callback=int_list,
     show_default=True,
     help="Choices of --second-layer-neurons.",
 )
@@ -368,7 +376,21 @@ def run(
 @click.option("--max-total-runs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--max-concurrent-runs", type=click.IntRange(min=1), default=4, show_default=True)
 def sweep(
-    common: Common, trainer_args: tuple[str, ...], wait: bool, dry_run: bool, **kw: Any
+    common: Common,
+    run: RunSpec,
+    wait: bool,
+    dry_run: bool,
+    batch_sizes: tuple[int, ...],
+    first_layer: tuple[int, ...],
+    second_layer: tuple[int, ...],
+    log_lr_min: float,
+    log_lr_max: float,
+    evaluation_interval: int,
+    slack_factor: float,
+    primary_metric: str,
+    goal: str,
+    max_total_runs: int,
+    max_concurrent_runs: int,
 ) -> None:
     """Search the sample's hyperparameters: random sampling, bandit early stopping.
 
@@ -380,31 +402,32 @@ def sweep(
       mnist-submit sweep --data mnist:1 -- --epochs 20
       mnist-submit sweep --sdk v2 --max-total-runs 40 --max-concurrent-runs 8 --dry-run
     """
-    clash = [a for a in trainer_args if a.split("=", 1)[0] in SWEEPED_FLAGS]
+    clash = [a for a in run.trainer_args if a.split("=", 1)[0] in SWEEPED_FLAGS]
     if clash:
         raise click.UsageError(
             f"{clash[0]} is sampled by the sweep: drop it after -- (use the sweep's options)"
         )
-    if kw["log_lr_min"] >= kw["log_lr_max"]:
+    if log_lr_min >= log_lr_max:
         raise click.BadParameter("must be below --log-lr-max", param_hint="--log-lr-min")
     spec = SweepSpec(
-        run=run_spec(kw, trainer_args),
-        batch_sizes=int_list(kw["batch_sizes"]),
-        first_layer=int_list(kw["first_layer"]),
-        second_layer=int_list(kw["second_layer"]),
-        log_lr=(kw["log_lr_min"], kw["log_lr_max"]),
-        evaluation_interval=kw["evaluation_interval"],
-        slack_factor=kw["slack_factor"],
-        primary_metric=kw["primary_metric"],
-        goal=kw["goal"],
-        max_total_runs=kw["max_total_runs"],
-        max_concurrent_runs=kw["max_concurrent_runs"],
+        run=run,
+        batch_sizes=batch_sizes,
+        first_layer=first_layer,
+        second_layer=second_layer,
+        log_lr=(log_lr_min, log_lr_max),
+        evaluation_interval=evaluation_interval,
+        slack_factor=slack_factor,
+        primary_metric=primary_metric,
+        goal=goal,
+        max_total_runs=max_total_runs,
+        max_concurrent_runs=max_concurrent_runs,
     )
-    be = backend(common)
-    if dry_run:
-        click.echo(call(be.render_sweep, spec), nl=False)
-        return
-    finish(be, call(be.submit_sweep, spec), spec.run.experiment, wait, sweep=True)
+    perform(
+        common,
+        dry_run,
+        render=lambda be: be.render_sweep(spec),
+        act=lambda be: finish(be, be.submit_sweep(spec), run.experiment, wait, sweep=True),
+    )
 
 
 @cli.group(context_settings=CONTEXT)
@@ -437,15 +460,21 @@ def model_register(
       mnist-submit model register keras-mnist_1700000000_1a2b3c4d
     """
     spec = ModelSpec(run_id=run_id, name=name, path=path.strip("/"), experiment=experiment)
-    be = backend(common)
-    if dry_run:
-        click.echo(call(be.render_model, spec), nl=False)
-        return
-    source = call(be.model_run, run_id, experiment)
-    if source != run_id:
-        click.echo(f"{run_id} is a sweep: registering the model of its best run, {source}")
+    perform(
+        common,
+        dry_run,
+        render=lambda be: be.render_model(spec),
+        act=lambda be: f"Registered model {register_model(be, spec)} (SDK {common.sdk})",
+    )
+
+
+def register_model(be: Backend, spec: ModelSpec) -> str:
+    """Register the model of ``spec.run_id``, or of its best run when it is a sweep."""
+    source = be.model_run(spec.run_id, spec.experiment)
+    if source != spec.run_id:
+        click.echo(f"{spec.run_id} is a sweep: registering the model of its best run, {source}")
         spec = dataclasses.replace(spec, run_id=source)
-    click.echo(f"Registered model {call(be.register_model, spec)} (SDK {common.sdk})")
+    return be.register_model(spec)
 
 
 @model.command("download", context_settings=CONTEXT)

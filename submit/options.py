@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
@@ -37,8 +37,14 @@ from submit.workspace import (
 if TYPE_CHECKING:  # submit.backend is imported when a command runs, not for --help
     from submit.backend import Backend
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PASSWORD_VAR = "MNIST_SUBMIT_REGISTRY_PASSWORD"
+# Where a command keeps the secrets it was given (click's meta is shared by nested contexts), so
+# that the error boundary can mask them in whatever an SDK says.
+SECRETS = "mnist_submit.secrets"
 
 SDK_HELP = (
     "Azure ML SDK: v1 (azureml-core, the default this project was asked to use) or v2 "
@@ -160,18 +166,34 @@ def backend(common: Common) -> Backend:
     return be
 
 
-def call(func: Callable[..., Any], *args: Any) -> Any:
+def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Call the backend with SDK import noise filtered and stray exceptions made one line."""
     from submit.backend import quiet_sdk_import
 
     try:
         with quiet_sdk_import():
-            return func(*args)
+            return func(*args, **kwargs)
     except click.ClickException:
         raise
     except Exception as exc:
-        secrets = [getattr(arg, "registry_password", None) for arg in args]
-        raise translate(exc, secrets) from None
+        raise translate(exc, known_secrets()) from None
+
+
+def perform(
+    common: Common,
+    dry_run: bool,
+    render: Callable[[Backend], str],
+    act: Callable[[Backend], str | None],
+) -> None:
+    """What every command that can --dry-run does: with --dry-run, print the specification
+    ``render`` builds and send nothing; otherwise ``act`` and print the line it returns."""
+    be = backend(common)
+    if dry_run:
+        click.echo(call(render, be), nl=False)
+        return
+    line = call(act, be)
+    if line:
+        click.echo(line)
 
 
 def asset(ref: str, what: str) -> tuple[str, str]:
@@ -190,21 +212,72 @@ def registry_password(from_stdin: bool) -> str:
             f"--registry-username needs a password: set ${PASSWORD_VAR} or use "
             "--registry-password-stdin"
         )
+    click.get_current_context().meta.setdefault(SECRETS, []).append(password)
     return password
 
 
-def int_list(text: str) -> tuple[int, ...]:
+def known_secrets() -> list[str]:
+    """The secrets this command was given (see ``registry_password``)."""
+    ctx = click.get_current_context(silent=True)
+    return list(ctx.meta.get(SECRETS, ())) if ctx is not None else []
+
+
+def int_list(
+    ctx: click.Context | None, param: click.Parameter | None, value: str | None
+) -> tuple[int, ...] | None:
+    """A click callback: "50,512" -> (50, 512), positive integers only; mnist-bench uses it too."""
+    if value is None:
+        return None
     try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
+        values = tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) <= 0:
-        raise click.BadParameter(f"expected positive integers, got {text!r}")
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"{value!r}: give one or more positive integers, e.g. 50,512")
     return values
 
 
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """What `run` and `sweep` share: where, with what, on how many nodes."""
+    """What `run` and `sweep` share: where, with what, on how many nodes. The command receives
+    them as one ``run: RunSpec`` (with the trainer's flags), next to ``common``, ``wait`` and
+    ``dry_run``."""
+
+    @functools.wraps(func)
+    def wrapper(
+        compute: str,
+        environment: str,
+        data_ref: str,
+        no_data: bool,
+        data_mode: str,
+        nodes: int,
+        workers_per_node: int,
+        experiment: str,
+        display_name: str | None,
+        trainer_args: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        env_name, env_version = asset(environment, "--environment")
+        data = None
+        if not no_data:
+            if any(a == "--data-folder" or a.startswith("--data-folder=") for a in trainer_args):
+                raise click.UsageError(
+                    "--data-folder is set from --data: drop it after -- (or pass --no-data)"
+                )
+            data_name, data_version = asset(data_ref, "--data")
+            data = DataRef(data_name, data_version, data_mode)
+        run = RunSpec(
+            compute=compute,
+            env_name=env_name,
+            env_version=env_version,
+            experiment=experiment,
+            data=data,
+            nodes=nodes,
+            workers_per_node=workers_per_node,
+            trainer_args=trainer_args,
+            display_name=display_name,
+        )
+        return func(run=run, **kwargs)
+
     decorators: list[Callable[[Any], Any]] = [
         click.option("--compute", default=DEFAULT_COMPUTE, show_default=True, help="Cluster name."),
         click.option(
@@ -261,46 +334,25 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         common_options,
         click.argument("trainer_args", nargs=-1, type=click.UNPROCESSED),
     ]
+    decorated = wrapper
     for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
-
-
-def run_spec(kw: dict[str, Any], trainer_args: tuple[str, ...]) -> RunSpec:
-    env_name, env_version = asset(kw["environment"], "--environment")
-    data_ref = None
-    if not kw["no_data"]:
-        if any(a == "--data-folder" or a.startswith("--data-folder=") for a in trainer_args):
-            raise click.UsageError(
-                "--data-folder is set from --data: drop it after -- (or pass --no-data)"
-            )
-        data_name, data_version = asset(kw["data_ref"], "--data")
-        data_ref = DataRef(data_name, data_version, kw["data_mode"])
-    return RunSpec(
-        compute=kw["compute"],
-        env_name=env_name,
-        env_version=env_version,
-        experiment=kw["experiment"],
-        data=data_ref,
-        nodes=kw["nodes"],
-        workers_per_node=kw["workers_per_node"],
-        trainer_args=trainer_args,
-        display_name=kw["display_name"],
-    )
+        decorated = decorator(decorated)
+    return decorated
 
 
 def finish(
     be: Backend, submitted: Submitted, experiment: str, wait: bool, sweep: bool = False
 ) -> None:
+    """Say what was submitted; with ``wait``, follow it to its end and say what to do next."""
     click.echo(f"Submitted {submitted.run_id}" + (f": {submitted.url}" if submitted.url else ""))
     if not wait:
         return
-    status = call(be.wait, submitted.run_id, experiment)
+    status = be.wait(submitted.run_id, experiment)
     if status != "Completed":
         raise SubmitError(f"run {submitted.run_id} ended {status}: read its logs in the studio")
     if sweep:
         # The sweep itself saves no model; its best run does.
-        best = call(be.model_run, submitted.run_id, experiment)
+        best = be.model_run(submitted.run_id, experiment)
         click.echo(
             f"Sweep {submitted.run_id} Completed; its best run is {best}: register its model "
             f"with `mnist-submit model register {best}`"

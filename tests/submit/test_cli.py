@@ -303,7 +303,11 @@ USAGE_ERRORS = [
     ),
     (
         ["sweep", "--batch-sizes", "a,b"],
-        "Error: Invalid value: expected comma-separated integers, got 'a,b'",
+        "Error: Invalid value for '--batch-sizes': 'a,b' is not a comma-separated list of integers",
+    ),
+    (
+        ["sweep", "--first-layer", "0,10"],
+        "Error: Invalid value for '--first-layer': '0,10': give one or more positive integers, e.g. 50,512",
     ),
     (
         ["sweep", "--log-lr-min", "-1", "--log-lr-max", "-2"],
