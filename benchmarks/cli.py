@@ -16,20 +16,9 @@ import click
 
 from benchmarks import __version__
 from benchmarks.options import BACKENDS, DEFAULT_DATA_FOLDER, BenchOptions, resolve_options
+from submit.options import int_list
 
 SUITES = ("decode", "pipeline", "train")
-
-
-def _batch_sizes(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        sizes = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"{value!r}: give one or more positive integers, e.g. 50,512")
-    return sizes
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,7 +86,7 @@ def _train_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--batch-sizes",
-            callback=_batch_sizes,
+            callback=int_list,
             help="Comma-separated batch sizes [50,512,4096; quick 50,512].",
         ),
         click.option(
@@ -270,7 +259,7 @@ def decode(quick: bool, json_path: str | None, chart_path: str | None, **given: 
 
 @main.command()
 @_common
-@click.option("--batch-sizes", callback=_batch_sizes, help="Comma-separated batch sizes.")
+@click.option("--batch-sizes", callback=int_list, help="Comma-separated batch sizes.")
 @click.option("--train-images", type=click.IntRange(min=1), help="Use the first N images.")
 def pipeline(quick: bool, json_path: str | None, chart_path: str | None, **given: Any) -> None:
     """The trainer's tf.data input pipeline alone: batches/s and images/s delivered."""
