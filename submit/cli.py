@@ -213,7 +213,8 @@ def data_register(
 
     SDK v1 registers a FileDataset from the URLs (as the original sample did) or uploads the
     folder; it needs azureml-dataset-runtime installed. SDK v2 uploads the folder, fetching the
-    URLs into ~/.cache/mnist-submit first.
+    URLs first into the trainer's cache folder ($MNIST_CACHE_DIR, else
+    ~/.cache/keras-mnist-trainer); the usual URLs land where the trainer's --download looks.
 
     \b
     Example:

@@ -8,21 +8,37 @@ than discovered by the trainer an hour later on a GPU.
 
 from __future__ import annotations
 
-import os
+import hashlib
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from submit.errors import SubmitError
+from submit.spec import DATASET_URLS, DataSpec
 
 GZIP_MAGIC = b"\x1f\x8b"
 TIMEOUT_S = 60
 
 
-def cache_folder(dataset: str) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mnist-submit" / dataset
+def local_folder(spec: DataSpec) -> Path:
+    """The folder ``data register`` uploads: ``--folder``, else where the files are fetched to.
+
+    Both live in the trainer's cache folder (``trainer.data.default_cache_dir``: $MNIST_CACHE_DIR,
+    else $XDG_CACHE_HOME or ~/.cache, then keras-mnist-trainer). The dataset's usual URLs go to
+    the trainer's own download folder, ``downloads/<dataset>`` (trainer/data/load.py,
+    resolve_files), where both tools keep only files whose published MD5 matched, so neither
+    fetches them twice. Files from ``--url`` have no known checksum: they get a folder of their
+    own per set of URLs, so the trainer never takes them for verified ones and two sets never mix.
+    """
+    if spec.folder is not None:
+        return spec.folder
+    from trainer.data import default_cache_dir  # brings numpy: only when a command needs it
+
+    if tuple(spec.urls) == DATASET_URLS.get(spec.dataset):
+        return default_cache_dir() / "downloads" / spec.dataset
+    key = hashlib.sha256("\n".join(spec.urls).encode()).hexdigest()[:12]
+    return default_cache_dir() / "mnist-submit" / f"{spec.dataset}-{key}"
 
 
 def _is_gzip(path: Path) -> bool:

@@ -47,7 +47,7 @@ from submit.errors import (
     NoBestRun,
     SubmitError,
 )
-from submit.fetch import cache_folder, fetch
+from submit.fetch import fetch, local_folder
 from submit.spec import (
     DATASET_URLS,
     LOG_UNIFORM_FLAG,
@@ -181,13 +181,13 @@ def build_sweep(spec: SweepSpec) -> SweepJob:
 
 
 def fetch_dataset(spec: DataSpec) -> Path:
-    """The dataset's four files in ``cache_folder(dataset)``, ready to upload.
+    """The dataset's four files in ``local_folder(spec)``, ready to upload.
 
     The default URLs go through the data core's downloader: each file is checked against its
     published MD5, with the data core's mirrors behind the sample's URL. URLs given with
     ``--url`` have no known checksum and are only checked to be gzip (``submit.fetch``).
     """
-    folder = cache_folder(spec.dataset)
+    folder = local_folder(spec)
     if tuple(spec.urls) != DATASET_URLS.get(spec.dataset):
         return fetch(spec.urls, folder)
     from trainer.data import DataError
@@ -206,12 +206,11 @@ def fetch_dataset(spec: DataSpec) -> Path:
 
 
 def build_data(spec: DataSpec) -> Data:
-    folder = spec.folder if spec.folder is not None else cache_folder(spec.dataset)
     return Data(
         name=spec.name,
         version=spec.version,
         type=AssetTypes.URI_FOLDER,
-        path=str(folder),
+        path=str(local_folder(spec)),
         description=spec.description,
     )
 

@@ -10,8 +10,9 @@ import pytest
 
 from submit.backend import quiet_sdk_import
 
-# Anything that could point a test at a real workspace, a real login or a real password.
-_PREFIXES = ("AZURE_", "AZUREML_", "MNIST_SUBMIT_", "MSI_", "IDENTITY_")
+# Anything that could point a test at a real workspace, a real login, a real password or the
+# user's own cache folder (MNIST_CACHE_DIR).
+_PREFIXES = ("AZURE_", "AZUREML_", "MNIST_SUBMIT_", "MNIST_CACHE_", "MSI_", "IDENTITY_")
 
 
 @pytest.fixture(autouse=True)

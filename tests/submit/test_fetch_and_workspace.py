@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from submit.backend import quiet_sdk_import
 from submit.cli import cli
 from submit.errors import SubmitError
-from submit.fetch import cache_folder, fetch
+from submit.fetch import fetch
 from submit.workspace import WorkspaceRef, resolve_workspace
 from tests.submit.fakes import FakeMLClient, v2_with
+from trainer.data import default_cache_dir
+from trainer.data.load import resolve_files
 
 FILES = {
     "train-images-idx3-ubyte.gz": gzip.compress(b"\x00\x00\x08\x03" + bytes(12)),
@@ -100,9 +101,12 @@ def test_v2_data_register_from_urls_uploads_the_fetched_folder(server: str) -> N
     assert (result.exit_code, result.output) == (0, "Registered dataset mnist:1 (SDK v2)\n")
     [(name, ((data,), _))] = client.log
     assert name == "data.create_or_update"
-    with quiet_sdk_import():
-        assert (data.type, Path(data.path)) == ("uri_folder", cache_folder("mnist"))
-    assert sorted(p.name for p in cache_folder("mnist").iterdir()) == sorted(FILES)[1:]
+    folder = Path(data.path)
+    # Unverified files: a folder of their own in the trainer's cache, never its downloads/.
+    assert data.type == "uri_folder"
+    assert folder.parent == default_cache_dir() / "mnist-submit"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)[1:]
+    assert not (default_cache_dir() / "downloads").exists()
 
 
 def write_config(folder: Path, text: str) -> Path:
@@ -234,7 +238,7 @@ def test_v2_data_register_checks_the_default_files_against_their_md5(
     finally:
         httpd.shutdown()
         httpd.server_close()
-    folder = cache_folder("mnist")
+    folder = default_cache_dir() / "downloads" / "mnist"
     # The downloader reports each file on stderr; the command's own answer is the last line.
     *progress, last = result.output.splitlines()
     assert all(line.startswith(("downloading ", "train-", "t10k-")) for line in progress)
@@ -250,3 +254,6 @@ def test_v2_data_register_checks_the_default_files_against_their_md5(
         assert (result.exit_code, last) == (0, "Registered dataset mnist:1 (SDK v2)")
         assert {p.name: p.read_bytes() for p in folder.iterdir()} == IDX
         assert [name for name, _ in client.log] == ["data.create_or_update"]
+        # The trainer's own loader finds the verified files where it downloads them itself.
+        found = resolve_files(None, "mnist", False, default_cache_dir())
+        assert sorted(path.parent for path in found.values()) == [folder] * 4
