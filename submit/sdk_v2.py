@@ -354,7 +354,7 @@ class V2Backend:
         except ResourceNotFoundError:
             raise SubmitError(
                 f"model {name}:{version} is not registered in the workspace: register it with "
-                "`mnist-submit model register RUN_ID` or pass an existing --version"
+                "`mnist-submit model register RUN_ID`, or pass the NAME:VERSION of a registered one"
             ) from None
         return target / name
 

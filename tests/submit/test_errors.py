@@ -213,7 +213,7 @@ def test_v2_model_download_of_a_missing_model() -> None:
     assert_one_error_line(
         result,
         "Error: model keras-mnist:9 is not registered in the workspace: register it with "
-        "`mnist-submit model register RUN_ID` or pass an existing --version",
+        "`mnist-submit model register RUN_ID`, or pass the NAME:VERSION of a registered one",
     )
 
 
