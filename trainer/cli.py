@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -195,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_and_evaluate(result)
     except (DataError, ResumeError, RunError) as exc:
         click.echo(f"Error: {exc}", err=True)
+        if getattr(exc, "exit_now", False):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)  # before the failed HDF5 handles are finalized (RunError says why)
         return 1
     except KeyboardInterrupt:
         # Like SIGTERM: every finished epoch is committed, so the same command resumes.

@@ -10,4 +10,13 @@ from __future__ import annotations
 
 
 class RunError(Exception):
-    """The run cannot go on; ``str(error)`` is one actionable sentence."""
+    """The run cannot go on; ``str(error)`` is one actionable sentence.
+
+    ``exit_now``: end the process at once after the message, without the interpreter's
+    clean-up. After a write failed for want of space, libhdf5 crashes (SIGSEGV, seen here with
+    h5py 3 and a full tmpfs) when the half-written file's handles are finalized at exit.
+    """
+
+    def __init__(self, message: str, *, exit_now: bool = False) -> None:
+        super().__init__(message)
+        self.exit_now = exit_now

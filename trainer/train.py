@@ -199,7 +199,8 @@ def disk_full_is_one_line(folder: Path, committed: int) -> Iterator[None]:
             raise
         raise RunError(
             f"no space left on the device of {folder}; epoch {committed} is the last one "
-            "committed there: free some space and run the same command again to resume"
+            "committed there: free some space and run the same command again to resume",
+            exit_now=True,
         ) from None
 
 
@@ -263,15 +264,21 @@ def train_epochs(
     from trainer.engines import run_epoch
 
     history: list[Any] = list(start.history)
+    # A run killed between a checkpoint commit and the sinks: they get what they lack.
+    sinks.catch_up(history)
     checkpoints = folder.checkpoints
     for epoch in range(start.epoch, config.epochs):
         record = run_epoch(engine, splits, epoch)
         if not (math.isfinite(record["loss"]) and math.isfinite(record["test_loss"])):
             # Never commit a diverged model: the checkpoint on disk stays the last good one.
+            kept = (
+                f"the last good epoch ({epoch}) stays committed in {checkpoints.folder}"
+                if epoch
+                else "nothing was committed"
+            )
             raise RunError(
                 f"epoch {epoch + 1}: the loss became {record['loss']} (test loss "
-                f"{record['test_loss']}); lower --learning-rate. The last good epoch ({epoch}) "
-                f"stays committed in {checkpoints.folder}"
+                f"{record['test_loss']}); lower --learning-rate; {kept}"
             )
         history.append(record)
         with disk_full_is_one_line(checkpoints.folder, epoch):
