@@ -17,8 +17,9 @@ Azure ML's TensorFlow distribution writes an empty parameter-server list,
 on it (a segmentation fault in MultiWorkerMirroredStrategy here); Microsoft's own sample drops it
 first (azureml-examples, cli/jobs/single-step/tensorflow/mnist-distributed/src/train.py,
 ``fix_tf_config``: "necessary for TensorFlow 2.13 and later"). Extra top-level keys, such as the
-``"environment": "cloud"`` of the TF_CONFIG example in Microsoft's "Distributed GPU training
-guide (SDK v2)", are kept: TensorFlow's TFConfigClusterResolver reads them.
+``"environment": "cloud"`` of the TF_CONFIG example in Microsoft's distributed GPU training guide
+(azure-docs, articles/machine-learning/how-to-train-distributed-gpu.md, section "TF_CONFIG"),
+are kept: TensorFlow's TFConfigClusterResolver reads them.
 """
 
 from __future__ import annotations

@@ -145,7 +145,8 @@ def tf_config(workers: list[str], index: int) -> str:
 
     The "ps": [] is what azureml-examples' mnist-distributed sample removes (``fix_tf_config``,
     "necessary for TensorFlow 2.13 and later"); "environment": "cloud" is in the TF_CONFIG
-    example of Microsoft's "Train TensorFlow models at scale" how-to.
+    example of Microsoft's distributed GPU training guide (azure-docs,
+    articles/machine-learning/how-to-train-distributed-gpu.md, section "TF_CONFIG").
     """
     return json.dumps(
         {
