@@ -14,12 +14,14 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from azureml.core import Environment, Experiment, Run, Workspace
+from azureml.core import Environment, Experiment, Run, ScriptRunConfig, Workspace
 from azureml.core._serialization_utils import _serialize_to_dict
 from azureml.core.authentication import TokenAuthentication
 from azureml.core.compute import AmlCompute, ComputeTarget
+from azureml.core.compute.amlcompute import AmlComputeProvisioningConfiguration
 from azureml.core.environment import DockerBuildContext
 from azureml.core.run import get_run
 from azureml.core.runconfig import (
@@ -53,6 +55,10 @@ from submit.spec import (
 )
 from submit.workspace import WorkspaceRef, credential
 
+if TYPE_CHECKING:  # azureml-train-core is optional: imported where a sweep needs it
+    from azure.core.credentials import AccessToken, TokenCredential
+    from azureml.train.hyperdrive import BanditPolicy, HyperDriveConfig, RandomParameterSampling
+
 DATA_INPUT = "mnist"  # the input's name; the run sees the data folder's path in its place
 # HyperDrive appends each sampled "--flag value" to a script run's arguments (not to a
 # command), so v1 runs a two-line launcher that hands over to the trainer installed in the
@@ -69,7 +75,7 @@ LAUNCHER_SOURCE = (
 HYPERDRIVE_RUN_TYPE = "hyperdrive"
 
 
-def _json(data: Any) -> str:
+def _json(data: object) -> str:
     return json.dumps(data, indent=2, default=str) + "\n"
 
 
@@ -163,7 +169,7 @@ def run_config_dict(rc: RunConfiguration) -> dict[str, Any]:
     return data
 
 
-def _hyperdrive() -> Any:
+def _hyperdrive() -> ModuleType:
     """azureml.train.hyperdrive, or the one-line error naming the extra that brings it."""
     try:
         return importlib.import_module("azureml.train.hyperdrive")
@@ -174,7 +180,7 @@ def _hyperdrive() -> Any:
         ) from None
 
 
-def build_sweep_parts(spec: SweepSpec) -> tuple[Any, Any]:
+def build_sweep_parts(spec: SweepSpec) -> tuple[RandomParameterSampling, BanditPolicy]:
     """The sample's HyperDrive sampling and bandit policy."""
     hyperdrive = _hyperdrive()
     space = {flag: hyperdrive.choice(*values) for flag, values in spec.choices.items()}
@@ -198,7 +204,7 @@ def hyperdrive_dict(spec: SweepSpec) -> dict[str, Any]:
     }
 
 
-def build_compute(spec: ComputeSpec) -> Any:
+def build_compute(spec: ComputeSpec) -> AmlComputeProvisioningConfiguration:
     return AmlCompute.provisioning_configuration(
         vm_size=spec.vm_size,
         vm_priority="lowpriority" if spec.low_priority else "dedicated",
@@ -208,7 +214,7 @@ def build_compute(spec: ComputeSpec) -> Any:
     )
 
 
-def compute_dict(name: str, config: Any) -> dict[str, Any]:
+def compute_dict(name: str, config: AmlComputeProvisioningConfiguration) -> dict[str, Any]:
     fields = {k: v for k, v in vars(config).items() if not k.startswith("_")}
     fields["scale_settings"] = vars(config.scale_settings)
     return {"name": name, "type": "AmlCompute", "provisioning": fields}
@@ -220,7 +226,7 @@ def _compute_missing(exc: ComputeTargetException) -> bool:
     return "ComputeTargetNotFound" in str(exc)
 
 
-def _check_existing(target: Any, spec: ComputeSpec) -> None:
+def _check_existing(target: ComputeTarget, spec: ComputeSpec) -> None:
     """Refuse to reuse a same-named target that is not the cluster ``spec`` asks for."""
     wanted_priority = "lowpriority" if spec.low_priority else "dedicated"
     if not isinstance(target, AmlCompute):
@@ -245,9 +251,9 @@ class AudienceTokens:
     get_token). So each token is kept until five minutes before it expires.
     """
 
-    def __init__(self, credential: Any) -> None:
+    def __init__(self, credential: TokenCredential) -> None:
         self.credential = credential
-        self._tokens: dict[str, Any] = {}
+        self._tokens: dict[str, AccessToken] = {}
 
     def __call__(self, audience: str) -> str:
         token = self._tokens.get(audience)
@@ -396,13 +402,11 @@ class V1Backend:
             raise
         return build_run_config(spec, env)
 
-    def _submit(self, experiment: str, config: Any) -> Submitted:
+    def _submit(self, experiment: str, config: ScriptRunConfig | HyperDriveConfig) -> Submitted:
         run = Experiment(self.ws, experiment).submit(config)
         return Submitted(run_id=run.id, url=run.get_portal_url())
 
-    def _script_config(self, rc: RunConfiguration, source: Path) -> Any:
-        from azureml.core import ScriptRunConfig
-
+    def _script_config(self, rc: RunConfiguration, source: Path) -> ScriptRunConfig:
         (source / LAUNCHER).write_text(LAUNCHER_SOURCE, encoding="utf-8")
         return ScriptRunConfig(
             source_directory=str(source), script=LAUNCHER, arguments=rc.arguments, run_config=rc

@@ -12,7 +12,6 @@ import io
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from azure.ai.ml import Input, MLClient, TensorFlowDistribution
 from azure.ai.ml.constants import AssetTypes
@@ -24,6 +23,7 @@ from azure.ai.ml.entities import (
     Data,
     Environment,
     Model,
+    Resource,
     UsernamePasswordConfiguration,
     WorkspaceConnection,
 )
@@ -67,7 +67,7 @@ from submit.workspace import WorkspaceRef, credential
 DATA_MODES = {"download": "download", "mount": "ro_mount"}
 
 
-def dump(entity: Any) -> str:
+def dump(entity: Resource) -> str:
     stream = io.StringIO()
     entity.dump(stream)
     return stream.getvalue()
@@ -237,12 +237,14 @@ def build_model(spec: ModelSpec) -> Model:
 
 
 class V2Backend:
-    def __init__(self, workspace: Callable[[], WorkspaceRef], client: Any = None) -> None:
+    def __init__(
+        self, workspace: Callable[[], WorkspaceRef], client: MLClient | None = None
+    ) -> None:
         self._ref = workspace
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> MLClient:
         if self._client is None:
             ref = self._ref()
             self._client = MLClient(
@@ -290,7 +292,7 @@ class V2Backend:
         return str(compute.name)
 
     def _check(self, run: RunSpec) -> None:
-        checks: list[tuple[Callable[[], Any], Exception]] = [
+        checks: list[tuple[Callable[[], object], Exception]] = [
             (lambda: self.client.compute.get(run.compute), ComputeNotFound(run.compute)),
             (
                 lambda: self.client.environments.get(run.env_name, version=run.env_version),
@@ -311,7 +313,7 @@ class V2Backend:
             except ResourceNotFoundError:
                 raise missing from None
 
-    def _submit(self, job: Any) -> Submitted:
+    def _submit(self, job: CommandJob | SweepJob) -> Submitted:
         created = self.client.jobs.create_or_update(job)
         return Submitted(run_id=str(created.name), url=getattr(created, "studio_url", None))
 
@@ -359,6 +361,6 @@ class V2Backend:
         return target / name
 
 
-def make_backend(workspace: Callable[[], WorkspaceRef], client: Any = None) -> Backend:
+def make_backend(workspace: Callable[[], WorkspaceRef], client: MLClient | None = None) -> Backend:
     # Typed as the interface so mypy checks that V2Backend implements all of it.
     return V2Backend(workspace, client)

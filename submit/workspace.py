@@ -18,9 +18,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from submit.errors import SubmitError
+
+if TYPE_CHECKING:  # azure-identity is imported when a command signs in, not for --help
+    from azure.identity import DefaultAzureCredential
 
 ENV_SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
 ENV_RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
@@ -108,7 +111,7 @@ def resolve_workspace(
     )
 
 
-def credential() -> Any:
+def credential() -> DefaultAzureCredential:
     """azure-identity's DefaultAzureCredential, set up never to prompt; both SDKs sign in with it."""
     try:
         from azure.identity import DefaultAzureCredential
