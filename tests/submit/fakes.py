@@ -1,20 +1,28 @@
 """Fakes for the submit tests: a Backend, an MLClient and ARM's compute endpoints that record
-each call and answer or refuse on request; and the command lines they are driven with."""
+each call and answer or refuse on request; a local HTTP server; and the command lines they are
+driven with."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
-from submit.backend import quiet_sdk_import
+from submit.backend import Backend, quiet_sdk_import
 from submit.cli import cli
 from submit.spec import Submitted
 from submit.workspace import WorkspaceRef
+
+# The workspace options of a command that talks to Azure, and the image of the README's examples.
+WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
+IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
 
 
 def with_options(args: list[str], *options: str) -> list[str]:
@@ -28,6 +36,31 @@ def dry_run(sdk: str, args: list[str]) -> str:
     result = CliRunner().invoke(cli, with_options(args, "--sdk", sdk, "--dry-run"))
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def assert_one_error_line(result: Result, expected: str) -> None:
+    """The command failed with exactly ``expected`` (an ``Error: ...`` line) and nothing else."""
+    assert result.exit_code == 1, result.output
+    assert result.output == expected + "\n"
+    assert "Traceback" not in result.output
+
+
+@contextlib.contextmanager
+def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering with ``handler``; yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True  # a handler that never answers must not hold up the test's end
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # keep the test output clean
+        pass
 
 
 class FakeBackend:
@@ -262,6 +295,19 @@ def cluster_payload(
             },
         },
     }
+
+
+def v1_with(workspace: object) -> Callable[[str, Callable[[], WorkspaceRef]], Backend]:
+    """A backend factory (``obj``) for the real SDK v1 backend, its Workspace already fetched."""
+    with quiet_sdk_import():
+        from submit import sdk_v1
+
+    def factory(sdk: str, ref: Callable[[], WorkspaceRef]) -> Backend:
+        backend = sdk_v1.V1Backend(ref)
+        backend._ws = workspace  # type: ignore[assignment]  # what the SDK would have fetched
+        return backend
+
+    return factory
 
 
 def v1_workspace() -> Any:

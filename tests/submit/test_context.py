@@ -13,6 +13,7 @@ from submit.backend import quiet_sdk_import
 from submit.cli import cli
 from submit.context import stage, tracked_files
 from submit.errors import SubmitError
+from tests.submit.fakes import v1_with
 
 with quiet_sdk_import():
     from submit import sdk_v1
@@ -76,14 +77,8 @@ def test_v1_dockerfile_registration_uploads_the_staged_context(
         sdk_v1.DockerBuildContext, "from_local_directory", staticmethod(from_local_directory)
     )
     monkeypatch.setattr(sdk_v1.Environment, "register", register)
-
-    def factory(sdk: str, ref: Any) -> Any:
-        backend = sdk_v1.make_backend(ref)
-        backend._ws = object()  # type: ignore[attr-defined]
-        return backend
-
     result = CliRunner().invoke(
-        cli, ["env", "register", "--dockerfile", str(repo / "Dockerfile")], obj=factory
+        cli, ["env", "register", "--dockerfile", str(repo / "Dockerfile")], obj=v1_with(object())
     )
     assert (result.exit_code, result.output) == (
         0,

@@ -17,7 +17,14 @@ from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
-from tests.submit.fakes import FakeBackend, FakeMLClient, v2_with
+from tests.submit.fakes import (
+    WS,
+    FakeBackend,
+    FakeMLClient,
+    assert_one_error_line,
+    v1_with,
+    v2_with,
+)
 
 with quiet_sdk_import():
     from azure.core.exceptions import (
@@ -35,7 +42,6 @@ with quiet_sdk_import():
     from submit import sdk_v1
 
 REPO = Path(__file__).resolve().parents[2]
-WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
 LOGIN = (
     "Error: Azure login failed or expired: run `az login`, or set AZURE_CLIENT_ID, "
     "AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal, or on Azure use the "
@@ -57,12 +63,6 @@ NO_CONFIG = (
     "overview, 'Download config.json') in this folder or a parent, or pass --subscription-id, "
     "--resource-group and --workspace-name"
 )
-
-
-def assert_one_error_line(result: Any, expected: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.output == expected + "\n"
-    assert "Traceback" not in result.output
 
 
 # The SDKs' exceptions raised at the Backend interface, and the line the user sees.
@@ -106,9 +106,9 @@ def test_sdk_exceptions_become_one_line(exc: BaseException, expected: str) -> No
 
 
 REGISTER_WITH_PASSWORD = [
-    "env", "register", "--image", "r.io/t:1", "--registry-username", "bob",
-    "--registry-password-stdin",
-]  # fmt: skip
+    *("env", "register", "--image", "r.io/t:1"),
+    *("--registry-username", "bob", "--registry-password-stdin"),
+]
 
 
 def test_secrets_in_sdk_messages_are_masked() -> None:
@@ -254,12 +254,7 @@ def test_v1_backend_errors(
         monkeypatch.setattr(sdk_v1, "ComputeTarget", lambda **kwargs: None)
         monkeypatch.setattr(sdk_v1.Environment, "get", staticmethod(raise_it))
 
-    def factory(sdk: str, workspace: Any) -> Any:
-        backend = sdk_v1.make_backend(workspace)
-        backend._ws = object()  # the workspace the SDK would have fetched
-        return backend
-
-    result = CliRunner().invoke(cli, ["run", *WS], obj=factory)
+    result = CliRunner().invoke(cli, ["run", *WS], obj=v1_with(object()))
     assert_one_error_line(result, expected)
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from submit.cli import cli
 from submit.errors import SubmitError
 from submit.fetch import fetch
 from submit.workspace import WorkspaceRef, resolve_workspace
-from tests.submit.fakes import FakeMLClient, v2_with
+from tests.submit.fakes import WS, FakeBackend, FakeMLClient, QuietHandler, serve, v2_with
 from trainer.data import default_cache_dir
 from trainer.data.load import resolve_files
 
@@ -26,25 +24,18 @@ FILES = {
 }
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     def do_GET(self) -> None:
         body = FILES.get(self.path.lstrip("/"))
         self.send_response(200 if body is not None else 404)
         self.end_headers()
         self.wfile.write(body or b"missing")
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(Handler) as url:
+        yield url
 
 
 def test_fetch_downloads_verifies_and_reuses(server: str, tmp_path: Path) -> None:
@@ -83,18 +74,7 @@ def test_fetch_refuses_bad_answers(server: str, tmp_path: Path, name: str, expec
 def test_v2_data_register_from_urls_uploads_the_fetched_folder(server: str) -> None:
     client = FakeMLClient()
     urls = [f"{server}/train-images-idx3-ubyte.gz", f"{server}/train-labels-idx1-ubyte.gz"]
-    args = [
-        "data",
-        "register",
-        "--sdk",
-        "v2",
-        "--subscription-id",
-        "s",
-        "--resource-group",
-        "g",
-        "--workspace-name",
-        "w",
-    ]
+    args = ["data", "register", "--sdk", "v2", *WS]
     for url in urls:
         args += ["--url", url]
     result = CliRunner().invoke(cli, args, obj=v2_with(client))
@@ -139,8 +119,6 @@ def test_config_discovery_order(isolated: Path) -> None:
 
 
 def test_environment_variables_name_the_workspace(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.submit.fakes import FakeBackend
-
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "env-sub")
     monkeypatch.setenv("AZURE_RESOURCE_GROUP", "env-rg")
     monkeypatch.setenv("AZUREML_WORKSPACE_NAME", "env-ws")
@@ -217,27 +195,16 @@ def test_v2_data_register_checks_the_default_files_against_their_md5(
     from submit import sdk_v2
     from trainer.data import download
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), IdxHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/mnist"
-    try:
+    with serve(IdxHandler) as url:
+        base = f"{url}/mnist"
         monkeypatch.setitem(sdk_v2.DATASET_URLS, "mnist", tuple(f"{base}/{n}" for n in IDX))
         md5 = {name: hashlib.md5(body).hexdigest() for name, body in IDX.items()}
         if corrupt:
             md5["t10k-images-idx3-ubyte.gz"] = "0" * 32
         monkeypatch.setitem(download.SOURCES, "mnist", download.Source(mirrors=(), md5=md5))
         client = FakeMLClient()
-        result = CliRunner().invoke(
-            cli,
-            [
-                *("data", "register", "--sdk", "v2", "--subscription-id", "s"),
-                *("--resource-group", "g", "--workspace-name", "w"),
-            ],
-            obj=v2_with(client),
-        )
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+        args = ["data", "register", "--sdk", "v2", *WS]
+        result = CliRunner().invoke(cli, args, obj=v2_with(client))
     folder = default_cache_dir() / "downloads" / "mnist"
     # The downloader reports each file on stderr; the command's own answer is the last line.
     *progress, last = result.output.splitlines()

@@ -18,19 +18,16 @@ from click.testing import CliRunner
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
 from submit.errors import NoBestRun
-from submit.spec import DataRef, EnvSpec, RunSpec, SweepSpec
+from submit.spec import DataRef, EnvSpec, RunSpec
 from tests.submit import fakes
+from tests.submit.fakes import IMAGE, v1_with
 
 with quiet_sdk_import():
     from azureml.core import Environment, RunConfiguration
-    from azureml.core._serialization_utils import _serialize_to_dict
     from azureml.exceptions import ComputeTargetException
     from azureml.train.hyperdrive import HyperDriveRun
 
     from submit import sdk_v1
-
-IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
-
 
 pytestmark = pytest.mark.usefixtures("quiet_sdk")
 dry_run = functools.partial(fakes.dry_run, "v1")
@@ -50,15 +47,16 @@ def load_run_config(data: dict[str, Any], path: Path) -> Any:
 
 
 def test_environment_is_the_image_with_its_own_python(tmp_path: Path) -> None:
-    output = dry_run(["env", "register", "--image", IMAGE])
-    built = sdk_v1.build_environment(EnvSpec(image=IMAGE))
-    assert (built.name, built.version, built.docker.base_image) == ("keras-mnist", "0.1.0", IMAGE)
-    assert built.python.user_managed_dependencies is True
-    assert built.python.interpreter_path == "python"
-    assert built.environment_variables == {}
-    loaded = load_environment(output, tmp_path / "env")
-    assert Environment._serialize_to_dict(loaded) == Environment._serialize_to_dict(built)
-    assert json.loads(output) == Environment._serialize_to_dict(built)
+    # What the SDK reads back from the dry run is what the workspace would get.
+    loaded = load_environment(dry_run(["env", "register", "--image", IMAGE]), tmp_path / "env")
+    assert (loaded.name, loaded.version, loaded.docker.base_image) == (
+        "keras-mnist",
+        "0.1.0",
+        IMAGE,
+    )
+    assert loaded.python.user_managed_dependencies is True
+    assert loaded.python.interpreter_path == "python"
+    assert loaded.environment_variables == {}
 
 
 def test_registry_password_is_masked_in_the_dry_run(
@@ -87,20 +85,11 @@ def test_dockerfile_build_context(tmp_path: Path) -> None:
 def test_run_configuration_round_trips(tmp_path: Path, mode: str, nodes: int) -> None:
     args = ["run", "--data", "fashion:2", "--data-mode", mode, "--nodes", str(nodes)]
     output = dry_run([*args, "--compute", "c1", "--", "--epochs", "3", "--learning-rate", "0.01"])
-    spec = RunSpec(
-        compute="c1",
-        data=DataRef("fashion", "2", mode),
-        nodes=nodes,
-        trainer_args=("--epochs", "3", "--learning-rate", "0.01"),
-    )
-    built = sdk_v1.build_run_config(spec)
     loaded = load_run_config(json.loads(output), tmp_path / "rc.json")
-    assert _serialize_to_dict(loaded) == _serialize_to_dict(built)
     assert loaded.target == "c1"
     assert loaded.script == sdk_v1.LAUNCHER
-    assert loaded.arguments == [
-        "--data-folder", "DatasetConsumptionConfig:mnist", "--epochs", "3", "--learning-rate", "0.01",
-    ]  # fmt: skip
+    dataset = ["--data-folder", "DatasetConsumptionConfig:mnist"]
+    assert loaded.arguments == [*dataset, "--epochs", "3", "--learning-rate", "0.01"]
     data = loaded.data["mnist"]
     assert (
         data.mechanism,
@@ -134,14 +123,10 @@ def test_no_data_leaves_the_trainer_flags_alone(tmp_path: Path) -> None:
 
 def test_sweep_is_the_samples_hyperdrive(tmp_path: Path) -> None:
     output = json.loads(dry_run(["sweep", "--nodes", "2", "--", "--epochs", "20"]))
-    spec = SweepSpec(
-        run=RunSpec(data=DataRef("mnist", "1"), nodes=2, trainer_args=("--epochs", "20"))
-    )
     loaded = load_run_config(output["runConfiguration"], tmp_path / "rc.json")
-    assert _serialize_to_dict(loaded) == _serialize_to_dict(sdk_v1.build_run_config(spec.run))
     assert loaded.tensorflow.worker_count == 2
+    assert loaded.arguments == ["--data-folder", "DatasetConsumptionConfig:mnist", "--epochs", "20"]
     hyperdrive = output["hyperDrive"]
-    assert hyperdrive == sdk_v1.hyperdrive_dict(spec)
     assert hyperdrive["samplingAlgorithm"] == {
         "name": "RANDOM",
         "parameter_space": {
@@ -223,8 +208,7 @@ def test_submit_uploads_only_the_launcher(monkeypatch: pytest.MonkeyPatch) -> No
         sdk_v1.Environment, "get", staticmethod(lambda ws, name, version: image_env)
     )
     monkeypatch.setattr(sdk_v1, "Experiment", FakeExperiment)
-    backend = sdk_v1.make_backend(lambda: None)  # type: ignore[arg-type,return-value]
-    backend._ws = object()
+    backend = v1_with(object())("v1", lambda: None)  # type: ignore[arg-type,return-value]
     spec = RunSpec(data=DataRef("mnist", "1"), trainer_args=("--epochs", "1"))
     with quiet_sdk_import():
         result = backend.submit_run(spec)
@@ -323,13 +307,8 @@ def test_full_flow_through_the_real_backend(
     monkeypatch.setattr(sdk_v1, "get_run", get_run)
     monkeypatch.setattr(azureml.core, "Model", FakeModel)
 
-    def factory(sdk: str, ref: Any) -> Any:
-        backend = sdk_v1.make_backend(ref)
-        backend._ws = workspace  # type: ignore[attr-defined]
-        return backend
-
     def invoke(args: list[str], stdin: str | None = None) -> str:
-        result = CliRunner().invoke(cli, args, obj=factory, input=stdin)
+        result = CliRunner().invoke(cli, args, obj=v1_with(workspace), input=stdin)
         assert result.exit_code == 0, result.output
         return result.output
 
@@ -355,19 +334,16 @@ def test_full_flow_through_the_real_backend(
 
     names = [name for name, _ in log]
     best = ["get_run", "HyperDriveRun.get_best_run_by_primary_metric", "Run"]
-    assert names == [
-        "Environment.register", "ComputeTarget.create", "ComputeTarget.wait_for_completion",
-        "Experiment.submit", "Run", "Run", "Run.wait_for_completion", *best,
-        *best, "Run", "Run.register_model",
-        "Model",
-    ]  # fmt: skip
+    create = ["ComputeTarget.create", "ComputeTarget.wait_for_completion"]
+    sweep = ["Experiment.submit", "Run", "Run", "Run.wait_for_completion", *best]
+    register = [*best, "Run", "Run.register_model"]
+    assert names == ["Environment.register", *create, *sweep, *register, "Model"]
     calls = dict(log)
     ws, env = calls["Environment.register"]
     assert ws is workspace
     # The real password reaches the SDK (only output is masked).
-    assert env["docker"]["baseImageRegistry"] == {
-        "address": "r.io", "username": "u", "password": "pa55", "registryIdentity": None,
-    }  # fmt: skip
+    registry = {"address": "r.io", "username": "u", "password": "pa55", "registryIdentity": None}
+    assert env["docker"]["baseImageRegistry"] == registry
     assert calls["ComputeTarget.create"] == (
         workspace,
         "gpu-cluster",
@@ -412,8 +388,7 @@ def test_model_run_resolves_a_sweep_to_its_best_run(
 
     monkeypatch.setattr(sdk_v1, "Experiment", lambda ws, name: (ws, name))
     monkeypatch.setattr(sdk_v1, "get_run", lambda experiment, run_id: FakeParent())
-    backend = sdk_v1.make_backend(lambda: None)  # type: ignore[arg-type,return-value]
-    backend._ws = object()  # type: ignore[attr-defined]
+    backend = v1_with(object())("v1", lambda: None)  # type: ignore[arg-type,return-value]
     if expected.startswith("Error: "):
         with pytest.raises(NoBestRun) as raised:
             backend.model_run("run-1", "keras-mnist")

@@ -14,17 +14,13 @@ from submit.backend import quiet_sdk_import
 from submit.cli import cli
 from submit.spec import DataRef, RunSpec, SweepSpec
 from tests.submit import fakes
-from tests.submit.fakes import FakeMLClient, v2_with, with_options
+from tests.submit.fakes import IMAGE, WS, FakeMLClient, v2_with, with_options
 
 with quiet_sdk_import():
     from azure.ai.ml import load_compute, load_data, load_environment, load_job, load_model
     from azure.ai.ml.entities import AmlCompute, CommandJob, Data, Environment, Model
 
     from submit import sdk_v2
-
-IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
-WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
-
 
 pytestmark = pytest.mark.usefixtures("quiet_sdk")
 dry_run = functools.partial(fakes.dry_run, "v2")

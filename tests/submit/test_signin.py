@@ -8,10 +8,8 @@ msal/managed_identity.py, _obtain_token_on_azure_vm), and such a VM sets no othe
 
 from __future__ import annotations
 
-import http.server
 import json
 import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from submit.backend import quiet_sdk_import
 from submit.cli import cli
 from submit.errors import LOGIN_HINT, SubmitError
 from submit.workspace import WorkspaceRef, credential
+from tests.submit.fakes import WS, QuietHandler, serve
 
 with quiet_sdk_import():
     from azure.identity import DefaultAzureCredential
@@ -36,7 +35,7 @@ REF = WorkspaceRef("sub-1", "rg-1", "ws-1", source="options")
 ARM_V1 = "https://management.core.windows.net/"  # what azureml-core asks for (ARM's resource)
 
 
-class ImdsHandler(http.server.BaseHTTPRequestHandler):
+class ImdsHandler(QuietHandler):
     requests: ClassVar[list[dict[str, Any]]] = []
 
     def do_GET(self) -> None:
@@ -57,23 +56,16 @@ class ImdsHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """A VM's managed identity endpoint, answering every token request; yields the requests."""
     ImdsHandler.requests = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ImdsHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{httpd.server_port}")
-    # azureml-core otherwise asks ARM which clouds exist before it names ARM's resource.
-    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "AzureCloud")
-    yield ImdsHandler.requests
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(ImdsHandler) as url:
+        monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", url)
+        # azureml-core otherwise asks ARM which clouds exist before it names ARM's resource.
+        monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "AzureCloud")
+        yield ImdsHandler.requests
 
 
 def test_the_chain_is_default_azure_credential_without_a_browser() -> None:
@@ -171,8 +163,7 @@ def test_no_sign_in_anywhere_is_one_login_line(
     sdk: str, imds: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ImdsHandler, "do_GET", NoIdentityHandler.do_GET)
-    ws = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
-    result = CliRunner().invoke(cli, ["run", "--sdk", sdk, *ws])
+    result = CliRunner().invoke(cli, ["run", "--sdk", sdk, *WS])
     assert result.output == f"Error: Azure login failed or expired: {LOGIN_HINT}\n"
     assert result.exit_code == 1
     assert imds == [{"path": "/metadata/identity/oauth2/token"}]  # asked, and said no
@@ -187,9 +178,3 @@ def test_without_azure_identity_says_what_to_install(monkeypatch: pytest.MonkeyP
         "signing in needs azure-identity, which is not installed: "
         "pip install 'keras-mnist-trainer[submit]'"
     )
-
-
-def test_help_describes_the_chain() -> None:
-    text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
-    assert "Sign-in is azure-identity's DefaultAzureCredential and never prompts" in text
-    assert "a managed identity (AZURE_CLIENT_ID alone names a user-assigned one)" in text

@@ -9,19 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
-from tests.submit.fakes import FakeArm, cluster_payload, v1_workspace
+from tests.submit.fakes import WS, FakeArm, cluster_payload, v1_with, v1_workspace
 
 with quiet_sdk_import():
     import azureml.core.compute.amlcompute
     import azureml.core.compute.compute
 
-    from submit import sdk_v1
 
-WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
 T4 = "Standard_NC4as_T4_v3"
 QUOTA = (
     "Operation could not be completed as it results in exceeding approved standardNCASv3_T4 "
@@ -31,16 +29,10 @@ QUOTA = (
 pytestmark = pytest.mark.usefixtures("quiet_sdk")
 
 
-def create(arm: FakeArm, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+def create(arm: FakeArm, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
     for module in (azureml.core.compute.compute, azureml.core.compute.amlcompute):
         monkeypatch.setattr(module, "get_requests_session", lambda: arm)
-
-    def factory(sdk: str, workspace: Any) -> Any:
-        backend = sdk_v1.make_backend(workspace)
-        backend._ws = v1_workspace()  # type: ignore[attr-defined]
-        return backend
-
-    return CliRunner().invoke(cli, ["compute", "create", *WS, *args], obj=factory)
+    return CliRunner().invoke(cli, ["compute", "create", *WS, *args], obj=v1_with(v1_workspace()))
 
 
 def calls(arm: FakeArm) -> list[str]:
