@@ -183,7 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not isinstance(result, TrainConfig):  # --help or --version was answered
         return int(result or 0)
 
-    from trainer.checkpoint import ResumeError
     from trainer.data import DataError
     from trainer.errors import RunError
 
@@ -194,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         train_and_evaluate(result)
-    except (DataError, ResumeError, RunError) as exc:
+    except (DataError, RunError) as exc:
         click.echo(f"Error: {exc}", err=True)
         if getattr(exc, "exit_now", False):
             sys.stdout.flush()

@@ -78,7 +78,7 @@ def run(config: TrainConfig, cluster: distribute.Cluster) -> dict[str, Any]:
     """Everything after the folders are secured: data, resume point, training, outputs."""
     splits = load_data(config)
     checkpoints = CheckpointDir(Path(config.output_dir) / "checkpoint")
-    state = read_checkpoint(config, checkpoints)
+    state = read_checkpoint(config, checkpoints, data_key(splits))
     finished = already_finished(config, state, cluster.num_workers)
     if finished is not None:
         return finished
@@ -125,11 +125,19 @@ def load_data(config: TrainConfig) -> Splits:
     return splits
 
 
-def read_checkpoint(config: TrainConfig, checkpoints: CheckpointDir) -> dict[str, Any] | None:
+def data_key(splits: Splits) -> str | None:
+    """The content key of the data (the decode cache's), which a resumed run must match."""
+    key = getattr(splits, "content_key", None)
+    return str(key) if key else None
+
+
+def read_checkpoint(
+    config: TrainConfig, checkpoints: CheckpointDir, data: str | None
+) -> dict[str, Any] | None:
     """The last committed state of this output folder, if resuming and it fits this run."""
     state = checkpoints.read_state() if config.resume else None
     if state is not None:
-        checkpoints.check_compatible(state, config.to_dict())
+        checkpoints.check_compatible(state, config.to_dict(), data)
     return state
 
 
@@ -282,7 +290,7 @@ def train_epochs(
             )
         history.append(record)
         with disk_full_is_one_line(checkpoints.folder, epoch):
-            checkpoints.save(model, epoch + 1, history, config.to_dict())
+            checkpoints.save(model, epoch + 1, history, config.to_dict(), data_key(splits))
         sinks.log_epoch(epoch + 1, dict(record))
         log.info(
             "Epoch %d/%d  loss %.4f  accuracy %.4f  test loss %.4f  test accuracy %.4f  "

@@ -310,3 +310,82 @@ def test_an_unreachable_azure_ml_run_service_never_holds_training(
     assert "Traceback" not in proc.stderr
     assert jsonl_epochs(tmp_path) == [1, 2]
     assert (tmp_path / "outputs" / "model" / "model.keras").is_file()
+
+
+# a. and c. Checkpoints that cannot be used, and runs they do not belong to ------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "Expecting value: line 1 column 1 (char 0)"),
+        ('{"epoch": 2, "checkpoint": "epoch-0002.keras", "hist', "Unterminated string"),
+        ('{"epoch": 2}', "'checkpoint'"),
+        ("[1, 2]", "list indices must be integers or slices, not str"),
+    ],
+)
+def test_a_damaged_state_file_says_what_to_delete(
+    tmp_path: Path, small_data: Path, content: str, reason: str
+) -> None:
+    state = tmp_path / "outputs" / "checkpoint" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(content)
+    proc = train(small_data, tmp_path, "--epochs", "2", *FAST)
+    assert proc.returncode == 1
+    (line,) = error_lines(proc.stderr)
+    assert line.startswith(f"Error: {state} is damaged ({reason}")
+    assert line.endswith(
+        f"delete the folder {state.parent} to train from the start, or pass --no-resume"
+    )
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
+    tmp_path: Path, small_data: Path
+) -> None:
+    assert train(small_data, tmp_path, "--epochs", "2", *FAST).returncode == 0
+    folder = tmp_path / "outputs" / "checkpoint"
+    assert sorted(p.name for p in folder.glob("*.keras")) == [
+        "epoch-0001.keras",
+        "epoch-0002.keras",
+    ]
+    _truncate(folder / "epoch-0002.keras")
+    proc = train(small_data, tmp_path, "--epochs", "3", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        f"Checkpoint {folder / 'epoch-0002.keras'} is unusable (not a complete .keras archive"
+        in proc.stdout
+    )
+    assert "Resuming after epoch 1 of 3" in proc.stdout
+    history = json.loads((tmp_path / "outputs" / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert jsonl_epochs(tmp_path) == [1, 2, 3]  # epoch 2 logged once, though trained twice
+
+
+def test_a_damaged_only_checkpoint_is_one_line(tmp_path: Path, small_data: Path) -> None:
+    assert train(small_data, tmp_path, "--epochs", "1", *FAST).returncode == 0
+    newest = tmp_path / "outputs" / "checkpoint" / "epoch-0001.keras"
+    _truncate(newest)
+    proc = train(small_data, tmp_path, "--epochs", "2", *FAST)
+    assert proc.returncode == 1
+    (line,) = error_lines(proc.stderr)
+    assert line.startswith(f"Error: checkpoint {newest} is unusable (not a complete .keras")
+    assert line.endswith(
+        "no earlier one is kept; delete the folder "
+        f"{newest.parent} to train from the start, or pass --no-resume"
+    )
+
+
+def test_resuming_with_other_mixed_precision_is_refused(tmp_path: Path, small_data: Path) -> None:
+    """Was: continued silently in float32 while config.json claimed the new setting."""
+    assert train(small_data, tmp_path, "--epochs", "1", *FAST).returncode == 0
+    proc = train(small_data, tmp_path, "--epochs", "2", "--mixed-precision", *FAST)
+    assert proc.returncode == 1
+    assert error_lines(proc.stderr) == [
+        f"Error: {tmp_path / 'outputs' / 'checkpoint'} holds a checkpoint of a run with "
+        "--mixed-precision False, not True; use another --output-dir, or --no-resume to start "
+        "over"
+    ]

@@ -43,7 +43,11 @@ def test_checkpoint_roundtrip_and_cleanup(tmp_path: Path) -> None:
         "epoch-0002.keras",
         False,
     )
-    assert sorted(p.name for p in folder.folder.iterdir()) == ["epoch-0002.keras", "state.json"]
+    assert sorted(p.name for p in folder.folder.iterdir()) == [
+        "epoch-0001.keras",  # kept until the next commit, in case epoch 2's file is damaged
+        "epoch-0002.keras",
+        "state.json",
+    ]
     restored = keras.models.load_model(folder.model_path(state))
     assert restored.count_params() == model.count_params()
     assert int(restored.optimizer.iterations) == 7
@@ -71,10 +75,37 @@ def test_a_file_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
-def test_state_pointing_at_a_missing_file_is_no_checkpoint(tmp_path: Path) -> None:
+def test_state_pointing_at_a_missing_file_says_what_to_delete(tmp_path: Path) -> None:
     folder = CheckpointDir(tmp_path)
-    (tmp_path / "state.json").write_text(json.dumps({"checkpoint": "epoch-0009.keras"}))
-    assert folder.read_state() is None
+    state = {"epoch": 9, "checkpoint": "epoch-0009.keras", "history": [], "config": {}}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ResumeError, match=r"epoch-0009.keras is unusable \(missing\)"):
+        folder.read_state()
+
+
+def test_each_commit_keeps_the_previous_checkpoint_and_no_other(tmp_path: Path) -> None:
+    class Model:
+        def save(self, path: Path) -> None:
+            import zipfile
+
+            with zipfile.ZipFile(path, "w") as archive:
+                archive.writestr("config.json", "{}")
+
+    folder = CheckpointDir(tmp_path)
+    for epoch in (1, 2, 3):
+        folder.save(Model(), epoch, [], {"seed": 0}, data_key="abc")
+    assert sorted(p.name for p in tmp_path.glob("*.keras")) == [
+        "epoch-0002.keras",
+        "epoch-0003.keras",
+    ]
+    state = folder.read_state()
+    assert state is not None
+    assert state["previous"] == {"epoch": 2, "checkpoint": "epoch-0002.keras"}
+    folder.commit("epoch-0003.keras", 3, [], {"seed": 0}, finished=True)
+    state = folder.read_state()
+    assert state is not None
+    assert (state["finished"], state["data_key"]) == (True, "abc")
+    assert state["previous"] == {"epoch": 2, "checkpoint": "epoch-0002.keras"}
 
 
 def test_checkpoint_of_another_run_is_refused_with_advice(tmp_path: Path) -> None:
