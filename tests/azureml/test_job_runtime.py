@@ -31,7 +31,8 @@ from tests.azureml.runtime import (
     v2_sweep_trial,
 )
 from tests.image.images import Images
-from tests.trainer.conftest import FASHION, write_subset
+from tests.paths import FASHION
+from tests.trainer.conftest import write_subset
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

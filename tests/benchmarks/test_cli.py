@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from benchmarks import decode
 from benchmarks.cli import main
 from tests.data.conftest import needs_fashion, small_dataset
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+from tests.startup import probe
 
 
 def read_records(path: Path) -> list[dict]:
@@ -24,21 +24,10 @@ def read_records(path: Path) -> list[dict]:
 
 
 def test_help_imports_no_framework():
-    code = (
-        "import sys\n"
-        "from benchmarks.cli import main\n"
-        "try:\n"
-        "    main(['--help'], prog_name='mnist-bench')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'jax', 'matplotlib', 'numba') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout
-    assert "Usage: mnist-bench" in out
-    assert out.strip().endswith("HEAVY []")
+    heavy = ("tensorflow", "keras", "jax", "matplotlib", "numba")
+    startup = probe("benchmarks.cli", ["--help"], heavy)
+    assert (startup.loaded, startup.exit_code) == ([], 0)
+    assert "Measure decode, input-pipeline and training throughput" in startup.stdout
 
 
 def test_module_and_version():

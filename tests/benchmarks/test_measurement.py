@@ -18,7 +18,6 @@ from benchmarks.stats import percentiles, spread
 def test_flops_match_a_hand_count_of_the_seed_network():
     # Multiply-adds per image: 784*300 + 300*100 + 100*10 = 235,200 + 30,000 + 1,000 = 266,200.
     macs = 784 * 300 + 300 * 100 + 100 * 10
-    assert macs == 266_200
     assert flops.forward_flops_per_image() == 2 * macs == 532_400
     # Weight gradients of all three layers, input gradients of layers 2 and 3 only.
     assert flops.backward_flops_per_image() == 2 * macs + 2 * (300 * 100 + 100 * 10) == 594_400
@@ -62,9 +61,12 @@ def test_spread_is_median_min_max_and_range():
 
 def _timing(epoch_s, accuracy=0.8, images=1000):
     return RunTiming(
-        epoch_s=epoch_s, step_ms=[1.0, 2.0], images_per_epoch=images, steps_per_call=1,
+        epoch_s=epoch_s,
+        step_ms=[1.0, 2.0],
+        images_per_epoch=images,
+        steps_per_call=1,
         test_accuracy=accuracy,
-    )  # fmt: skip
+    )
 
 
 def test_run_record_excludes_the_warmup_epoch():
@@ -83,8 +85,14 @@ def test_summary_pairs_rounds_for_the_speedup():
     # Round 0: baseline 1000 img/s, fast 4000; round 1 (slow machine): 500 and 3000.
     for r, (base_s, fast_s) in enumerate([(1.0, 0.25), (2.0, 1 / 3)]):
         for method, t, acc in (("seed-fit", base_s, 0.80), ("default", fast_s, 0.81)):
-            rec = run_record(_timing([9.0, t], accuracy=acc), backend="tensorflow",
-                             method=method, batch_size=50, round_=r, epochs=2)  # fmt: skip
+            rec = run_record(
+                _timing([9.0, t], accuracy=acc),
+                backend="tensorflow",
+                method=method,
+                batch_size=50,
+                round_=r,
+                epochs=2,
+            )
             runs.append(rec)
     rows = summarize(
         runs,

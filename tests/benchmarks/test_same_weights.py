@@ -13,13 +13,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.data.conftest import FASHION, needs_fashion
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 N_TRAIN, N_TEST, BATCH, SEED = 200, 100, 50, 3
 
 # Shared by both backends: load a small real split, train a reference with the seed's method in

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.conftest import FASHION, REPO, SINK_VARS, write_subset
+from tests.paths import FASHION, REPO
+from tests.trainer.conftest import SINK_VARS, write_subset
 
 # Variables a fault test may set for the child; nothing of the caller's own environment leaks.
 CHILD_VARS = (*SINK_VARS, "MLFLOW_ALLOW_FILE_STORE", "MNIST_TRAIN_SERVICE_DEADLINE_S")

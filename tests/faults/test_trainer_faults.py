@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import child_env, error_lines, train, trainer_args
-from tests.trainer.conftest import REPO, free_port
+from tests.paths import REPO
+from tests.trainer.conftest import free_port
 
 FAST = ("--first-layer-neurons", "32", "--second-layer-neurons", "16")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import trainer
-from tests.image.podman import CACHE_ROOT, REPO, make_standin_base, podman_env, run
+from tests.image.podman import CACHE_ROOT, make_standin_base, podman_env, run
+from tests.paths import REPO
 
 TRAINER_UID = 1000  # docker/Dockerfile's TRAINER_UID
 

@@ -23,7 +23,6 @@ from pathlib import Path
 # Images and the debootstrap tree survive between runs on one machine (CI starts empty).
 CACHE_ROOT = Path(os.environ.get("KERAS_MNIST_CI_CACHE", "/var/tmp/keras-mnist-ci"))
 STANDIN_IMAGE = "localhost/keras-mnist-standin:bookworm"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def podman_env(tmp: Path) -> dict[str, str]:

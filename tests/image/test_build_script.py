@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import trainer
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "build-images.sh"
 V = trainer.__version__
 

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.image.images import TRAINER_UID, Images
-from tests.image.podman import REPO
 from tests.image.test_requirements import read_requirements
+from tests.paths import FASHION, REPO
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def inspect(images: Images, image: str) -> dict:

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.image.images import Images
-from tests.image.podman import REPO, STANDIN_IMAGE, run
+from tests.image.podman import STANDIN_IMAGE, run
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -48,14 +49,28 @@ def test_build_script_and_run_with_docker(docker_env: dict[str, str], images: Im
     log = images.tmp / "docker-build.log"
     run(
         [
-            "bash", str(REPO / "scripts" / "build-images.sh"), "--engine", "docker",
-            "--variant", "cpu", "--cuda-image", STANDIN_IMAGE, "--network", "host",
+            "bash",
+            str(REPO / "scripts" / "build-images.sh"),
+            "--engine",
+            "docker",
+            "--variant",
+            "cpu",
+            "--cuda-image",
+            STANDIN_IMAGE,
+            "--network",
+            "host",
         ],
-        docker_env, log, timeout=1500,
-    )  # fmt: skip
+        docker_env,
+        log,
+        timeout=1500,
+    )
     proc = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", images.trainer, "--help"],
-        env=docker_env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=docker_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Usage: mnist-train")

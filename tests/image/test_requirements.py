@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 DOCKER = REPO / "docker"
 
 
@@ -178,13 +179,27 @@ def test_requirements_resolve_for_the_cuda_image(tmp_path: Path, name: str) -> N
     report = tmp_path / "report.json"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-            "--only-binary=:all:", "--python-version", "3.12",
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
             *(arg for p in platforms for arg in ("--platform", p)),
-            "--report", str(report), "-r", str(DOCKER / name),
+            "--report",
+            str(report),
+            "-r",
+            str(DOCKER / name),
         ],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     installed = {
         _norm(item["metadata"]["name"]): item["metadata"]["version"]

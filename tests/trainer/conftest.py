@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from tests.data.naive import idx_bytes
+from tests.paths import FASHION, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 SINK_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZUREML_RUN_ID", "TF_CONFIG")
 
 
@@ -65,8 +64,14 @@ def trainer_cmd(*args: str) -> list[str]:
 
 
 def run_trainer(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(trainer_cmd(*args), env=trainer_env(**env), cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        trainer_cmd(*args),
+        env=trainer_env(**env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.trainer.conftest import trainer_env
+from tests.startup import probe
 from trainer.cli import main
 from trainer.config import TrainConfig
 
@@ -80,18 +77,9 @@ def test_bad_flag_is_one_line_and_exit_2(
 
 
 def test_help_answers_without_importing_tensorflow() -> None:
-    code = (
-        "import sys\n"
-        "from trainer.cli import main\n"
-        "assert main(['--help']) == 0\n"
-        "heavy = sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules)\n"
-        "print('HEAVY', heavy)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], env=trainer_env(),
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "--first-layer-neurons" in result.stdout
-    assert "HEAVY []" in result.stdout
+    startup = probe("trainer.cli", ["--help"], ("tensorflow", "keras", "numpy", "numba"))
+    assert (startup.loaded, startup.exit_code) == ([], 0)
+    assert "--first-layer-neurons" in startup.stdout
 
 
 def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,7 +100,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_defaults_are_the_seeds() -> None:
-    config = TrainConfig()
+    """The command's defaults, as parsed, are the seed script's (Azure ML's keras_mnist.py)."""
+    from trainer.cli import _command
+
+    config = _command.main(args=[], prog_name="mnist-train", standalone_mode=False)
+    assert config == TrainConfig()
     assert (config.data_folder, config.batch_size, config.first_layer_neurons) == ("data", 50, 300)
     assert (config.second_layer_neurons, config.learning_rate, config.epochs) == (100, 0.001, 20)
     assert (config.output_dir, config.log_dir, config.method) == ("./outputs", "./logs", "fast")

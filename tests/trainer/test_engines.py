@@ -27,7 +27,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.trainer.conftest import FASHION, REPO
+from tests.paths import FASHION, REPO
 from trainer.engines.xla_epoch import XlaEpochEngine
 
 # Both models of a comparison: the trainer's network, compiled like build_model but with SGD.

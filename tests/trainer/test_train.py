@@ -26,8 +26,17 @@ EPOCHS = 3
 
 
 def _args(out: Path, *extra: str, data: Path = FASHION) -> list[str]:
-    return ["--dataset", "fashion-mnist", "--data-folder", str(data),
-            "--output-dir", str(out / "outputs"), "--log-dir", str(out / "logs"), *extra]  # fmt: skip
+    return [
+        "--dataset",
+        "fashion-mnist",
+        "--data-folder",
+        str(data),
+        "--output-dir",
+        str(out / "outputs"),
+        "--log-dir",
+        str(out / "logs"),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +44,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, fashion: object) -> tuple[
     """One real training run with the seed's hyperparameters on the default (fast) path, with
     MLflow pointed at a local file store."""
     out = tmp_path_factory.mktemp("trained")
-    result = run_trainer(*_args(out, "--epochs", str(EPOCHS)),
-                         MLFLOW_TRACKING_URI=(out / "mlruns").as_uri(),
-                         MLFLOW_ALLOW_FILE_STORE="true")  # fmt: skip
+    result = run_trainer(
+        *_args(out, "--epochs", str(EPOCHS)),
+        MLFLOW_TRACKING_URI=(out / "mlruns").as_uri(),
+        MLFLOW_ALLOW_FILE_STORE="true",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
 
@@ -89,8 +100,12 @@ def test_metrics_reach_json_lines_tensorboard_and_mlflow(
     assert records[-1]["test_accuracy"] == final["test_accuracy"]
 
     events = list((out / "logs" / "tensorboard").glob("events.out.tfevents.*"))
-    tags = {value.tag for path in events for event in tf.compat.v1.train.summary_iterator(str(path))
-            for value in event.summary.value}  # fmt: skip
+    tags = {
+        value.tag
+        for path in events
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+    }
     assert {"test_accuracy", "test_loss", "loss", "accuracy"} <= tags
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # reading it back needs it too
@@ -143,8 +158,9 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path, fashion
     epochs = 8
     args = _args(tmp_path, "--epochs", str(epochs))
     state_file = tmp_path / "outputs" / "checkpoint" / "state.json"
-    proc = subprocess.Popen(trainer_cmd(*args), env=trainer_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        trainer_cmd(*args), env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 300
         while not state_file.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -159,8 +175,11 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path, fashion
     result = run_trainer(*args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"Resuming after epoch {done} of {epochs}" in result.stdout
-    trained_now = [line.split(" Epoch ")[1].split("/")[0] for line in result.stdout.splitlines()
-                   if " Epoch " in line]  # fmt: skip
+    trained_now = [
+        line.split(" Epoch ")[1].split("/")[0]
+        for line in result.stdout.splitlines()
+        if " Epoch " in line
+    ]
     assert trained_now == [str(e) for e in range(done + 1, epochs + 1)]
     metrics = json.loads((tmp_path / "outputs" / "metrics.json").read_text())
     assert [row["epoch"] for row in metrics["history"]] == list(range(1, epochs + 1))
@@ -185,8 +204,15 @@ def _start_two_workers(args: list[str]) -> list[subprocess.Popen[str]]:
     for index in range(2):
         task = {"type": "worker", "index": index}
         tf_config = json.dumps({"cluster": cluster, "task": task, "environment": "cloud"})
-        procs.append(subprocess.Popen(trainer_cmd(*args), env=trainer_env(TF_CONFIG=tf_config),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                trainer_cmd(*args),
+                env=trainer_env(TF_CONFIG=tf_config),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return procs
 
 
@@ -200,8 +226,12 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(
     for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
         assert "MultiWorkerMirroredStrategy" in stdout or "2 replicas" in stdout
-    finals = [line.split("Final test accuracy ")[1] for stdout, _ in outputs
-              for line in stdout.splitlines() if "Final test accuracy" in line]  # fmt: skip
+    finals = [
+        line.split("Final test accuracy ")[1]
+        for stdout, _ in outputs
+        for line in stdout.splitlines()
+        if "Final test accuracy" in line
+    ]
     assert len(finals) == 2
     assert finals[0] == finals[1]  # synchronous training: both hold the same weights
     assert (tmp_path / "outputs" / "model" / "model.keras").is_file()
@@ -239,8 +269,18 @@ def test_corrupt_data_is_one_line_and_exit_1(tmp_path: Path, fashion: object) ->
 def test_missing_mnist_is_one_line_and_exit_1(tmp_path: Path) -> None:
     # MNIST itself is not installed here and --download is off. (For fashion-mnist the data
     # core falls back to Debian's copy, so that one would train.)
-    args = ["--dataset", "mnist", "--data-folder", str(tmp_path / "nowhere"), "--epochs", "1",
-            "--output-dir", str(tmp_path / "outputs"), "--log-dir", str(tmp_path / "logs")]  # fmt: skip
+    args = [
+        "--dataset",
+        "mnist",
+        "--data-folder",
+        str(tmp_path / "nowhere"),
+        "--epochs",
+        "1",
+        "--output-dir",
+        str(tmp_path / "outputs"),
+        "--log-dir",
+        str(tmp_path / "logs"),
+    ]
     result = run_trainer(*args, timeout=120)
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1, result.stderr
