@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data import gz
+from trainer.data.paths import PathArg, as_path, path_bytes, shown
 from trainer.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -77,15 +78,18 @@ def _stat_record(path: Path) -> list[int]:
 class DecodeCache:
     """Decoded arrays of a set of source files, found by the sources' content."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).expanduser()
+    def __init__(self, root: PathArg) -> None:
+        self.root = as_path(root).expanduser()
         self.entries = self.root / _FORMAT / "entries"
         self.index = self.root / _FORMAT / "index"
 
     # -- the fast path: stat -> key -> memory-mapped entry ------------------------------------
     def _index_file(self, sources: Mapping[str, Path]) -> Path:
-        names = "\0".join(f"{k}={p.resolve()}" for k, p in sorted(sources.items()))
-        return self.index / (hashlib.sha256(names.encode()).hexdigest()[:32] + ".json")
+        # os.fsencode, not str.encode: a folder name need not be valid UTF-8.
+        names = b"\0".join(
+            k.encode() + b"=" + path_bytes(p.resolve()) for k, p in sorted(sources.items())
+        )
+        return self.index / (hashlib.sha256(names).hexdigest()[:32] + ".json")
 
     def key_from_index(self, sources: Mapping[str, Path]) -> str | None:
         """The content key recorded for these sources if none of them changed since, else None."""
@@ -110,7 +114,9 @@ class DecodeCache:
                 tmp.write_text(json.dumps({"stats": stats, "key": key}))
         except OSError as exc:
             log.warning(
-                "cannot write the cache index in %s (%s); loads will rehash", self.root, exc
+                "cannot write the cache index in %s (%s); loads will rehash",
+                shown(self.root),
+                shown(exc),
             )
 
     def load(self, key: str) -> dict[str, np.ndarray] | None:
@@ -155,8 +161,18 @@ class DecodeCache:
         """
 
         def write() -> None:
-            if self.store(key, arrays):
-                self.remember(sources, key)
+            # Nothing may escape this thread: an exception here would print a traceback and
+            # leave the cause unsaid. store() leaves no partial entry whatever goes wrong.
+            try:
+                if self.store(key, arrays):
+                    self.remember(sources, key)
+            except Exception as exc:
+                log.warning(
+                    "cannot write cache entry %s (%s: %s); not caching",
+                    shown(self.entries / key),
+                    type(exc).__name__,
+                    shown(exc),
+                )
 
         thread = threading.Thread(target=write, name="mnist-cache-write")
         with _pending_lock:
@@ -179,7 +195,9 @@ class DecodeCache:
             # mkdtemp makes it owner-only; a cache baked into an image is read by other users.
             tmp.chmod(0o755)
         except OSError as exc:
-            log.warning("cache folder %s is not writable (%s); not caching", self.root, exc)
+            log.warning(
+                "cache folder %s is not writable (%s); not caching", shown(self.root), shown(exc)
+            )
             return False
         try:
             meta: dict[str, dict[str, object]] = {"arrays": {}}
@@ -192,11 +210,16 @@ class DecodeCache:
                 }
             (tmp / "meta.json").write_text(json.dumps(meta))
             os.rename(tmp, final)
-        except OSError as exc:
+        except Exception as exc:  # any failure, not only OSError: no partial entry stays
             shutil.rmtree(tmp, ignore_errors=True)
             if (final / "meta.json").exists():
                 return True  # another process stored the same entry first
-            log.warning("cannot write cache entry %s (%s); not caching", final, exc)
+            log.warning(
+                "cannot write cache entry %s (%s: %s); not caching",
+                shown(final),
+                type(exc).__name__,
+                shown(exc),
+            )
             return False
         return True
 
@@ -210,7 +233,7 @@ class DecodeCache:
                 pass
 
     def _discard(self, folder: Path, why: str) -> None:
-        log.warning("cache entry %s is %s; rebuilding it", folder, why)
+        log.warning("cache entry %s is %s; rebuilding it", shown(folder), shown(why))
         # Rename first so a concurrent reader never sees a half-deleted entry under the key.
         trash = folder.with_name(f".trash-{folder.name}-{os.getpid()}")
         try:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from trainer.data.errors import DataError
+from trainer.data.paths import PathArg, as_path
 
 # Role -> the file's standard name, without .gz; the order is the order messages list them in.
 STEMS = {
@@ -43,9 +44,9 @@ def _pick(candidates: list[Path]) -> list[Path]:
     return list(by_folder.values())
 
 
-def missing_files(folder: str | Path) -> tuple[dict[str, Path], list[str]]:
+def missing_files(folder: PathArg) -> tuple[dict[str, Path], list[str]]:
     """The files found below ``folder`` and the standard names of those that are not there."""
-    root = Path(folder)
+    root = as_path(folder)
     found = {role: _pick(paths) for role, paths in _candidates(root).items()}
     # A folder holding all four wins over files scattered elsewhere; the shallowest such folder
     # is the dataset, unless another one just as shallow makes the choice a guess.
@@ -73,7 +74,7 @@ def missing_files(folder: str | Path) -> tuple[dict[str, Path], list[str]]:
     return chosen, [STEMS[role] for role in STEMS if role not in chosen]
 
 
-def find_dataset_files(folder: str | Path) -> dict[str, Path]:
+def find_dataset_files(folder: PathArg) -> dict[str, Path]:
     """The four standard files, each with or without ``.gz``, anywhere below ``folder``.
 
     Keys: ``train-images``, ``train-labels``, ``t10k-images``, ``t10k-labels``. A folder that
@@ -81,7 +82,7 @@ def find_dataset_files(folder: str | Path) -> dict[str, Path]:
     subfolder, as Azure ML mounts them. Raises DataError naming exactly the missing files, or
     when two candidates for the same file make the choice ambiguous.
     """
-    root = Path(folder)
+    root = as_path(folder)
     if not root.exists():
         raise DataError(root, "data folder does not exist")
     if not root.is_dir():

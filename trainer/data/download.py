@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainer.data.errors import DownloadError
+from trainer.data.paths import PathArg, as_path
 from trainer.data.sources import SOURCES, Source
 from trainer.files import atomic_write
 
@@ -28,7 +29,7 @@ class _Permanent(Exception):
 
 def download_dataset(
     dataset: str,
-    dest: str | Path,
+    dest: PathArg,
     *,
     source: Source | None = None,
     timeout: float = 30.0,
@@ -53,7 +54,7 @@ def download_dataset(
         if dataset not in SOURCES:
             raise DownloadError(None, f"unknown dataset {dataset!r}; choose {' or '.join(SOURCES)}")
         source = SOURCES[dataset]
-    folder = Path(dest)
+    folder = as_path(dest)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -18,6 +18,7 @@ import numpy as np
 
 from trainer.data import gz
 from trainer.data.errors import DataError
+from trainer.data.paths import PathArg, as_path
 
 # Type code -> big-endian dtype, as listed by the format's definition (yann.lecun.com/exdb/mnist).
 DTYPES: dict[int, np.dtype] = {
@@ -94,7 +95,7 @@ def _to_native(array: np.ndarray) -> np.ndarray:
     return array.astype(native)
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: PathArg) -> np.ndarray:
     """Decode any valid idx file, ``.gz`` or raw, into a writable array in native byte order.
 
     The dtype follows the type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
@@ -102,14 +103,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     every header field is validated; a bad file raises :class:`DataError` naming the file and
     the problem.
     """
-    path = Path(path)
+    path = as_path(path)
     array = decode_bytes(path, read_bytes(path))
     # Raw files decode in place into read_bytes' fresh buffer; only 1-byte data inflated from
     # gzip is a read-only view of the inflated bytes, and is copied.
     return array if array.flags.writeable else array.copy()
 
 
-def decode_bytes(path: str | Path, data: bytes | memoryview) -> np.ndarray:
+def decode_bytes(path: PathArg, data: bytes | memoryview) -> np.ndarray:
     """Decode the bytes of an idx file; ``path`` is for messages.
 
     Gzip is recognised by its magic bytes (or required by a ``.gz`` name) and inflated no
@@ -117,7 +118,7 @@ def decode_bytes(path: str | Path, data: bytes | memoryview) -> np.ndarray:
     can be (raw files; multi-byte values are byteswapped in place if ``data`` is writable), and
     of the inflated bytes for 1-byte types in gzip files, so it may be read-only.
     """
-    path = Path(path)
+    path = as_path(path)
     if data[:2] == gz.GZIP_MAGIC or path.suffix == ".gz":
         data = gz.decompress_bounded(path, data, lambda head: _header(path, head).total)
     header = _header(path, data)
@@ -130,14 +131,14 @@ def _header(path: Path, data: bytes | memoryview) -> IdxHeader:
     return parse_header(path, bytes(data[:MAX_HEADER]))
 
 
-def read_bytes(path: str | Path) -> memoryview:
+def read_bytes(path: PathArg) -> memoryview:
     """A file's bytes in a fresh writable buffer, with DataError (not OSError) for a missing or
     unreadable file.
 
     The buffer is numpy's, read into directly: no zero-filling first (as ``bytearray`` does) and
     no copy later, so a raw file costs one read.
     """
-    path = Path(path)
+    path = as_path(path)
     with _reading(path), open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         buffer = np.empty(size, dtype=np.uint8).data

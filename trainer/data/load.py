@@ -17,6 +17,7 @@ from trainer.data.download import download_dataset
 from trainer.data.errors import DataError
 from trainer.data.idx import decode_bytes, read_bytes
 from trainer.data.kernels import images_to_float, one_hot
+from trainer.data.paths import PathArg, as_path, shown
 from trainer.data.sources import DATASETS
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ class Splits:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    # The folder the four files were found in (their common parent), for logs; "" if unknown.
+    # The folder the four files were found in (their common parent), for logs, as one
+    # printable line (trainer.data.paths.shown); "" if unknown.
     source: str = ""
 
     def to_float(self, one_hot_labels: bool = False) -> Splits:
@@ -59,10 +61,10 @@ class Splits:
 
 
 def load_dataset(
-    data_folder: str | Path | None,
+    data_folder: PathArg | None,
     dataset: str = "mnist",
     download: bool = False,
-    cache_dir: str | Path | None = None,
+    cache_dir: PathArg | None = None,
     use_cache: bool = True,
 ) -> Splits:
     """Load a dataset's train and test splits as uint8 arrays; see :class:`Splits`.
@@ -87,16 +89,16 @@ def load_dataset(
     """
     if dataset not in DATASETS:
         raise DataError(None, f"unknown dataset {dataset!r}; choose {' or '.join(DATASETS)}")
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    root = as_path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     files = resolve_files(data_folder, dataset, download, root)
     return load_files(files, DecodeCache(root) if use_cache else None)
 
 
 def resolve_files(
-    data_folder: str | Path | None, dataset: str, download: bool, cache_root: Path
+    data_folder: PathArg | None, dataset: str, download: bool, cache_root: Path
 ) -> dict[str, Path]:
     """The four files to load, by the order documented in :func:`load_dataset`."""
-    folder = None if data_folder is None else Path(data_folder)
+    folder = None if data_folder is None else as_path(data_folder)
     missing: list[str] = list(STEMS.values())
     if folder is not None and folder.exists():
         if not folder.is_dir():
@@ -108,13 +110,13 @@ def resolve_files(
     if system is not None and system.is_dir():
         found, system_missing = missing_files(system)
         if not system_missing:
-            log.info("%s: using the system copy in %s", dataset, system)
+            log.info("%s: using the system copy in %s", dataset, shown(system))
             return found
     downloads = cache_root / "downloads" / dataset
     if downloads.is_dir():
         found, download_missing = missing_files(downloads)
         if not download_missing:
-            log.info("%s: using the files downloaded into %s", dataset, downloads)
+            log.info("%s: using the files downloaded into %s", dataset, shown(downloads))
             return found
     if download:
         download_dataset(dataset, downloads)
@@ -198,7 +200,7 @@ def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str
 
 
 def _splits(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> Splits:
-    source = os.path.commonpath([str(path.parent) for path in files.values()])
+    source = shown(os.path.commonpath([str(path.parent) for path in files.values()]))
     return Splits(
         arrays["train-images"],
         arrays["train-labels"],
