@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.data.conftest import small_dataset
+from tests.data.conftest import small_dataset, write_idx
 from trainer.data import DataError, find_dataset_files, load_dataset
 from trainer.data.cache import DecodeCache, flush_writes
 from trainer.data.paths import as_path
@@ -69,6 +69,20 @@ def timed(seconds: float):
 
 
 # a. One line, never a traceback ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_a_split_with_zero_images_is_refused(tmp_path: Path, split: str) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    small_dataset(data)
+    write_idx(data / f"{split}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    write_idx(data / f"{split}-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    with timed(5), pytest.raises(DataError) as error:
+        load_dataset(data, cache_dir=cache)
+    assert one_line(error) == (
+        f"{data}/{split}-images-idx3-ubyte.gz: holds 0 images; each split needs at least one"
+    )
+    assert entries(cache) == []
 
 
 @pytest.mark.parametrize("form", [bytes, os.fsdecode])

@@ -186,6 +186,10 @@ def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str
             raise DataError(
                 lpath, f"expected uint8 labels of shape (n,), got {labels.dtype} {labels.shape}"
             )
+        if len(images) == 0:
+            # Valid as a file, but training or testing on nothing is never what was meant, and
+            # every later step (batching, accuracy) would fail less clearly.
+            raise DataError(ipath, "holds 0 images; each split needs at least one")
         if len(labels) != len(images):
             raise DataError(
                 lpath, f"holds {len(labels)} labels but {ipath.name} holds {len(images)} images"
