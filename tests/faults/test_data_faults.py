@@ -7,18 +7,22 @@ c. nothing trains on the wrong data silently; d. the data's content key, for res
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.data import naive
 from tests.data.conftest import small_dataset, write_idx
-from trainer.data import DataError, find_dataset_files, load_dataset
+from trainer.data import DataError, find_dataset_files, load_dataset, read_idx
 from trainer.data.cache import DecodeCache, flush_writes
 from trainer.data.paths import as_path
 
@@ -149,3 +153,65 @@ def test_a_failing_background_write_warns_once_and_leaves_no_entry(
     assert "(ValueError: simulated encoder failure); not caching" in warnings[0]
     assert entries(cache) == []
     assert hidden(cache) == []
+
+
+# b. Everything that reads has a bound -----------------------------------------------------------
+
+LABELS = (np.arange(10_000) % 10).astype(np.uint8)  # an idx1 file of 10,008 bytes
+EMPTY_MEMBER = gzip.compress(b"", mtime=0)  # 20 bytes
+
+
+def peak_bytes(call: Callable[[], object]) -> int:
+    """The largest Python and numpy allocation alive at once while ``call`` runs."""
+    tracemalloc.start()
+    try:
+        call()
+    except DataError:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def test_b_a_million_empty_gzip_members_after_the_data_are_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    small_dataset(data)
+    bomb = data / "train-labels-idx1-ubyte.gz"
+    bomb.write_bytes(gzip.compress(naive.idx_bytes(LABELS)) + EMPTY_MEMBER * 1_000_000)
+    with timed(3), pytest.raises(DataError) as error:
+        load_dataset(data, cache_dir=cache)
+    assert one_line(error).startswith(
+        f"{bomb}: is {bomb.stat().st_size} bytes of gzip for the 10008 bytes its header "
+        "declares (at most 85552 accepted)"
+    )
+    assert entries(cache) == []
+
+
+def test_b_more_gzip_members_than_any_writer_makes_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(naive.idx_bytes(LABELS)) + EMPTY_MEMBER * 2000)  # 40 KB
+    with timed(3), pytest.raises(DataError) as error:
+        read_idx(path)
+    assert one_line(error) == (
+        f"{path}: has more than 16 gzip members for 10008 bytes of data; "
+        "not a file any gzip tool writes"
+    )
+
+
+def test_b_many_gzip_members_take_time_linear_in_the_file(tmp_path: Path) -> None:
+    """2,048 members of 16 KiB (as BGZF writes, finer): each member used to copy all that
+    followed it, 32 GB of copying for this 32 MB file."""
+    values = np.random.default_rng(3).integers(0, 256, 32 << 20, dtype=np.uint8)
+    raw = naive.idx_bytes(values)
+    members = []
+    for start in range(0, len(raw), 16 << 10):
+        packer = zlib.compressobj(0, zlib.DEFLATED, 31)  # stored: as large as the data
+        members.append(packer.compress(raw[start : start + (16 << 10)]) + packer.flush())
+    path = tmp_path / "bgzf-like.gz"
+    path.write_bytes(b"".join(members))
+    with timed(5):
+        array = read_idx(path)
+    assert array.tobytes() == values.tobytes()
