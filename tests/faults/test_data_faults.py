@@ -188,6 +188,7 @@ def test_b_a_million_empty_gzip_members_after_the_data_are_refused_at_once(
         "declares (at most 85552 accepted)"
     )
     assert entries(cache) == []
+    assert peak_bytes(lambda: read_idx(bomb)) < 1 << 20  # 64 KiB read, not 20 MB
 
 
 def test_b_more_gzip_members_than_any_writer_makes_are_refused(tmp_path: Path) -> None:
@@ -215,3 +216,34 @@ def test_b_many_gzip_members_take_time_linear_in_the_file(tmp_path: Path) -> Non
     with timed(5):
         array = read_idx(path)
     assert array.tobytes() == values.tobytes()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_b_a_huge_sparse_tail_is_refused_before_it_is_read(tmp_path: Path, compress: bool) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    small_dataset(data, gz=False)
+    path = data / "train-images-idx3-ubyte"
+    blob = path.read_bytes()
+    if compress:
+        path.unlink()
+        path, blob = path.with_name(path.name + ".gz"), gzip.compress(blob)
+    with open(path, "wb") as f:
+        f.write(blob)
+        f.truncate(3 << 30)  # 3 GB, sparse: costs no disk, would cost 3 GB of memory
+    with timed(3), pytest.raises(DataError) as error:
+        load_dataset(data, cache_dir=cache)
+    if compress:
+        expected = f"is {3 << 30} bytes of gzip for the 39216 bytes its header declares"
+    else:
+        expected = f"{(3 << 30) - 39216} unexpected bytes after the data of shape (50, 28, 28)"
+    assert one_line(error).startswith(f"{path}: {expected}")
+    assert entries(cache) == []
+    assert peak_bytes(lambda: read_idx(path)) < 1 << 20
+
+
+def test_b_a_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "train-labels-idx1-ubyte"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with timed(3), pytest.raises(DataError) as error:
+        read_idx(fifo)
+    assert one_line(error) == f"{fifo}: is not a regular file (a pipe or a device?)"

@@ -1,5 +1,10 @@
 """gzip decompression with the fastest library installed, bounded so that no file can make us
-allocate more than its idx header declares.
+allocate more than its idx header declares, or spend more than time linear in its size.
+
+The header declares the exact inflated size n, so everything else is bounded by it: inflating
+stops at n + 1 bytes; a file of more than 2n + 64 KiB of gzip (:func:`max_gzip_size`) or of
+more than 16 + n / 16 KiB members (:func:`max_members`) is refused; zero padding after the last
+member is ignored, as gzip(1) does, and any other trailing byte is an error.
 
 isal (the ``fast-gzip`` extra, also in ``train`` and ``gpu``) when installed, else the standard
 library's zlib. Measured on the 2-core Xeon of the development machine, Fashion-MNIST

@@ -8,6 +8,7 @@ their magic bytes; a ``.gz`` name that is not gzip is an error) or raw.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ DTYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 MAX_HEADER = 4 + 4 * 255
+# Read before anything else: enough for any raw header, and for gzip to inflate 1024 bytes.
+_PREFIX = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -132,23 +135,64 @@ def _header(path: Path, data: bytes | memoryview) -> IdxHeader:
 
 
 def read_bytes(path: PathArg) -> memoryview:
-    """A file's bytes in a fresh writable buffer, with DataError (not OSError) for a missing or
-    unreadable file.
+    """The bytes of an idx file, read as :func:`read_file` does."""
+    return read_file(path)[0]
+
+
+def read_file(path: PathArg) -> tuple[memoryview, os.stat_result]:
+    """An idx file's bytes in a fresh writable buffer, and the file's status as it was read.
+
+    What is read is bounded by what the header declares, checked before the rest is read: the
+    first 64 KiB are read and their header parsed (inflated, for gzip); a raw file whose size
+    is not exactly the header's is refused, as is a gzip file too large or too small for the
+    size its header declares (:func:`trainer.data.gz.check_size`). So a 3 GB file behind a
+    10-byte header costs 64 KiB, not 3 GB. Anything but a regular file (a folder, a pipe, a
+    device) is refused before reading. The status is taken from the open file before reading
+    and checked unchanged after it, so that it describes exactly the bytes returned.
 
     The buffer is numpy's, read into directly: no zero-filling first (as ``bytearray`` does) and
-    no copy later, so a raw file costs one read.
+    no copy later, so a raw file costs one read. Errors are DataError, not OSError.
     """
     path = as_path(path)
-    with _reading(path), open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        buffer = np.empty(size, dtype=np.uint8).data
-        got = 0
-        while got < size:
-            n = f.readinto(buffer[got:])
-            if not n:  # the file shrank between fstat and read
-                raise DataError(path, "file changed while being read")
-            got += n
-    return buffer
+    with _reading(path):
+        # O_NONBLOCK: opening a pipe waits for a writer otherwise; regular files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb", buffering=0) as f:
+            before = os.fstat(fd)
+            if stat.S_ISDIR(before.st_mode):
+                raise DataError(path, "is a folder, not an idx file")
+            if not stat.S_ISREG(before.st_mode):
+                raise DataError(path, "is not a regular file (a pipe or a device?)")
+            size = before.st_size
+            head = f.read(min(size, _PREFIX))
+            _check_declared_size(path, head, size)
+            buffer = np.empty(size, dtype=np.uint8).data
+            buffer[: len(head)] = head
+            got = len(head)
+            while got < size:
+                n = f.readinto(buffer[got:])
+                if not n:
+                    break
+                got += n
+            after = os.fstat(fd)
+            if got < size or f.read(1) or _identity(after) != _identity(before):
+                raise DataError(path, "file changed while being read; try again once it is written")
+    return buffer, before
+
+
+def _check_declared_size(path: Path, head: bytes, size: int) -> None:
+    """Refuse a file of ``size`` bytes whose first bytes ``head`` declare another size."""
+    if head[:2] == gz.GZIP_MAGIC or path.suffix == ".gz":
+        limit = gz.declared_size(
+            path, head, lambda start: _header(path, start).total, complete=len(head) == size
+        )
+        gz.check_size(path, size, limit)
+    else:
+        _check_payload(path, _header(path, head), size)
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
 
 
 @contextmanager
