@@ -1,15 +1,17 @@
 """The ways an epoch can run, side by side behind one interface (``Engine``).
 
-- ``xla_epoch.XlaEpochEngine`` (``--method fast``, the default): a whole epoch in one
-  XLA-compiled call, the uint8 images on the device.
-- ``keras_fit.KerasFitEngine`` (``--method plain``): Keras's ``model.fit`` on the ``tf.data``
-  pipeline, in the same batch order.
+- ``xla_epoch.XlaEpochEngine`` (``--method fast``, the default on TensorFlow): a whole epoch in
+  one XLA-compiled call, the uint8 images on the device.
+- ``jax_epoch.JaxEpochEngine`` (``--method fast`` on Keras's JAX backend): the same, as one
+  ``jax.jit`` call of a ``lax.scan``.
+- ``keras_fit.KerasFitEngine`` (``--method plain``, either backend): Keras's ``model.fit`` in the
+  same batch order.
 - ``distributed.DistributedEngine``: any run under a ``tf.distribute`` strategy (several GPUs or
-  workers), whatever ``--method`` says.
+  workers, TensorFlow only), whatever ``--method`` says.
 
-``make_engine`` picks one by name and imports only that module. The interface carries no
-TensorFlow types, so engines on other backends fit it too; ``common`` holds what every
-TensorFlow engine shares (compiled evaluation, compile-time estimate).
+``make_engine`` picks one by method and Keras backend and imports only that module. The
+interface carries no framework types, so every engine fits it; ``common`` holds what the
+engines share (compiled evaluation on TensorFlow, the compile-time estimate).
 """
 
 from __future__ import annotations
@@ -69,12 +71,22 @@ def make_engine(
     jit_compile: bool = True,
     strategy: Any = None,
 ) -> Engine:
-    """The engine for ``method`` ("fast" or "plain"), or the distributed one under a strategy."""
+    """The engine for ``method`` ("fast" or "plain") on the loaded Keras backend, or the
+    distributed one under a strategy."""
+    import keras
+
     x, y = splits.x_train, splits.y_train
     if strategy is not None:
         from trainer.engines.distributed import DistributedEngine
 
         return DistributedEngine(strategy, model, x, y, batch_size=batch_size, seed=seed)
+    if method == "fast" and keras.backend.backend() == "jax":
+        from trainer.engines.jax_epoch import JaxEpochEngine
+
+        # jit_compile: JAX compiles every call with XLA (mnist-train refuses --no-xla on JAX).
+        return JaxEpochEngine(
+            model, x, y, batch_size=batch_size, seed=seed, steps_per_call=steps_per_call
+        )
     if method == "fast":
         from trainer.engines.xla_epoch import XlaEpochEngine
 

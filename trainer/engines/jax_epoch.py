@@ -1,0 +1,225 @@
+"""The default engine on Keras's JAX backend: whole epochs in one ``jax.jit`` call, data on the device.
+
+The same idea as ``xla_epoch.XlaEpochEngine``, in JAX: the uint8 images and int32 labels are put
+on the device once; one compiled call runs ``jax.lax.scan`` over the epoch's steps, each step
+slicing its batch of indices from the epoch's permutation (``trainer.pipeline.epoch_permutation``,
+the TensorFlow engines' order), gathering and scaling the pixels by 1/255, running the model
+forward and backward with ``model.stateless_call`` and updating it with the model's own Keras
+optimizer (``optimizer.stateless_apply``). Nothing returns to the host until the call ends.
+
+The math is the seed's: the same model, loss, optimizer, batches and order as ``model.fit``.
+When the batch size does not divide the training set, the last, smaller batch runs as one extra
+call of one step, as in the TensorFlow engine (and in ``model.fit``), at the cost of one more
+compile in the first epoch. Each shape is compiled ahead of its first call (``jit(...).lower
+(...).compile()``), so the compile time is measured, not estimated.
+
+The training state lives in the Keras variables between epochs: each epoch starts from the
+model's and optimizer's variables and writes its result back into them, so ``model.save``
+(the checkpoints) and ``evaluate`` see exactly what was trained, and a ``.keras`` checkpoint
+moves between backends. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from trainer.engines import Scores
+from trainer.engines.common import EVAL_CHUNK
+from trainer.pipeline import epoch_permutation
+
+NUM_CLASSES = 10
+
+
+class JaxEpochEngine:
+    """Trains a compiled Keras model (its optimizer included) on uint8 images kept on the device."""
+
+    def __init__(
+        self,
+        model: Any,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        *,
+        batch_size: int,
+        seed: int,
+        steps_per_call: int = 0,
+    ) -> None:
+        import jax
+
+        self.model = model
+        self.seed = seed
+        self.batch_size = batch_size
+        self.n = len(x_train)
+        self.full_steps = self.n // batch_size
+        self.remainder = self.n - self.full_steps * batch_size
+        self.steps_per_call = min(steps_per_call or self.full_steps, self.full_steps) or 1
+        # One device: the first of the default backend (a GPU when JAX sees one).
+        self.device = jax.devices()[0]
+        self.x = jax.device_put(np.ascontiguousarray(x_train), self.device)
+        self.y = jax.device_put(np.ascontiguousarray(y_train).astype(np.int32), self.device)
+        model.optimizer.build(model.trainable_variables)
+        self._train_fns: dict[tuple[int, int], Any] = {}
+        self._compile_s: dict[tuple[int, int], float] = {}
+        self._eval_fns: dict[int, Any] = {}
+        self.call_times: list[tuple[tuple[int, int], float]] = []
+        self._ahead: tuple[int, np.ndarray] | None = None
+
+    # -- the shuffle order ---------------------------------------------------------------------
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """``epoch_permutation`` of ``epoch``; reused when it was drawn ahead."""
+        if self._ahead is not None and self._ahead[0] == epoch:
+            return self._ahead[1]
+        return epoch_permutation(self.n, self.seed, epoch)
+
+    def _draw_ahead(self, epoch: int) -> None:
+        """Draw the order of ``epoch`` now, while the device runs the current call (JAX returns
+        before the call finishes): about 1 ms of numpy for 60k images, as long as a whole
+        epoch's compute at batch 4096 on an H200 (docs/performance.md)."""
+        if self._ahead is None or self._ahead[0] != epoch:
+            self._ahead = (epoch, epoch_permutation(self.n, self.seed, epoch))
+
+    # -- the state: Keras variables in, Keras variables out -----------------------------------
+
+    def _state(self) -> tuple[list[Any], list[Any], list[Any]]:
+        model = self.model
+        return (
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.optimizer.variables],
+        )
+
+    def _write_back(self, state: tuple[list[Any], list[Any], list[Any]]) -> None:
+        model = self.model
+        groups = (model.trainable_variables, model.non_trainable_variables)
+        for variables, values in zip((*groups, model.optimizer.variables), state, strict=True):
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+
+    # -- compiled functions --------------------------------------------------------------------
+
+    def _build_train_fn(self, steps: int, batch: int) -> Any:
+        """``(state, x, y, order, start) -> (state, loss sum, correct)`` over ``steps`` steps of
+        ``batch`` images from ``order[start:]``."""
+        import jax
+        import jax.numpy as jnp
+        import keras
+
+        model, optimizer = self.model, self.model.optimizer
+
+        def loss_fn(
+            trainable: Any, non_trainable: Any, opt_vars: Any, xb: Any, yb: Any
+        ) -> tuple[Any, Any]:
+            probs, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=True)
+            targets = jax.nn.one_hot(yb, NUM_CLASSES, dtype=probs.dtype)
+            loss = jnp.mean(keras.losses.categorical_crossentropy(targets, probs))
+            # Loss scaling (mixed_float16) reads the optimizer's scale: as Keras's JAX trainer
+            # does it, inside a stateless scope over the optimizer's current values.
+            mapping = list(zip(optimizer.variables, opt_vars, strict=True))
+            with keras.StatelessScope(state_mapping=mapping):
+                scaled = optimizer.scale_loss(loss)
+            return scaled, (loss, probs, non_trainable)
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+        def run(state: Any, x: Any, y: Any, order: Any, start: Any) -> Any:
+            idx = jax.lax.dynamic_slice_in_dim(order, start, steps * batch)
+
+            def step(carry: Any, idx_b: Any) -> tuple[Any, None]:
+                (trainable, non_trainable, opt_vars), loss_sum, correct = carry
+                xb = jnp.take(x, idx_b, axis=0).astype(jnp.float32) / 255.0
+                yb = jnp.take(y, idx_b, axis=0)
+                (_, (loss, probs, non_trainable)), grads = grad_fn(
+                    trainable, non_trainable, opt_vars, xb, yb
+                )
+                trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+                hits = jnp.sum(jnp.argmax(probs, axis=1) == yb, dtype=jnp.int32)
+                loss_sum = loss_sum + loss.astype(jnp.float32) * batch
+                return ((trainable, non_trainable, opt_vars), loss_sum, correct + hits), None
+
+            init = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+            (state, loss_sum, correct), _ = jax.lax.scan(step, init, idx.reshape(steps, batch))
+            return state, loss_sum, correct
+
+        return jax.jit(run)
+
+    def _train_fn(self, steps: int, batch: int, args: tuple[Any, ...]) -> Any:
+        """The compiled call for (steps, batch), compiled (and timed) on first use."""
+        key = (steps, batch)
+        if key not in self._train_fns:
+            t0 = time.perf_counter()
+            compiled = self._build_train_fn(steps, batch).lower(*args).compile()
+            self._compile_s[key] = time.perf_counter() - t0
+            self._train_fns[key] = compiled
+        return self._train_fns[key]
+
+    # -- the Engine protocol -------------------------------------------------------------------
+
+    def train_epoch(self, epoch: int) -> Scores:
+        """One pass in the order ``epoch_permutation(n, seed, epoch)``; mean loss and accuracy."""
+        import jax
+        import jax.numpy as jnp
+
+        order = jax.device_put(self._order(epoch), self.device)
+        calls: list[tuple[int, int, int]] = []  # (steps, batch, first image)
+        step = 0
+        while step < self.full_steps:
+            steps = min(self.steps_per_call, self.full_steps - step)
+            calls.append((steps, self.batch_size, step * self.batch_size))
+            step += steps
+        if self.remainder:
+            calls.append((1, self.remainder, self.full_steps * self.batch_size))
+        state = self._state()
+        loss_sum, correct = 0.0, 0
+        for i, (steps, batch, start) in enumerate(calls):
+            args = (state, self.x, self.y, order, jnp.asarray(start, jnp.int32))
+            fn = self._train_fn(steps, batch, args)
+            t0 = time.perf_counter()
+            state, part_loss, part_correct = fn(*args)
+            if i == len(calls) - 1:
+                self._draw_ahead(epoch + 1)
+            loss_sum += float(part_loss)  # float() waits for the result before the clock stops
+            correct += int(part_correct)
+            self.call_times.append(((steps, batch), time.perf_counter() - t0))
+        self._write_back(state)
+        return {"loss": loss_sum / self.n, "accuracy": correct / self.n}
+
+    def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> Scores:
+        """Mean categorical cross-entropy and accuracy on a test set (uint8 images)."""
+        import jax
+
+        trainable, non_trainable, _ = self._state()
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(x_test), EVAL_CHUNK):
+            xb = jax.device_put(np.ascontiguousarray(x_test[start : start + EVAL_CHUNK]))
+            yb = jax.device_put(y_test[start : start + EVAL_CHUNK].astype(np.int32))
+            part_loss, part_correct = self._eval_fn(len(xb))(trainable, non_trainable, xb, yb)
+            loss_sum += float(part_loss)
+            correct += int(part_correct)
+        return {"loss": loss_sum / len(x_test), "accuracy": correct / len(x_test)}
+
+    def _eval_fn(self, size: int) -> Any:
+        if size not in self._eval_fns:
+            import jax
+            import jax.numpy as jnp
+            import keras
+
+            model = self.model
+
+            def evaluate(trainable: Any, non_trainable: Any, x: Any, y: Any) -> Any:
+                xb = x.astype(jnp.float32) / 255.0
+                probs, _ = model.stateless_call(trainable, non_trainable, xb, training=False)
+                targets = jax.nn.one_hot(y, NUM_CLASSES, dtype=probs.dtype)
+                losses = keras.losses.categorical_crossentropy(targets, probs)
+                hits = jnp.sum(jnp.argmax(probs, axis=1) == y, dtype=jnp.int32)
+                return jnp.sum(losses.astype(jnp.float32)), hits
+
+            self._eval_fns[size] = jax.jit(evaluate)
+        return self._eval_fns[size]
+
+    def compile_seconds(self) -> float | None:
+        """Seconds spent tracing and compiling every training shape so far (measured, ahead of
+        each shape's first call); None before the first epoch."""
+        return sum(self._compile_s.values()) if self._compile_s else None
