@@ -1,6 +1,8 @@
 """``mnist-train`` / ``python -m trainer``: parse flags into a TrainConfig, then train.
 
-Kept thin on purpose: ``--help`` and flag errors never import TensorFlow, so they answer at once.
+Kept thin on purpose: ``--help`` and flag errors never import TensorFlow, JAX or Keras, so they
+answer at once. The backend (``--backend``, else ``KERAS_BACKEND``, else TensorFlow) is put into
+``KERAS_BACKEND`` before anything imports Keras.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from trainer import __version__
-from trainer.config import DATASETS, METHODS, TrainConfig
+from trainer.config import BACKENDS, DATASETS, METHODS, TrainConfig
 
 _POSITIVE = click.IntRange(min=1)
 # numpy's legacy seeding, which keras.utils.set_random_seed calls, takes 0 .. 2**32 - 1.
@@ -133,6 +135,15 @@ _RATE = _PositiveFiniteFloat()
     "plain: the seed's Keras model.fit.",
 )
 @click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default=_D.backend,
+    envvar="KERAS_BACKEND",
+    show_default=True,
+    show_envvar=True,
+    help="Keras's backend; the flag wins over KERAS_BACKEND. JAX trains on one device.",
+)
+@click.option(
     "--steps-per-call",
     type=click.IntRange(min=0),
     default=_D.steps_per_call,
@@ -165,7 +176,24 @@ def _command(**options: object) -> TrainConfig:
     workers (TF_CONFIG) are present; metrics go to JSON lines, TensorBoard, the Azure ML run
     and MLflow when those are present.
     """
-    return TrainConfig(**options)  # type: ignore[arg-type]
+    config = TrainConfig(**options)  # type: ignore[arg-type]
+    if config.backend == "jax" and config.method == "fast" and not config.jit_compile:
+        raise click.UsageError(
+            "--no-xla: JAX compiles every step with XLA; drop --no-xla, or pass "
+            "--backend tensorflow"
+        )
+    return config
+
+
+def _select_backend(backend: str) -> None:
+    """Make Keras load ``backend``: it reads KERAS_BACKEND once, when it is first imported."""
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        raise click.UsageError(
+            f"--backend {backend}: Keras is already loaded on {keras.backend.backend()} in this "
+            "process; run mnist-train in a new one"
+        )
+    os.environ["KERAS_BACKEND"] = backend
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if not isinstance(result, TrainConfig):  # --help or --version was answered
         return int(result or 0)
+    try:
+        _select_backend(result.backend)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        return exc.exit_code
 
     from trainer.data import DataError
     from trainer.errors import RunError

@@ -10,6 +10,8 @@ from typing import Any
 from trainer.data.sources import DATASETS as DATASETS  # trainer.cli's --dataset choices
 
 METHODS = ("fast", "plain")
+# Keras's backends that mnist-train trains on; --backend sets KERAS_BACKEND from this.
+BACKENDS = ("tensorflow", "jax")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class TrainConfig:
     output_dir: str = "./outputs"
     log_dir: str = "./logs"
     seed: int = 0  # fixed, so that two runs of the same command train the same model
+    # TensorFlow: the image's backend, and the only one with several GPUs or workers. Not a
+    # setting a resumed run must match: a .keras checkpoint loads on either.
+    backend: str = "tensorflow"
     # Speed: "fast" runs whole epochs inside one XLA-compiled call with the data on the device;
     # "plain" is the seed's model.fit, kept for comparison and as a fallback.
     method: str = "fast"

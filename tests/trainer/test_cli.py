@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 from tests.startup import probe
@@ -61,9 +64,26 @@ BAD_FLAGS = [
     (["--no-such-flag"], "Error: No such option '--no-such-flag'. Did you mean '--no-xla'?"),
     (
         ["--batchsize", "5"],
-        "Error: No such option '--batchsize'. (Did you mean one of: '--batch-size', '--dataset'?)",
+        "Error: No such option '--batchsize'. (Did you mean one of: '--backend', '--batch-size', "
+        "'--dataset'?)",
+    ),
+    (
+        ["--backend", "torch"],
+        "Error: Invalid value for '--backend' (env var: 'KERAS_BACKEND'): 'torch' is not one of "
+        "'tensorflow', 'jax'.",
+    ),
+    (
+        ["--backend", "jax", "--no-xla"],
+        "Error: --no-xla: JAX compiles every step with XLA; drop --no-xla, or pass --backend "
+        "tensorflow",
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_backend_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() sets KERAS_BACKEND; monkeypatch puts back what the test process had."""
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
 
 
 @pytest.mark.parametrize(("args", "expected"), BAD_FLAGS)
@@ -77,7 +97,7 @@ def test_bad_flag_is_one_line_and_exit_2(
 
 
 def test_help_answers_without_importing_tensorflow() -> None:
-    startup = probe("trainer.cli", ["--help"], ("tensorflow", "keras", "numpy", "numba"))
+    startup = probe("trainer.cli", ["--help"], ("tensorflow", "jax", "keras", "numpy", "numba"))
     assert (startup.loaded, startup.exit_code) == ([], 0)
     assert "--first-layer-neurons" in startup.stdout
 
@@ -108,3 +128,65 @@ def test_defaults_are_the_seeds() -> None:
     assert (config.data_folder, config.batch_size, config.first_layer_neurons) == ("data", 50, 300)
     assert (config.second_layer_neurons, config.learning_rate, config.epochs) == (100, 0.001, 20)
     assert (config.output_dir, config.log_dir, config.method) == ("./outputs", "./logs", "fast")
+
+
+@pytest.mark.parametrize(
+    ("variable", "args", "backend"),
+    [
+        (None, [], "tensorflow"),  # the default, and the image's backend
+        ("jax", [], "jax"),
+        ("jax", ["--backend", "tensorflow"], "tensorflow"),  # the flag wins
+        ("tensorflow", ["--backend", "jax"], "jax"),
+    ],
+)
+def test_the_backend_flag_wins_over_keras_backend(
+    monkeypatch: pytest.MonkeyPatch, variable: str | None, args: list[str], backend: str
+) -> None:
+    from trainer.cli import _command
+
+    if variable is not None:
+        monkeypatch.setenv("KERAS_BACKEND", variable)
+    config = _command.main(args=args, prog_name="mnist-train", standalone_mode=False)
+    assert config.backend == backend
+
+
+def test_an_unknown_keras_backend_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert main(["--epochs", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "Error: Invalid value for '--backend' (env var: 'KERAS_BACKEND'): 'torch' is not one of "
+        "'tensorflow', 'jax'.\n"
+    )
+
+
+def test_the_backend_is_set_before_keras_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What train_and_evaluate finds in KERAS_BACKEND is what the command line said."""
+    import trainer.train
+
+    seen: list[str | None] = []
+    monkeypatch.setattr(
+        trainer.train,
+        "train_and_evaluate",
+        lambda config: seen.append(os.environ.get("KERAS_BACKEND")),
+    )
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert main(["--backend", "jax"]) == 0
+    assert seen == ["jax"]
+
+
+def test_a_backend_other_than_the_loaded_one_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In a process that already imported Keras (a test, a notebook), KERAS_BACKEND is read."""
+    import keras
+
+    loaded = keras.backend.backend()
+    other = "jax" if loaded == "tensorflow" else "tensorflow"
+    assert main(["--backend", other]) == 2
+    assert capsys.readouterr().err == (
+        f"Error: --backend {other}: Keras is already loaded on {loaded} in this process; run "
+        "mnist-train in a new one\n"
+    )
