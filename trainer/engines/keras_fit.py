@@ -1,12 +1,15 @@
-"""The ``--method plain`` engine: Keras's ``model.fit``, one epoch per call, on the tf.data pipeline.
+"""The ``--method plain`` engine: Keras's ``model.fit``, one epoch per call, in the fast engines' order.
 
-Kept as the fallback and as the reference the XLA engine is tested against: fed by
-``make_dataset`` it sees the same batches in the same order. (The seed's own method, ``fit`` on
-float arrays with Keras's shuffle, lives once in ``benchmarks/seed.py``.)
+Kept as the fallback and as the reference the fast engines are tested against. On TensorFlow it
+is fed by the ``tf.data`` pipeline (``make_dataset``); on other backends, which may run without
+TensorFlow, by ``EpochBatches``, a ``keras.utils.PyDataset`` of the same batches in the same
+order. (The seed's own method, ``fit`` on float arrays with Keras's shuffle, lives once in
+``benchmarks/seed.py``.)
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -14,7 +17,7 @@ import numpy as np
 
 from trainer.engines import Scores
 from trainer.engines.common import first_call_overhead
-from trainer.pipeline import make_dataset
+from trainer.pipeline import epoch_permutation, make_dataset
 
 
 class KerasFitEngine:
@@ -32,7 +35,7 @@ class KerasFitEngine:
     def train_epoch(self, epoch: int) -> Scores:
         start = time.perf_counter()
         history = self.model.fit(
-            make_dataset(self.x_train, self.y_train, self.batch_size, self.seed, epoch),
+            self._epoch_data(epoch),
             epochs=epoch + 1,
             initial_epoch=epoch,
             shuffle=False,
@@ -43,6 +46,14 @@ class KerasFitEngine:
             "loss": float(history.history["loss"][-1]),
             "accuracy": float(history.history["accuracy"][-1]),
         }
+
+    def _epoch_data(self, epoch: int) -> Any:
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            return make_dataset(self.x_train, self.y_train, self.batch_size, self.seed, epoch)
+        order = epoch_permutation(len(self.x_train), self.seed, epoch)
+        return _epoch_batches(keras)(self.x_train, self.y_train, order, self.batch_size)
 
     def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> Scores:
         """Test loss and accuracy at the seed's batch size (as its validation_data did)."""
@@ -55,3 +66,27 @@ class KerasFitEngine:
 
     def compile_seconds(self) -> float | None:
         return first_call_overhead(self.call_times)
+
+
+@functools.cache
+def _epoch_batches(keras: Any) -> Any:
+    """``EpochBatches``, defined once Keras is imported (it subclasses ``keras.utils.PyDataset``)."""
+    from trainer.data import images_to_float, one_hot
+
+    class EpochBatches(keras.utils.PyDataset):
+        """Batch ``i`` of one epoch: ``order``'s slice, gathered, scaled by 1/255, one-hot."""
+
+        def __init__(
+            self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int
+        ) -> None:
+            super().__init__()
+            self.x, self.y, self.order, self.batch_size = x, y, order, batch_size
+
+        def __len__(self) -> int:
+            return -(-len(self.order) // self.batch_size)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+            return images_to_float(self.x[idx]), one_hot(self.y[idx])
+
+    return EpochBatches
