@@ -4,15 +4,22 @@
 pair ``model/model.json`` + ``model/model.weights.h5``, ``model/saved_model/`` (a TensorFlow
 SavedModel from ``model.export`` for TF Serving / TFLite converters), ``metrics.json`` and
 ``accuracy_loss.png``. ``config.json`` is written at the start of the run.
+
+The SavedModel is TensorFlow's format: ``model.export`` writes it on every Keras backend (on JAX
+through ``jax2tf``), but only where TensorFlow can be imported. Without it (a JAX-only machine)
+it is skipped with one log line; the other two model files do not need TensorFlow.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 from trainer.checkpoint import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 PLOT = "accuracy_loss.png"
 
@@ -23,11 +30,24 @@ def write_model(model: Any, output_dir: Path) -> Path:
     model.save(folder / "model.keras")
     (folder / "model.json").write_text(model.to_json(), encoding="utf-8")
     model.save_weights(folder / "model.weights.h5")
-    exported = folder / "saved_model"
+    export_saved_model(model, folder / "saved_model")
+    return folder
+
+
+def export_saved_model(model: Any, exported: Path) -> None:
+    """``model.export`` into ``exported``, or one line saying why not (no TensorFlow here)."""
+    try:
+        import tensorflow  # noqa: F401  (model.export needs it on every backend)
+    except ImportError as exc:
+        log.warning(
+            "SavedModel export skipped: it needs TensorFlow, which cannot be imported here (%s); "
+            "model.keras and model.json + model.weights.h5 are written",
+            exc,
+        )
+        return
     if exported.exists():  # a rerun after a crash during export
         shutil.rmtree(exported)
     model.export(str(exported), verbose=False)
-    return folder
 
 
 def write_metrics(output_dir: Path, history: list[dict[str, Any]], final: dict[str, Any]) -> Path:

@@ -124,8 +124,23 @@ class TensorBoardSink:
 
     ``tf.summary.scalar`` needs the ``tensorboard`` package, which TF 2.21 no longer installs;
     the metadata below is what it would attach (scalars plugin, scalar data class), so
-    TensorBoard reads these files the same.
+    TensorBoard reads these files the same. On any Keras backend, as Keras's own TensorBoard
+    callback does, it writes with TensorFlow; where TensorFlow cannot be imported (a JAX-only
+    machine), ``open`` skips it with one line.
     """
+
+    @classmethod
+    def open(cls, folder: Path, local_copy: Path) -> TensorBoardSink | None:
+        try:
+            return cls(folder)
+        except ImportError as exc:
+            log.warning(
+                "TensorBoard logs skipped: they are written with TensorFlow, which cannot be "
+                "imported here (%s); every metric is in %s",
+                exc,
+                local_copy,
+            )
+            return None
 
     def __init__(self, folder: Path) -> None:
         import tensorflow as tf
@@ -394,7 +409,10 @@ class Sinks:
     def open(cls, log_dir: str | Path, params: dict[str, Any]) -> Sinks:
         folder = Path(log_dir)
         local = folder / "metrics.jsonl"
-        sinks: list[Sink] = [JsonLinesSink(local), TensorBoardSink(folder / "tensorboard")]
+        sinks: list[Sink] = [JsonLinesSink(local)]
+        board = TensorBoardSink.open(folder / "tensorboard", local)
+        if board is not None:
+            sinks.append(board)
         services = ("MLFLOW_TRACKING_URI", "AZUREML_RUN_ID")
         if any(os.environ.get(name) for name in services):
             sinks.append(ServiceSink(lambda: open_service(params), local))
