@@ -1,9 +1,11 @@
-"""The trainer's default engine (``XlaEpochEngine``) as a benchmark method.
+"""The trainer's default engine as a benchmark method, on whichever Keras backend is loaded.
 
 ``run_fast`` trains a fresh model of the seed's shape for N epochs on given data with the
-engine ``mnist-train`` uses by default and returns a ``RunResult``: per-epoch history and the
-engine's call timings. No checkpoints, outputs or sinks (that is ``trainer.train``), and no
-process-wide settings beyond Keras's random seed.
+engine ``mnist-train`` uses by default (``trainer.engines.make_engine("fast", ...)``:
+``XlaEpochEngine`` on TensorFlow, ``JaxEpochEngine`` on JAX) and returns a ``RunResult``:
+per-epoch history and the engine's call timings. No checkpoints, outputs or sinks (that is
+``trainer.train``), and no process-wide settings beyond Keras's random seed. The benchmark runs
+the trainer's own engines: no training loop is written twice.
 """
 
 from __future__ import annotations
@@ -45,17 +47,16 @@ def run_fast(
     """The default engine on ``splits``; pass ``model`` (compiled) to train given weights."""
     import keras
 
-    from trainer.engines import run_epoch
-    from trainer.engines.xla_epoch import XlaEpochEngine
+    from trainer.engines import make_engine, run_epoch
     from trainer.model import build_model
 
     if model is None:
         keras.utils.set_random_seed(seed)
         model = build_model()
-    engine = XlaEpochEngine(
+    engine: Any = make_engine(
+        "fast",
         model,
-        splits.x_train,
-        splits.y_train,
+        splits,
         batch_size=batch_size,
         seed=seed,
         steps_per_call=steps_per_call,

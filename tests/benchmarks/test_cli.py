@@ -247,4 +247,4 @@ def test_jax_rows_run_without_tensorflow(tmp_path):
     records = read_records(out)
     assert records[0]["jax"]["tensorflow_imported"] is False
     assert records[0]["jax"]["device_kind"] in ("cpu", "gpu")
-    check_train_rows(records, "jax", ["seed-fit", "fast-scan"], [50])
+    check_train_rows(records, "jax", ["seed-fit", "default"], [50])
