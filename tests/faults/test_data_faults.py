@@ -8,13 +8,16 @@ c. nothing trains on the wrong data silently; d. the data's content key, for res
 from __future__ import annotations
 
 import gzip
+import hashlib
+import http.server
 import logging
 import os
 import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +25,17 @@ import pytest
 
 from tests.data import naive
 from tests.data.conftest import small_dataset, write_idx
-from trainer.data import DataError, find_dataset_files, load_dataset, read_idx
+from trainer.data import (
+    DataError,
+    DownloadError,
+    download_dataset,
+    find_dataset_files,
+    load_dataset,
+    read_idx,
+)
 from trainer.data.cache import DecodeCache, flush_writes
 from trainer.data.paths import as_path
+from trainer.data.sources import Source
 
 
 @pytest.fixture
@@ -247,3 +258,121 @@ def test_b_a_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
     with timed(3), pytest.raises(DataError) as error:
         read_idx(fifo)
     assert one_line(error) == f"{fifo}: is not a regular file (a pipe or a device?)"
+
+
+class Mirror(http.server.ThreadingHTTPServer):
+    """A local mirror that misbehaves as its path's first part says: /drip/, /drip-headers/,
+    /endless/, /liar/ or /good/."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), MirrorHandler)
+        self.hits: Counter[str] = Counter()
+        self.base = f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # the client hung up on a handler still writing: what these tests want
+
+
+class MirrorHandler(http.server.BaseHTTPRequestHandler):
+    server: Mirror
+    DRIP_S = 1.0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        kind, _, name = self.path.strip("/").partition("/")
+        self.server.hits[kind] += 1
+        blob = BLOBS[name]
+        if kind == "drip-headers":
+            for byte in b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(blob):
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(self.DRIP_S)
+            return
+        self.send_response(200)
+        if kind == "liar":
+            self.send_header("Content-Length", str(10**10))
+        elif kind != "endless":
+            self.send_header("Content-Length", str(len(blob)))
+        self.end_headers()
+        if kind == "drip":  # never silent for longer than any sane read timeout
+            for i in range(len(blob)):
+                self.wfile.write(blob[i : i + 1])
+                self.wfile.flush()
+                time.sleep(self.DRIP_S)
+        elif kind in ("endless", "liar"):
+            while True:  # until the client hangs up
+                self.wfile.write(bytes(1 << 16))
+        else:
+            self.wfile.write(blob)
+
+
+LABEL_BLOB = gzip.compress(naive.idx_bytes(LABELS), mtime=0)
+BLOBS = {
+    "train-images-idx3-ubyte.gz": gzip.compress(naive.idx_bytes(np.zeros((2, 28, 28), np.uint8))),
+    "train-labels-idx1-ubyte.gz": LABEL_BLOB,
+}
+MD5 = {name: hashlib.md5(blob).hexdigest() for name, blob in BLOBS.items()}
+
+
+@pytest.fixture
+def mirror() -> Iterator[Mirror]:
+    server = Mirror()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def fetch(mirror: Mirror, dest: Path, kind: str, pinned: bool = True, **options: object) -> None:
+    sizes = {name: len(blob) for name, blob in BLOBS.items()} if pinned else {}
+    source = Source(mirrors=(f"{mirror.base}/{kind}/",), md5=MD5, sizes=sizes)
+    limits = {"timeout": 3.0, "deadline": 2.0, "retries": 2, "backoff": 0.01, "progress": False}
+    download_dataset("mnist", dest, source=source, **{**limits, **options})
+
+
+@pytest.mark.parametrize("kind", ["drip", "drip-headers"])
+def test_b_a_mirror_that_drips_is_left_at_the_deadline(
+    mirror: Mirror, tmp_path: Path, kind: str
+) -> None:
+    """One byte a second never trips the 3 s read timeout; the 2 s deadline ends it, wherever
+    the client waits (headers or body), and the mirror is not retried."""
+    with timed(6), pytest.raises(DownloadError) as error:
+        fetch(mirror, tmp_path / "dl", kind)
+    assert f"{kind}/train-images-idx3-ubyte.gz: not complete within the 2 s deadline" in one_line(
+        error
+    )
+    assert mirror.hits[kind] == 1
+    assert list((tmp_path / "dl").iterdir()) == []  # no partial file
+
+
+@pytest.mark.parametrize(
+    ("kind", "pinned"), [("endless", True), ("endless", False), ("liar", True)]
+)
+def test_b_an_endless_body_stops_at_the_expected_size(
+    mirror: Mirror, tmp_path: Path, kind: str, pinned: bool
+) -> None:
+    size = len(BLOBS["train-images-idx3-ubyte.gz"])
+    with timed(5), pytest.raises(DownloadError) as error:
+        fetch(mirror, tmp_path / "dl", kind, pinned=pinned, max_bytes=1 << 20)
+    if kind == "liar":
+        expected = f"announces 10000000000 bytes, expected {size}"
+    else:
+        expected = f"sent more than the {size if pinned else 1 << 20} bytes expected"
+    assert f"{kind}/train-images-idx3-ubyte.gz: {expected}" in one_line(error)
+    assert mirror.hits[kind] == 1  # not retried: it would fill the disk once per retry
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_b_the_published_files_have_their_sizes_pinned() -> None:
+    from trainer.data.sources import SOURCES, known_size
+
+    for source in SOURCES.values():
+        assert set(source.sizes) == set(source.md5)
+        for name, md5 in source.md5.items():
+            assert known_size(md5) == source.sizes[name]

@@ -1,30 +1,49 @@
 """Fetch MNIST or Fashion-MNIST: mirrors in turn, pinned checksums, retries, atomic writes.
 
-The mirrors and checksums are in :mod:`trainer.data.sources`.
+The mirrors and checksums are in :mod:`trainer.data.sources`. Every wait is bounded: ``timeout``
+bounds connecting and each read; a watchdog ends any attempt at one file from one mirror after
+``deadline`` seconds, wherever it is blocked (a server that sends a byte every few seconds never
+trips a read timeout); and no more bytes are accepted than the file's published size, or
+``max_bytes`` when it is not known (an endless body). So one call takes at most about
+``mirrors x (retries + 1) x deadline`` plus the backoff, and no partial file is ever kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trainer.data.errors import DownloadError
-from trainer.data.paths import PathArg, as_path
-from trainer.data.sources import SOURCES, Source
+from trainer.data.paths import PathArg, as_path, shown
+from trainer.data.sources import SOURCES, Source, known_size
 from trainer.files import atomic_write
 
 _USER_AGENT = "keras-mnist-trainer (+https://github.com/; dataset download)"
 _CHUNK = 1 << 20
+# The largest published file is Fashion-MNIST's train images, 26.4 MB: a file whose size is not
+# pinned may be a few times that, never gigabytes.
+MAX_BYTES = 128 << 20
+# 26.4 MB at 50 kB/s (a poor but working link) takes 9 minutes.
+DEADLINE_S = 900.0
+# atomic_write's temporary files (".tmp-<hex>-<name>") older than this were left by a killed
+# process; a running download touches its own at least every read timeout.
+_STALE_TMP_S = 3600.0
 
 
 class _Permanent(Exception):
-    """This mirror will not deliver this file (404, wrong checksum): try the next one."""
+    """This mirror will not deliver this file (404, wrong checksum, wrong size, too slow): try
+    the next one rather than the same one again."""
 
 
 def download_dataset(
@@ -33,6 +52,8 @@ def download_dataset(
     *,
     source: Source | None = None,
     timeout: float = 30.0,
+    deadline: float = DEADLINE_S,
+    max_bytes: int = MAX_BYTES,
     retries: int = 3,
     backoff: float = 1.0,
     progress: bool | None = None,
@@ -42,10 +63,14 @@ def download_dataset(
 
     Each file is tried on every mirror in turn; transient failures (timeouts, refused or reset
     connections, HTTP 5xx and 429) are retried ``retries`` times per mirror with exponential
-    backoff starting at ``backoff`` seconds; a 404 or a checksum mismatch moves to the next
-    mirror at once. Bytes stream into a temporary file that is renamed to its final name only
-    after its MD5 matched, so a wrong or partial file never lands. ``timeout`` bounds each
-    network wait (a stalled mirror). ``progress`` (default: when stderr is a terminal) draws a
+    backoff starting at ``backoff`` seconds; a 404, a checksum mismatch, a body larger than
+    expected or an attempt past its deadline moves to the next mirror at once. Bytes stream
+    into a temporary file that is renamed to its final name only after its MD5 matched, so a
+    wrong or partial file never lands (temporary files that a killed process left are removed
+    after an hour). ``timeout`` bounds connecting and each read (a stalled mirror); ``deadline``
+    bounds one attempt at one file, from connecting to the last byte (a mirror that drips);
+    a body is capped at the file's published size (``Source.sizes``, or the size known for its
+    MD5), else at ``max_bytes``. ``progress`` (default: when stderr is a terminal) draws a
     progress bar on stderr; otherwise one line per file is printed. ``local_hint`` ends the
     error when every mirror fails: how the caller's users point at a local copy instead.
     Returns name -> path.
@@ -59,46 +84,63 @@ def download_dataset(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(folder, f"cannot create the download folder ({exc.strerror})") from None
+    _remove_abandoned(folder)
     if progress is None:
         progress = sys.stderr.isatty()
+    limits = _Limits(timeout, deadline, retries, backoff)
     paths = {}
     for name, md5 in source.md5.items():
         path = folder / name
         if not path.is_file():
-            failures = _fetch(path, md5, source.mirrors, timeout, retries, backoff, progress)
+            size = source.sizes.get(name) or known_size(md5)
+            expected = _Expected(md5, size, size if size is not None else max_bytes)
+            failures = _fetch(path, expected, source.mirrors, limits, progress)
             if not path.is_file():
                 raise _no_mirror_delivered(dataset, path, failures, local_hint)
         paths[name] = path
     return paths
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """How long to wait (see :func:`download_dataset`) and how often to try again."""
+
+    timeout: float
+    deadline: float
+    retries: int
+    backoff: float
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """What the file must be: its MD5, its exact size when known, and the most bytes accepted."""
+
+    md5: str
+    size: int | None
+    cap: int
+
+
 def _fetch(
-    path: Path,
-    md5: str,
-    mirrors: Sequence[str],
-    timeout: float,
-    retries: int,
-    backoff: float,
-    progress: bool,
+    path: Path, expected: _Expected, mirrors: Sequence[str], limits: _Limits, progress: bool
 ) -> list[str]:
     """Fetch ``path``'s file from the first mirror that delivers it; the failures before that."""
     failures: list[str] = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + path.name
-        for attempt in range(retries + 1):
+        for attempt in range(limits.retries + 1):
             try:
-                _fetch_once(url, md5, path, timeout, progress)
+                _fetch_once(url, expected, path, limits, progress)
                 return failures
             except _Permanent as exc:
                 failures.append(f"{url}: {exc}")
                 break
             except (OSError, http.client.HTTPException) as exc:
                 reason = _describe(exc)
-                if attempt == retries:
+                if attempt == limits.retries:
                     failures.append(f"{url}: {reason}")
                     break
-                print(f"retrying {url} ({reason})", file=sys.stderr)
-                time.sleep(backoff * 2**attempt)
+                print(f"retrying {url} ({shown(reason)})", file=sys.stderr)
+                time.sleep(limits.backoff * 2**attempt)
     return failures
 
 
@@ -124,30 +166,153 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _fetch_once(url: str, md5: str, path: Path, timeout: float, progress: bool) -> None:
+def _fetch_once(url: str, expected: _Expected, path: Path, limits: _Limits, progress: bool) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    with _Watchdog(limits.deadline) as watchdog:
+        try:
+            _stream(watchdog.opener(), request, expected, path, limits.timeout, progress)
+        except (OSError, http.client.HTTPException) as exc:
+            if watchdog.expired:
+                raise _Permanent(
+                    f"not complete within the {limits.deadline:g} s deadline"
+                ) from None
+            raise exc from None
+        except _Permanent:
+            if watchdog.expired:  # a body cut short by the watchdog fails its checksum
+                raise _Permanent(
+                    f"not complete within the {limits.deadline:g} s deadline"
+                ) from None
+            raise
+
+
+def _stream(
+    opener: urllib.request.OpenerDirector,
+    request: urllib.request.Request,
+    expected: _Expected,
+    path: Path,
+    timeout: float,
+    progress: bool,
+) -> None:
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code == 429:
             raise  # transient: the caller retries
         raise _Permanent(f"HTTP {exc.code}") from None
+    cap = expected.cap
     digest = hashlib.md5(usedforsecurity=False)
     # Committed only once complete and matching its checksum: a wrong or partial file never lands.
     with atomic_write(path) as tmp, response, open(tmp, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0)
-        bar = _Progress(path.name, url, total, progress)
+        total = response.length or 0  # http.client's parse of Content-Length; None if absent
+        if total and (total > cap or (expected.size is not None and total != expected.size)):
+            want = expected.size if expected.size is not None else f"at most {cap}"
+            raise _Permanent(f"announces {total} bytes, expected {want}")
+        bar = _Progress(path.name, request.full_url, total, progress)
         done = 0
-        while chunk := response.read(_CHUNK):
+        # Never more than one byte past the cap: an endless body stops there.
+        while chunk := response.read(min(_CHUNK, cap + 1 - done)):
+            done += len(chunk)
+            if done > cap:
+                raise _Permanent(f"sent more than the {cap} bytes expected")
             out.write(chunk)
             digest.update(chunk)
-            done += len(chunk)
             bar.update(done)
         if total and done != total:
             raise http.client.IncompleteRead(b"", total - done)
-        if digest.hexdigest() != md5:
-            raise _Permanent(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
+        if digest.hexdigest() != expected.md5:
+            raise _Permanent(
+                f"checksum mismatch (MD5 {digest.hexdigest()}, expected {expected.md5})"
+            )
     bar.finish(done)
+
+
+class _Watchdog:
+    """Ends one attempt at its deadline by shutting down its sockets, wherever it is blocked:
+    connecting, in the TLS handshake, reading the headers or the body.
+
+    A socket timeout bounds each wait, not their sum; a server that sends a byte every few
+    seconds would otherwise hold the download for as long as it likes. ``shutdown`` wakes a
+    thread blocked in ``recv`` at once (it then sees the end of the stream). Connections are
+    tracked through the opener's handlers, redirects included; a socket opened after the
+    deadline is shut down on the next tick.
+    """
+
+    _TICK_S = 0.2
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._connections: list[http.client.HTTPConnection] = []
+        self._sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="mnist-download-deadline", daemon=True
+        )
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """urllib's default opener (proxies from the environment, redirects), with every
+        connection it opens tracked."""
+        track = self._track
+
+        class HTTP(urllib.request.HTTPHandler):
+            def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+                return super().do_open(track(http_class), req, **kwargs)
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+                return super().do_open(track(http_class), req, **kwargs)
+
+        return urllib.request.build_opener(HTTP(), HTTPS())
+
+    def _track(self, http_class: Any) -> Any:
+        """``http_class`` with its sockets recorded: urllib drops the connection's ``sock`` once
+        the headers are read (the response reads through its own reference to the socket)."""
+        watchdog = self
+
+        class Tracked(http_class):
+            def connect(self) -> None:
+                watchdog._connections.append(self)  # its ``sock``, while connecting
+                try:
+                    super().connect()
+                finally:
+                    if self.sock is not None:
+                        watchdog._sockets.append(self.sock)
+
+        return Tracked
+
+    def _run(self) -> None:
+        if self._stop.wait(self.seconds):
+            return
+        self.expired = True
+        while True:
+            socks = [c.sock for c in list(self._connections)] + list(self._sockets)
+            for sock in socks:
+                if sock is not None:
+                    # Not connected yet, or already closed: nothing to wake.
+                    with contextlib.suppress(OSError):
+                        # The plain socket's method: SSLSocket.shutdown would also drop its
+                        # SSL state under the reading thread.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            if self._stop.wait(self._TICK_S):
+                return
+
+
+def _remove_abandoned(folder: Path) -> None:
+    now = time.time()
+    for tmp in folder.glob(".tmp-*"):
+        try:
+            if now - tmp.stat().st_mtime > _STALE_TMP_S:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 class _Progress:

@@ -12,15 +12,17 @@ wrong files here, not against an attacker who controls a mirror.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a dataset lives: mirror base URLs (tried in order) and each file's MD5."""
+    """Where a dataset lives: mirror base URLs (tried in order), each file's MD5 and, where
+    published, each file's size in bytes (a download is capped at it)."""
 
     mirrors: tuple[str, ...]
     md5: Mapping[str, str]
+    sizes: Mapping[str, int] = field(default_factory=dict)
 
 
 SOURCES: dict[str, Source] = {
@@ -36,6 +38,13 @@ SOURCES: dict[str, Source] = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        # As listed on yann.lecun.com/exdb/mnist.
+        sizes={
+            "train-images-idx3-ubyte.gz": 9912422,
+            "train-labels-idx1-ubyte.gz": 28881,
+            "t10k-images-idx3-ubyte.gz": 1648877,
+            "t10k-labels-idx1-ubyte.gz": 4542,
+        },
     ),
     "fashion-mnist": Source(
         mirrors=(
@@ -50,6 +59,24 @@ SOURCES: dict[str, Source] = {
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
+        # The published files' sizes (as Keras's downloader reports them); Debian's recompressed
+        # copies are 23-24 bytes smaller (no file name in the gzip header) and have other MD5s.
+        sizes={
+            "train-images-idx3-ubyte.gz": 26421880,
+            "train-labels-idx1-ubyte.gz": 29515,
+            "t10k-images-idx3-ubyte.gz": 4422102,
+            "t10k-labels-idx1-ubyte.gz": 5148,
+        },
     ),
 }
 DATASETS = tuple(SOURCES)  # ("mnist", "fashion-mnist")
+
+
+def known_size(md5: str) -> int | None:
+    """The size of the published file with this MD5, whichever Source names it (a caller may
+    build its own Source from these checksums, with other mirrors in front)."""
+    for source in SOURCES.values():
+        for name, digest in source.md5.items():
+            if digest == md5 and name in source.sizes:
+                return source.sizes[name]
+    return None
