@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from submit import __version__
+from submit.errors import SubmitError
 from submit.options import (
     CONTEXT,
     PASSWORD_VAR,
@@ -224,6 +225,13 @@ def data_register(
     """
     if folder is not None and urls:
         raise click.UsageError("pass --folder or --url, not both")
+    if urls:
+        from submit.fetch import check_urls  # urllib and friends: not for --help
+
+        try:
+            check_urls(urls)
+        except SubmitError as exc:
+            raise click.BadParameter(exc.message, param_hint="--url") from None
     spec = DataSpec(
         name=name or dataset,
         version=data_version,

@@ -4,21 +4,47 @@ SDK v2 data assets are folders, not lists of URLs, so ``data register --sdk v2``
 files the original sample referenced and uploads them as one folder. Each file must be gzip
 (the idx files are published compressed); a proxy's HTML error page is refused here rather
 than discovered by the trainer an hour later on a GPU.
+
+A file is saved under its name in the dataset's own list (``IDX_FILES``), never under a name
+taken from the URL: a URL ending in ``/.`` or ``/..`` (or a query string) would otherwise name
+the folder itself or its parent, and the download would land outside the dataset folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from submit.errors import SubmitError
-from submit.spec import DATASET_URLS, DataSpec
+from submit.spec import DATASET_URLS, IDX_FILES, DataSpec
 
 GZIP_MAGIC = b"\x1f\x8b"
 TIMEOUT_S = 60
+
+
+def idx_name(url: str) -> str:
+    """The dataset file ``url`` delivers: its path's last part, one of ``IDX_FILES``."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    name = posixpath.basename(path)
+    if name not in IDX_FILES:
+        raise SubmitError(
+            f"{url} does not end in the name of one of the dataset's files "
+            f"({', '.join(IDX_FILES)}): give each file's own URL"
+        )
+    return name
+
+
+def check_urls(urls: Sequence[str]) -> None:
+    """Refuse URLs that name no dataset file, or one file twice."""
+    names = [idx_name(url) for url in urls]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SubmitError(f"{twice[0]} is given more than once: give each file's URL once")
 
 
 def local_folder(spec: DataSpec) -> Path:
@@ -48,9 +74,10 @@ def _is_gzip(path: Path) -> bool:
 
 def fetch(urls: Sequence[str], folder: Path) -> Path:
     """Download each URL into ``folder`` (kept if already there and gzip); return ``folder``."""
+    check_urls(urls)
     folder.mkdir(parents=True, exist_ok=True)
     for url in urls:
-        target = folder / url.rstrip("/").rsplit("/", 1)[-1]
+        target = folder / idx_name(url)
         if target.is_file() and _is_gzip(target):
             continue
         partial = target.with_name(target.name + ".part")

@@ -8,8 +8,10 @@ injected, so tests drive the real calls against a fake client.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import shlex
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from azure.ai.ml.sweep import (
 from azure.core.exceptions import ResourceNotFoundError
 
 from submit.backend import Backend
+from submit.context import stage
 from submit.errors import (
     MASK,
     ComputeNotFound,
@@ -274,10 +277,19 @@ class V2Backend:
 
     # Calls to Azure ML.
     def register_environment(self, spec: EnvSpec) -> str:
-        connection = build_registry_connection(spec)
-        if connection is not None:
-            self.client.connections.create_or_update(connection)
-        env = self.client.environments.create_or_update(build_environment(spec))
+        with tempfile.TemporaryDirectory(prefix="mnist-submit-context-") as staging:
+            # The SDK uploads what a folder's links point to: it gets the vetted copy, made
+            # (or refused) before signing in.
+            staged = spec
+            if spec.build_context is not None:
+                staged = dataclasses.replace(
+                    spec, build_context=stage(spec.build_context, Path(staging))
+                )
+            client = self.client
+            connection = build_registry_connection(spec)
+            if connection is not None:
+                client.connections.create_or_update(connection)
+            env = client.environments.create_or_update(build_environment(staged))
         return f"{env.name}:{env.version}"
 
     def register_data(self, spec: DataSpec) -> str:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from submit.backend import Backend, quiet_sdk_import
@@ -20,9 +22,31 @@ from submit.cli import cli
 from submit.spec import Submitted
 from submit.workspace import WorkspaceRef
 
+# Anything that could point a test at a real workspace, a real login, a real password, the
+# user's own cache folder (MNIST_CACHE_DIR) or a proxy between the tests and their local servers.
+_PREFIXES = ("AZURE_", "AZUREML_", "MNIST_SUBMIT_", "MNIST_CACHE_", "MSI_", "IDENTITY_")
+_PROXIES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 # The workspace options of a command that talks to Azure, and the image of the README's examples.
 WS = ["--subscription-id", "sub-1", "--resource-group", "rg-1", "--workspace-name", "ws-1"]
 IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
+
+
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No Azure settings, secrets or proxies; a private HOME and cache; an empty folder to work
+    in (returned), with no workspace config above it."""
+    from trainer.redact import SECRET_VARIABLES
+
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES) or name in SECRET_VARIABLES or name.lower() in _PROXIES:
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
 
 
 def with_options(args: list[str], *options: str) -> list[str]:
@@ -50,7 +74,7 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 answering with ``handler``; yields its base URL."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True  # a handler that never answers must not hold up the test's end
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:

@@ -49,8 +49,8 @@ def test_not_a_git_checkout(tmp_path: Path) -> None:
     with pytest.raises(SubmitError) as caught:
         tracked_files(tmp_path)
     assert caught.value.message == (
-        f"cannot list the files of {tmp_path} with git: run from a git checkout of the "
-        "repository (SDK v1 would otherwise upload every file below it)"
+        f"cannot list the files of {tmp_path} with git: build from a git checkout of the "
+        "repository (otherwise every file below it would be uploaded)"
     )
 
 

@@ -20,13 +20,14 @@ from trainer.data.load import resolve_files
 FILES = {
     "train-images-idx3-ubyte.gz": gzip.compress(b"\x00\x00\x08\x03" + bytes(12)),
     "train-labels-idx1-ubyte.gz": gzip.compress(b"\x00\x00\x08\x01" + bytes(4)),
-    "not-gzip.gz": b"<html>proxy says no</html>",
 }
+# What the server answers for each path: the files, and a proxy's error page in place of one.
+ANSWERS = {**FILES, "proxy/t10k-labels-idx1-ubyte.gz": b"<html>proxy says no</html>"}
 
 
 class Handler(QuietHandler):
     def do_GET(self) -> None:
-        body = FILES.get(self.path.lstrip("/"))
+        body = ANSWERS.get(self.path.lstrip("/"))
         self.send_response(200 if body is not None else 404)
         self.end_headers()
         self.wfile.write(body or b"missing")
@@ -41,9 +42,7 @@ def server() -> Iterator[str]:
 def test_fetch_downloads_verifies_and_reuses(server: str, tmp_path: Path) -> None:
     urls = [f"{server}/train-images-idx3-ubyte.gz", f"{server}/train-labels-idx1-ubyte.gz"]
     folder = fetch(urls, tmp_path / "mnist")
-    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)[1:]
-    for name in sorted(FILES)[1:]:
-        assert (folder / name).read_bytes() == FILES[name]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == FILES
     (folder / "train-images-idx3-ubyte.gz").write_bytes(
         FILES["train-images-idx3-ubyte.gz"] + b"kept"
     )
@@ -55,12 +54,14 @@ def test_fetch_downloads_verifies_and_reuses(server: str, tmp_path: Path) -> Non
     ("name", "expected"),
     [
         (
-            "not-gzip.gz",
-            "{server}/not-gzip.gz did not return a gzip file: check the URL (or a proxy in the way)",
+            "proxy/t10k-labels-idx1-ubyte.gz",
+            "{server}/proxy/t10k-labels-idx1-ubyte.gz did not return a gzip file: check the URL "
+            "(or a proxy in the way)",
         ),
         (
-            "nothing.gz",
-            "cannot download {server}/nothing.gz: Not Found; check the URL and the network",
+            "t10k-images-idx3-ubyte.gz",
+            "cannot download {server}/t10k-images-idx3-ubyte.gz: Not Found; check the URL and "
+            "the network",
         ),
     ],
 )
@@ -85,7 +86,7 @@ def test_v2_data_register_from_urls_uploads_the_fetched_folder(server: str) -> N
     # Unverified files: a folder of their own in the trainer's cache, never its downloads/.
     assert data.type == "uri_folder"
     assert folder.parent == default_cache_dir() / "mnist-submit"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)[1:]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == FILES
     assert not (default_cache_dir() / "downloads").exists()
 
 
