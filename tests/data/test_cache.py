@@ -18,7 +18,7 @@ from trainer.data.cache import DecodeCache, flush_writes
 
 def _entries(cache: Path) -> list[Path]:
     flush_writes()
-    root = cache / "decoded-v1" / "entries"
+    root = cache / "decoded-v2" / "entries"
     return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
 
 
@@ -184,7 +184,7 @@ def test_cache_is_written_after_the_arrays_are_returned(
     write once it is old."""
     arrays = small_dataset(tmp_path / "data")
     cache = tmp_path / "cache"
-    entries = cache / "decoded-v1" / "entries"
+    entries = cache / "decoded-v2" / "entries"
     abandoned = entries / ".deadbeef-killed"
     abandoned.mkdir(parents=True)
     os.utime(abandoned, (0, 0))
@@ -234,7 +234,7 @@ def test_index_survives_a_moved_entry_folder(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     load_dataset(tmp_path / "data", cache_dir=cache)
     flush_writes()
-    shutil.rmtree(cache / "decoded-v1" / "entries")
+    shutil.rmtree(cache / "decoded-v2" / "entries")
     _assert_matches(load_dataset(tmp_path / "data", cache_dir=cache), arrays)
     (entry,) = _entries(cache)
     # The index maps the four sources, as they are, to the rebuilt entry ...

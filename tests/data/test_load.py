@@ -137,8 +137,8 @@ def test_inconsistent_files_name_the_culprit(tmp_path: Path, case: str) -> None:
     with pytest.raises(DataError) as info:
         load_dataset(tmp_path / "data", cache_dir=tmp_path / "cache")
     assert str(info.value) == f"{tmp_path / 'data' / name}: {problem}"
-    assert not (tmp_path / "cache" / "decoded-v1" / "entries").exists() or not any(
-        (tmp_path / "cache" / "decoded-v1" / "entries").iterdir()
+    assert not (tmp_path / "cache" / "decoded-v2" / "entries").exists() or not any(
+        (tmp_path / "cache" / "decoded-v2" / "entries").iterdir()
     )
 
 

@@ -271,6 +271,7 @@ class Mirror(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), MirrorHandler)
         self.hits: Counter[str] = Counter()
         self.base = f"http://127.0.0.1:{self.server_address[1]}"
+        self.files = BLOBS
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # the client hung up on a handler still writing: what these tests want
@@ -286,7 +287,7 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         kind, _, name = self.path.strip("/").partition("/")
         self.server.hits[kind] += 1
-        blob = BLOBS[name]
+        blob = self.server.files[name]
         if kind == "drip-headers":
             for byte in b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(blob):
                 self.wfile.write(bytes([byte]))
@@ -376,3 +377,118 @@ def test_b_the_published_files_have_their_sizes_pinned() -> None:
         assert set(source.sizes) == set(source.md5)
         for name, md5 in source.md5.items():
             assert known_size(md5) == source.sizes[name]
+
+
+# c. Nothing trains on the wrong data silently ---------------------------------------------------
+
+
+def test_c_a_raw_file_and_its_gz_twin_that_differ_are_refused(tmp_path: Path) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    arrays = small_dataset(data)  # .gz files
+    write_idx(data / "train-labels-idx1-ubyte", (arrays["train-labels"] + 1) % 10)  # not gunzip'd
+    with timed(5), pytest.raises(DataError) as error:
+        load_dataset(data, cache_dir=cache)
+    assert one_line(error) == (
+        f"{data}/train-labels-idx1-ubyte: holds other data than train-labels-idx1-ubyte.gz "
+        "beside it; keep only one of them"
+    )
+    assert entries(cache) == []
+
+
+def test_c_a_raw_file_and_its_identical_gz_twin_load(tmp_path: Path) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    arrays = small_dataset(data)
+    write_idx(data / "train-labels-idx1-ubyte", arrays["train-labels"])  # as gunzip -k leaves it
+    cold = load_dataset(data, cache_dir=cache)
+    warm = load_dataset(data, cache_dir=cache)
+    assert isinstance(warm.y_train, np.memmap)
+    np.testing.assert_array_equal(warm.y_train, arrays["train-labels"])
+    # The twin is part of what the index checks: changing it alone is caught on a warm load.
+    write_idx(data / "train-labels-idx1-ubyte.gz", arrays["train-labels"][::-1].copy())
+    with pytest.raises(DataError, match="holds other data than"):
+        load_dataset(data, cache_dir=cache)
+    assert cold.content_key == warm.content_key
+
+
+def test_c_a_file_replaced_while_the_cache_is_written_is_never_served_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index used to record the files' status when it was written, after the entry: a file
+    replaced in between got the old content's key, and every later load served the old data."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    old = small_dataset(data, seed=1)
+    release = threading.Event()
+    real_store = DecodeCache.store
+
+    def held_store(self: DecodeCache, key: str, arrays: dict[str, np.ndarray]) -> bool:
+        assert release.wait(timeout=30), "the test never released the writer"
+        return real_store(self, key, arrays)
+
+    monkeypatch.setattr(DecodeCache, "store", held_store)
+    try:
+        first = load_dataset(data, cache_dir=cache)  # the entry is being written ...
+        new_labels = (old["train-labels"] + 1) % 10
+        labels = data / "train-labels-idx1-ubyte.gz"
+        write_idx(labels.with_name("incoming.gz"), new_labels)
+        os.replace(labels.with_name("incoming.gz"), labels)  # ... when the file is replaced
+    finally:
+        release.set()
+    flush_writes()
+    np.testing.assert_array_equal(first.y_train, old["train-labels"])
+    again = load_dataset(data, cache_dir=cache)
+    np.testing.assert_array_equal(again.y_train, new_labels)
+    assert again.content_key != first.content_key
+    np.testing.assert_array_equal(load_dataset(data, cache_dir=cache).y_train, new_labels)
+
+
+# d. The content key of the data, for a resume check ---------------------------------------------
+
+
+def expected_key(folder: Path) -> str:
+    """Splits.content_key as its docstring defines it, computed independently."""
+    lines = ""
+    for role in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+        (path,) = folder.glob(f"{role}-idx?-ubyte*")
+        blob = path.read_bytes()
+        idx = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        lines += f"{role}:{hashlib.sha256(idx).hexdigest()}\n"
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_d_the_content_key_names_the_data_not_the_folder(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    small_dataset(tmp_path / "gz", seed=5)
+    small_dataset(tmp_path / "raw", seed=5, gz=False)
+    want = expected_key(tmp_path / "gz")
+    assert want == expected_key(tmp_path / "raw")
+    fresh = load_dataset(tmp_path / "gz", cache_dir=cache)
+    hit = load_dataset(tmp_path / "gz", cache_dir=cache)
+    assert isinstance(hit.x_train, np.memmap)
+    (tmp_path / "gz").rename(tmp_path / "renamed")
+    renamed = load_dataset(tmp_path / "renamed", cache_dir=cache)
+    raw = load_dataset(tmp_path / "raw", cache_dir=tmp_path / "other-cache")
+    uncached = load_dataset(tmp_path / "raw", use_cache=False)
+    keys = {fresh.content_key, hit.content_key, renamed.content_key, raw.content_key}
+    assert keys == {want, uncached.content_key}
+    assert fresh.to_float(one_hot_labels=True).content_key == want
+    small_dataset(tmp_path / "other", seed=6)
+    assert load_dataset(tmp_path / "other", cache_dir=cache).content_key != want
+
+
+def test_d_the_content_key_is_set_after_a_download(
+    mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer.data import load as load_module
+
+    published = tmp_path / "published"
+    small_dataset(published, seed=7)
+    mirror.files = {p.name: p.read_bytes() for p in published.iterdir()}
+    md5 = {name: hashlib.md5(blob).hexdigest() for name, blob in mirror.files.items()}
+    source = Source(mirrors=(f"{mirror.base}/good/",), md5=md5)
+
+    def download(dataset: str, dest: Path) -> dict[str, Path]:
+        return download_dataset(dataset, dest, source=source, progress=False)
+
+    monkeypatch.setattr(load_module, "download_dataset", download)
+    splits = load_dataset(tmp_path / "absent", download=True, cache_dir=tmp_path / "cache")
+    assert splits.content_key == expected_key(published)

@@ -2,14 +2,17 @@
 
 Layout under the cache folder (see :func:`default_cache_dir`)::
 
-    decoded-v1/entries/<content key>/{train-images,train-labels,t10k-images,t10k-labels}.npy
-    decoded-v1/entries/<content key>/meta.json   shapes, dtypes and CRC-32 of every array
-    decoded-v1/index/<hash of the source paths>.json   source stat -> content key
+    decoded-v2/entries/<content key>/{train-images,train-labels,t10k-images,t10k-labels}.npy
+    decoded-v2/entries/<content key>/meta.json   shapes, dtypes and CRC-32 of every array
+    decoded-v2/index/<hash of the source paths>.json   source stat -> content key
 
-An entry is keyed by the SHA-256 of the source files' bytes, so renaming or copying the data
-finds the same entry and changed data never does. Hashing 30 MB costs ~18 ms, so a warm load
-first looks the sources up in the index by (size, mtime, ctime, inode): only when that misses
-are the files read and hashed. Entries are built in a temporary folder and renamed into place
+An entry is keyed by the content key of the four files (``Splits.content_key``: SHA-256 over
+the decoded idx bytes, see :mod:`trainer.data.load`), so renaming or copying the data, or
+compressing it differently, finds the same entry, and changed data never does. Hashing 55 MB
+costs ~30 ms on top of decoding, so a warm load first looks the sources up in the index by
+(size, mtime, ctime, inode, device), as they were when the bytes behind the key were read
+(not when the index is written: a file replaced meanwhile must not inherit the old key); only
+when that misses are the files read, decoded and hashed. Entries are built in a temporary folder and renamed into place
 (atomic on POSIX); they are not fsync'ed, because every load checks each array's CRC-32 (~3 ms for
 all of MNIST with isal) and rebuilds an entry that is truncated, missing or corrupt.
 """
@@ -20,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -36,7 +40,9 @@ from trainer.files import atomic_write
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "MNIST_CACHE_DIR"
-_FORMAT = "decoded-v1"
+# v2: keys hash the decoded bytes (v1 hashed the files as stored, compressed or not).
+_FORMAT = "decoded-v2"
+_KEY = re.compile(r"[0-9a-f]{64}")
 # Temporary folders older than this were left by a killed process and are removed.
 _STALE_TMP_S = 3600.0
 
@@ -70,8 +76,7 @@ def _crc32(array: np.ndarray) -> int:
     return int(gz.backend_module().crc32(data))
 
 
-def _stat_record(path: Path) -> list[int]:
-    st = path.stat()
+def _stat_record(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
@@ -95,18 +100,24 @@ class DecodeCache:
         """The content key recorded for these sources if none of them changed since, else None."""
         try:
             record = json.loads(self._index_file(sources).read_text())
-            stats = {k: _stat_record(p) for k, p in sources.items()}
+            stats = {k: _stat_record(p.stat()) for k, p in sources.items()}
         except (OSError, ValueError):
             return None
         if not isinstance(record, dict) or record.get("stats") != stats:
             return None
         key = record.get("key")
-        return key if isinstance(key, str) else None
+        return key if isinstance(key, str) and _KEY.fullmatch(key) else None
 
-    def remember(self, sources: Mapping[str, Path], key: str) -> None:
-        """Record that ``sources``, as they are now, have content ``key``."""
+    def remember(
+        self, sources: Mapping[str, Path], read_as: Mapping[str, os.stat_result], key: str
+    ) -> None:
+        """Record that ``sources``, as ``read_as`` describes them, have content ``key``.
+
+        ``read_as`` is each file's status taken when the bytes behind ``key`` were read: if a
+        file was replaced since, its status now differs and the next lookup misses, as it must.
+        """
         try:
-            stats = {k: _stat_record(p) for k, p in sources.items()}
+            stats = {k: _stat_record(read_as[k]) for k in sources}
             index_file = self._index_file(sources)
             index_file.parent.mkdir(parents=True, exist_ok=True)
             # Not fsync'ed: an index lost to a power cut only costs one rehash.
@@ -152,7 +163,11 @@ class DecodeCache:
 
     # -- the slow path: store a freshly decoded entry ------------------------------------------
     def store_in_background(
-        self, key: str, arrays: Mapping[str, np.ndarray], sources: Mapping[str, Path]
+        self,
+        key: str,
+        arrays: Mapping[str, np.ndarray],
+        sources: Mapping[str, Path],
+        read_as: Mapping[str, os.stat_result],
     ) -> None:
         """Write the entry and then the index on a thread, so the caller gets its arrays now.
 
@@ -165,7 +180,7 @@ class DecodeCache:
             # leave the cause unsaid. store() leaves no partial entry whatever goes wrong.
             try:
                 if self.store(key, arrays):
-                    self.remember(sources, key)
+                    self.remember(sources, read_as, key)
             except Exception as exc:
                 log.warning(
                     "cannot write cache entry %s (%s: %s); not caching",

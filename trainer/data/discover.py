@@ -36,7 +36,8 @@ def _candidates(root: Path) -> dict[str, list[Path]]:
 
 
 def _pick(candidates: list[Path]) -> list[Path]:
-    """Prefer the uncompressed file over its .gz twin in the same folder (no inflating)."""
+    """Prefer the uncompressed file over its .gz twin in the same folder (no inflating); the
+    loader checks that the two hold the same data (:func:`gz_twins`)."""
     by_folder: dict[Path, Path] = {}
     for path in candidates:
         if path.parent not in by_folder or path.suffix != ".gz":
@@ -95,3 +96,17 @@ def find_dataset_files(folder: PathArg) -> dict[str, Path]:
 
 def name_list(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def gz_twins(files: dict[str, Path]) -> dict[str, Path]:
+    """Role -> the ``.gz`` file beside a chosen uncompressed one, where there is one.
+
+    Two versions of one file in one folder may differ (a re-download next to an old gunzip);
+    the loader refuses them unless their content is the same, rather than pick one silently.
+    """
+    twins = {}
+    for role, path in files.items():
+        twin = path.with_name(path.name + ".gz")
+        if path.suffix != ".gz" and twin.is_file():
+            twins[role] = twin
+    return twins

@@ -122,11 +122,24 @@ def decode_bytes(path: PathArg, data: bytes | memoryview) -> np.ndarray:
     of the inflated bytes for 1-byte types in gzip files, so it may be read-only.
     """
     path = as_path(path)
+    return decode_content(path, idx_content(path, data))
+
+
+def idx_content(path: PathArg, data: bytes | memoryview) -> bytes | memoryview:
+    """The idx bytes that ``data`` holds: inflated (bounded) if it is gzip, else ``data``
+    itself; the header and the size it declares are checked. The same content gives the same
+    bytes whether it was stored compressed or not."""
+    path = as_path(path)
     if data[:2] == gz.GZIP_MAGIC or path.suffix == ".gz":
         data = gz.decompress_bounded(path, data, lambda head: _header(path, head).total)
-    header = _header(path, data)
-    _check_payload(path, header, len(data))
-    values = np.frombuffer(data, dtype=header.dtype, offset=header.offset)
+    _check_payload(path, _header(path, data), len(data))
+    return data
+
+
+def decode_content(path: Path, content: bytes | memoryview) -> np.ndarray:
+    """The values of checked idx bytes (:func:`idx_content`), as a view where it can be."""
+    header = _header(path, content)
+    values = np.frombuffer(content, dtype=header.dtype, offset=header.offset)
     return _to_native(values).reshape(header.shape)
 
 

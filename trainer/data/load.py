@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data.cache import DecodeCache, default_cache_dir, flush_writes
-from trainer.data.discover import STEMS, find_dataset_files, missing_files, name_list
+from trainer.data.discover import STEMS, find_dataset_files, gz_twins, missing_files, name_list
 from trainer.data.download import download_dataset
 from trainer.data.errors import DataError
-from trainer.data.idx import decode_bytes, read_bytes
+from trainer.data.idx import decode_content, idx_content, read_file
 from trainer.data.kernels import images_to_float, one_hot
 from trainer.data.paths import PathArg, as_path, shown
 from trainer.data.sources import DATASETS
@@ -35,6 +35,17 @@ class Splits:
     Images are uint8 of shape (n, 784), labels uint8 of shape (n,) with values 0..9, unless
     converted by :meth:`to_float`. Arrays from the cache are read-only memory maps, and those
     decoded from .gz files are read-only views: copy before writing into them.
+
+    ``content_key`` identifies the data by content, for checks such as "is this the data the
+    checkpoint was trained on": 64 hex digits, the SHA-256 of the four lines
+    ``f"{role}:{sha256(idx_bytes).hexdigest()}\\n"`` for the roles ``train-images``,
+    ``train-labels``, ``t10k-images`` and ``t10k-labels`` in that order, where ``idx_bytes``
+    is the whole idx file (header and values) as decoded: inflated if it is stored as gzip.
+    So it is the same whatever the folder is called or where it is copied, and for a ``.gz``
+    file and its uncompressed twin, or two compressions of the same file (Debian's and the
+    published Fashion-MNIST); it changes with any byte of the data. :func:`load_dataset` sets
+    it on every path: a fresh decode, a cache hit and a download. :meth:`to_float` keeps it
+    (it names the data the arrays were converted from). "" for Splits built by hand.
     """
 
     x_train: np.ndarray
@@ -44,6 +55,7 @@ class Splits:
     # The folder the four files were found in (their common parent), for logs, as one
     # printable line (trainer.data.paths.shown); "" if unknown.
     source: str = ""
+    content_key: str = ""
 
     def to_float(self, one_hot_labels: bool = False) -> Splits:
         """Images as float32 in [0, 1] (the seed's ``x / 255`` without its float64 detour), in
@@ -136,40 +148,62 @@ def resolve_files(
 
 def load_files(files: dict[str, Path], cache: DecodeCache | None = None) -> Splits:
     """Decode and validate the four files (keys as :func:`find_dataset_files` returns them)."""
+    # A .gz twin beside a raw file is read too, and must hold the same data (gz_twins).
+    sources = {**files, **{f"{role}.gz": twin for role, twin in gz_twins(files).items()}}
     if cache is not None:
         flush_writes()  # an entry this process is still writing may be the one wanted
-        key = cache.key_from_index(files)
+        key = cache.key_from_index(sources)
         cached = cache.load(key) if key else None
-        if cached is not None and set(cached) == set(STEMS):
-            return _splits(cached, files)
-    arrays, key = _decode_all(files)
-    arrays = _validate(arrays, files)
+        if key and cached is not None and set(cached) == set(STEMS):
+            return _splits(cached, files, key)
+    decoded = _decode_all(sources)
+    for role, twin in gz_twins(files).items():
+        if decoded[f"{role}.gz"].digest != decoded[role].digest:
+            raise DataError(
+                files[role], f"holds other data than {twin.name} beside it; keep only one of them"
+            )
+    arrays = _validate({role: decoded[role].array for role in STEMS}, files)
+    key = content_key({role: decoded[role].digest for role in STEMS})
     if cache is not None:
-        cache.store_in_background(key, arrays, files)
-    return _splits(arrays, files)
+        read_as = {name: decoded[name].read_as for name in sources}
+        cache.store_in_background(key, arrays, sources, read_as)
+    return _splits(arrays, files, key)
 
 
-def _decode_all(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
-    """Decode the four files and compute their combined content key, on two threads.
+def content_key(digests: dict[str, str]) -> str:
+    """The key of four decoded files from their SHA-256s (see :attr:`Splits.content_key`)."""
+    lines = "".join(f"{role}:{digests[role]}\n" for role in STEMS)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
-    Inflating the train images is ~80% of the work and occupies one thread; the other inflates
-    the three small files, then hashes all four (the inflaters and SHA-256 release the GIL), so
-    the content key costs no wall time. More threads only add contention on two cores.
+
+@dataclass(frozen=True)
+class _Decoded:
+    array: np.ndarray
+    digest: str  # SHA-256 of the idx bytes (inflated, for gzip) that ``array`` views
+    read_as: os.stat_result  # the file's status when those bytes were read
+
+
+def _decode_all(sources: dict[str, Path]) -> dict[str, _Decoded]:
+    """Read each file once, then decode and hash what was read, on two threads.
+
+    Inflating the train images is ~80% of the work and occupies one thread; the other takes the
+    small files (the inflaters and SHA-256 release the GIL). More threads only add contention
+    on two cores. The digest is of the bytes decoded, from the same read: never of a second
+    read of the path, which may find another file by then.
     """
-    # Read-only: the hashing thread reads the bytes the decoder is viewing, and the arrays go to
-    # the cache writer's thread; neither may see them change.
-    data = {role: read_bytes(files[role]).toreadonly() for role in STEMS}
-    order = sorted(STEMS, key=lambda role: -len(data[role]))
+    # Read-only: the arrays go to the cache writer's thread, which must not see them change.
+    reads = {name: read_file(path) for name, path in sources.items()}
+    order = sorted(sources, key=lambda name: -len(reads[name][0]))
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        arrays = {role: pool.submit(decode_bytes, files[role], data[role]) for role in order}
-        digests = {role: pool.submit(_sha256, data[role]) for role in order}
-        decoded = {role: arrays[role].result() for role in STEMS}
-        lines = "".join(f"{role}:{digests[role].result()}\n" for role in STEMS)
-    return decoded, hashlib.sha256(lines.encode()).hexdigest()[:40]
+        jobs = {
+            name: pool.submit(_decode, sources[name], reads[name][0].toreadonly()) for name in order
+        }
+        return {name: _Decoded(*jobs[name].result(), reads[name][1]) for name in sources}
 
 
-def _sha256(data: memoryview) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _decode(path: Path, data: memoryview) -> tuple[np.ndarray, str]:
+    content = idx_content(path, data)
+    return decode_content(path, content), hashlib.sha256(content).hexdigest()
 
 
 def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str, np.ndarray]:
@@ -203,7 +237,7 @@ def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str
     return out
 
 
-def _splits(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> Splits:
+def _splits(arrays: dict[str, np.ndarray], files: dict[str, Path], key: str) -> Splits:
     source = shown(os.path.commonpath([str(path.parent) for path in files.values()]))
     return Splits(
         arrays["train-images"],
@@ -211,4 +245,5 @@ def _splits(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> Splits:
         arrays["t10k-images"],
         arrays["t10k-labels"],
         source=source,
+        content_key=key,
     )
