@@ -143,6 +143,39 @@ def cluster() -> Cluster:
     return found
 
 
+def local_tasks(found: Cluster) -> int:
+    """How many training tasks of the cluster run on this task's host (itself included)."""
+    if found.task_type is None or found.num_workers <= 1:
+        return 1
+    mine = found.jobs[found.task_type][found.task_index].rsplit(":", 1)[0]
+    hosts = [a.rsplit(":", 1)[0] for kind in TRAINING_JOBS for a in found.jobs.get(kind, [])]
+    return max(1, hosts.count(mine))
+
+
+def size_thread_pools(found: Cluster) -> dict[str, int] | None:
+    """Give each co-located worker its share of the cores, before TensorFlow starts.
+
+    Every TensorFlow process sizes its intra- and inter-op pools for all of the machine's cores,
+    so two workers on one machine run twice as many threads as there are cores and stall each
+    other (issue 13 measured single epochs swinging from 11 s to 62 s). Azure ML starts one
+    worker per node, which keeps every core. TF_NUM_INTRAOP_THREADS and TF_NUM_INTEROP_THREADS,
+    when set, win: they are TensorFlow's own settings (read at start-up, in
+    tensorflow/core/common_runtime/process_util.cc).
+    """
+    sharing = local_tasks(found)
+    if sharing <= 1:
+        return None
+    cores = len(os.sched_getaffinity(0))
+    share = max(1, cores // sharing)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(share))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(share))
+    return {
+        "workers_on_this_host": sharing,
+        "intra_op_threads": int(os.environ["TF_NUM_INTRAOP_THREADS"]),
+        "inter_op_threads": int(os.environ["TF_NUM_INTEROP_THREADS"]),
+    }
+
+
 def num_workers() -> int:
     return cluster().num_workers
 

@@ -163,7 +163,10 @@ def start_runtime(config: TrainConfig) -> Any:
     """Seeds, devices and dtype policy (``configure_runtime``), then the strategy, if any."""
     from trainer.runtime import configure_runtime
 
+    threads = distribute.size_thread_pools(distribute.cluster())
     info = configure_runtime(config.seed, config.mixed_precision)
+    if threads is not None:
+        info["threads"] = threads
     strategy = distribute.choose_strategy()
     if strategy is not None:
         info["strategy"] = f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"

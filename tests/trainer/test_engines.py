@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ print("RESULT", json.dumps({
 """
 
 
-def run_child(script: str, *args: str) -> dict:
+def run_child(script: str, *args: str) -> Any:
     """Run ``script`` in a child Python with one TensorFlow thread; its RESULT line, parsed."""
     proc = subprocess.run(
         [sys.executable, "-c", script.replace("# TWINS", TWINS), *args],
@@ -142,6 +143,65 @@ def test_xla_chunks_compute_what_one_whole_epoch_call_computes(fashion: object) 
     whole, chunked = result["train"]
     assert whole == pytest.approx(chunked, rel=1e-6)
     assert max(result["apart"]) < 1e-5
+
+
+DISTRIBUTED = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+# Two logical CPUs make a two-replica MirroredStrategy in one process: the distributed engine's
+# split of each global batch and its gradient sum run exactly as across two workers.
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from trainer.data import load_dataset
+from trainer.engines.distributed import DistributedEngine
+from trainer.engines.xla_epoch import XlaEpochEngine
+from trainer.model import build_model
+# TWINS
+s = load_dataset(sys.argv[2], "fashion-mnist")
+x, y = s.x_train[:1000], s.y_train[:1000]
+results = []
+for batch_size, replicas in json.loads(sys.argv[1]):
+    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+    single_model = twins(4)[0]
+    with strategy.scope():  # the same seed: the same start weights, as mirrored variables
+        distributed_model = twins(4)[0]
+    start = single_model.get_weights()
+    single = XlaEpochEngine(single_model, x, y, batch_size=batch_size, seed=5, jit_compile=False)
+    distributed = DistributedEngine(strategy, distributed_model, x, y, batch_size=batch_size, seed=5)
+    train = [distributed.train_epoch(2), single.train_epoch(2)]
+    weights = zip(distributed_model.get_weights(), single_model.get_weights(), start)
+    results.append({
+        "train": train,
+        "weights": [[float(np.linalg.norm(d - s)), float(np.linalg.norm(s - w))]
+                    for d, s, w in weights],
+        "iterations": [int(distributed_model.optimizer.iterations.value.numpy()),
+                       int(single_model.optimizer.iterations)],
+    })
+print("RESULT", json.dumps(results))
+"""
+
+
+SPLITS = [
+    (50, 2),  # 25 images per replica
+    (64, 2),  # 1000 = 15 x 64 + 40: a last batch of 40, split 20/20
+    (75, 2),  # an odd batch: 38 and 37; the last batch of 25: 13 and 12
+    (50, 1),
+]
+
+
+def test_the_distributed_engine_trains_what_one_device_trains(fashion: object) -> None:
+    """Same batches, order and updates as the single-device engine: each replica takes its share
+    of every global batch, the gradients are summed, the loss is the global mean."""
+    results = run_child(DISTRIBUTED, json.dumps(SPLITS), str(FASHION))
+    for split, result in zip(SPLITS, results, strict=True):
+        distributed, single = result["train"]
+        assert distributed["loss"] == pytest.approx(single["loss"], rel=1e-4), split
+        assert distributed["accuracy"] == pytest.approx(single["accuracy"], abs=1e-6), split
+        for apart, change in result["weights"]:
+            assert change > 0
+            assert apart < 1e-4 * change, split
+        assert result["iterations"][0] == result["iterations"][1], split
 
 
 def _model(seed: int) -> object:
