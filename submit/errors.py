@@ -140,6 +140,13 @@ def translate(exc: BaseException, secrets: Iterable[str | None] = ()) -> SubmitE
     """The one-line error for an exception an SDK raised; secrets never appear in it."""
     if isinstance(exc, SubmitError):
         return exc
+    from submit.network import TIMEOUT_VAR, stalled, timeout_s
+
+    if stalled(exc):
+        return SubmitError(
+            f"Azure did not answer within {timeout_s():g} s (network down or a proxy in the way): "
+            f"check the connection and retry; ${TIMEOUT_VAR} sets how long to wait"
+        )
     auth = _types(
         "azure.core.exceptions.ClientAuthenticationError",
         "azure.identity.CredentialUnavailableError",

@@ -8,12 +8,17 @@ than discovered by the trainer an hour later on a GPU.
 A file is saved under its name in the dataset's own list (``IDX_FILES``), never under a name
 taken from the URL: a URL ending in ``/.`` or ``/..`` (or a query string) would otherwise name
 the folder itself or its parent, and the download would land outside the dataset folder.
+
+Every download is bounded: ``$MNIST_SUBMIT_TIMEOUT`` (``submit.network``) for the connection
+and each read, ten times that for the whole file, so a server that drips a byte at a time
+cannot hold the command either, and ``MAX_BYTES``, since no idx file is bigger.
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,10 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from submit.errors import SubmitError
+from submit.network import progress, timeout_s
 from submit.spec import DATASET_URLS, IDX_FILES, DataSpec
+from trainer.files import atomic_write
 
 GZIP_MAGIC = b"\x1f\x8b"
-TIMEOUT_S = 60
+# The largest idx file, Fashion-MNIST's training images, is 26 MB compressed and 47 MB raw.
+MAX_BYTES = 64 << 20
+# The whole of one file may take this many timeouts: 10 minutes by default, 1.6 MB/min at 26 MB.
+FILE_DEADLINE_TIMEOUTS = 10
+_CHUNK = 1 << 16
 
 
 def idx_name(url: str) -> str:
@@ -80,22 +91,40 @@ def fetch(urls: Sequence[str], folder: Path) -> Path:
         target = folder / idx_name(url)
         if target.is_file() and _is_gzip(target):
             continue
-        partial = target.with_name(target.name + ".part")
-        try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-                body = response.read()
-            partial.write_bytes(body)
-        except (urllib.error.URLError, OSError) as exc:
-            partial.unlink(missing_ok=True)
-            reason = getattr(exc, "reason", exc)
-            raise SubmitError(
-                f"cannot download {url}: {reason}; check the URL and the network"
-            ) from None
-        if not body.startswith(GZIP_MAGIC):
-            partial.unlink()
-            raise SubmitError(
-                f"{url} did not return a gzip file: check the URL (or a proxy in the way)"
-            )
-        # Renamed only when complete, so an interrupted download is never mistaken for data.
-        partial.replace(target)
+        progress(f"downloading {url}")
+        # Committed only when complete and gzip, so an interrupted download is never data.
+        with atomic_write(target, durable=False) as partial:
+            partial.write_bytes(_download(url))
     return folder
+
+
+def _download(url: str) -> bytes:
+    """The body at ``url``: bounded in time and size, gzip, or one-line SubmitError."""
+    timeout = timeout_s()
+    deadline = time.monotonic() + FILE_DEADLINE_TIMEOUTS * timeout
+    body = bytearray()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read1(_CHUNK):
+                body += chunk
+                if len(body) > MAX_BYTES:
+                    raise SubmitError(
+                        f"{url} sent more than {MAX_BYTES >> 20} MB, more than any dataset "
+                        "file holds: check the URL"
+                    )
+                if time.monotonic() > deadline:
+                    raise SubmitError(
+                        f"{url} did not finish within {FILE_DEADLINE_TIMEOUTS * timeout:g} s: "
+                        "check the network (or a proxy in the way) and retry"
+                    )
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        # The URL ends before a space: a masked query value would take a ':' with it.
+        raise SubmitError(
+            f"cannot download {url} ({reason}): check the URL and the network"
+        ) from None
+    if not body.startswith(GZIP_MAGIC):
+        raise SubmitError(
+            f"{url} did not return a gzip file: check the URL (or a proxy in the way)"
+        )
+    return bytes(body)

@@ -167,11 +167,13 @@ def backend(common: Common) -> Backend:
 
 
 def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Call the backend with SDK import noise filtered and stray exceptions made one line."""
+    """Call the backend with SDK import noise filtered, every network wait bounded
+    (``submit.network``) and stray exceptions made one line."""
     from submit.backend import quiet_sdk_import
+    from submit.network import bounded
 
     try:
-        with quiet_sdk_import():
+        with quiet_sdk_import(), bounded():
             return func(*args, **kwargs)
     except click.ClickException:
         raise

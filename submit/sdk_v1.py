@@ -43,6 +43,7 @@ from submit.errors import (
     NoBestRun,
     SubmitError,
 )
+from submit.network import progress
 from submit.spec import (
     LOG_UNIFORM_FLAG,
     ComputeSpec,
@@ -278,6 +279,7 @@ class V1Backend:
     def ws(self) -> Workspace:
         if self._ws is None:
             ref = self._ref()
+            progress(f"Signing in to Azure ML workspace {ref.workspace_name} (SDK v1) ...")
             self._ws = Workspace(
                 ref.subscription_id, ref.resource_group, ref.workspace_name, auth=_auth()
             )
@@ -333,9 +335,13 @@ class V1Backend:
         env = build_environment(spec)
         with tempfile.TemporaryDirectory(prefix="mnist-submit-context-") as staging:
             if spec.build_context is not None:
-                context = stage(spec.build_context, Path(staging))
+                context = stage(spec.build_context, Path(staging))  # refused before signing in
+                workspace = self.ws
+                progress(
+                    f"Uploading the build context: what git tracks in {spec.build_context} ..."
+                )
                 env.docker.build_context = DockerBuildContext.from_local_directory(
-                    workspace=self.ws, path=str(context), dockerfile_path=spec.dockerfile
+                    workspace=workspace, path=str(context), dockerfile_path=spec.dockerfile
                 )
             registered = env.register(self.ws)
         return f"{registered.name}:{registered.version}"
@@ -353,9 +359,11 @@ class V1Backend:
                 "pip install azureml-dataset-runtime==1.61.0, or use --sdk v2 for data and runs"
             ) from None
         if spec.folder is not None:
+            datastore = self.ws.get_default_datastore()
+            progress(f"Uploading {spec.folder} ...")
             dataset = Dataset.File.upload_directory(
                 src_dir=str(spec.folder),
-                target=(self.ws.get_default_datastore(), f"datasets/{spec.name}"),
+                target=(datastore, f"datasets/{spec.name}"),
                 overwrite=False,
             )
         else:
@@ -373,6 +381,7 @@ class V1Backend:
         except ComputeTargetException as exc:
             if not _compute_missing(exc):
                 raise
+            progress(f"Creating cluster {spec.name}; provisioning takes a few minutes ...")
             target = ComputeTarget.create(self.ws, spec.name, build_compute(spec))
             target.wait_for_completion(show_output=True)
             return spec.name
@@ -436,6 +445,7 @@ class V1Backend:
 
     def wait(self, run_id: str, experiment: str) -> str:
         run = Run(Experiment(self.ws, experiment), run_id)
+        progress(f"Following run {run_id} to its end (Ctrl-C stops following, not the run) ...")
         details = run.wait_for_completion(show_output=True, raise_on_error=False)
         return str(details.get("status") or run.get_status())
 
@@ -466,6 +476,7 @@ class V1Backend:
         from azureml.core import Model
 
         model = Model(self.ws, name=name, version=int(version))
+        progress(f"Downloading model {name}:{version} into {target} ...")
         path = model.download(target_dir=str(target), exist_ok=True)
         return Path(path)
 

@@ -51,6 +51,7 @@ from submit.errors import (
     SubmitError,
 )
 from submit.fetch import fetch, local_folder
+from submit.network import azure_core_options, progress
 from submit.spec import (
     DATASET_URLS,
     LOG_UNIFORM_FLAG,
@@ -250,8 +251,14 @@ class V2Backend:
     def client(self) -> MLClient:
         if self._client is None:
             ref = self._ref()
+            progress(f"Signing in to Azure ML workspace {ref.workspace_name} (SDK v2) ...")
             self._client = MLClient(
-                credential(), ref.subscription_id, ref.resource_group, ref.workspace_name
+                credential(),
+                ref.subscription_id,
+                ref.resource_group,
+                ref.workspace_name,
+                # MLClient passes these to every service client it builds (_ml_client.py).
+                **azure_core_options(),
             )
         return self._client
 
@@ -289,18 +296,24 @@ class V2Backend:
             connection = build_registry_connection(spec)
             if connection is not None:
                 client.connections.create_or_update(connection)
+            if spec.build_context is not None:
+                progress(
+                    f"Uploading the build context: what git tracks in {spec.build_context} ..."
+                )
             env = client.environments.create_or_update(build_environment(staged))
         return f"{env.name}:{env.version}"
 
     def register_data(self, spec: DataSpec) -> str:
         client = self.client  # a missing workspace should fail before any download
-        if spec.folder is None:
-            fetch_dataset(spec)
+        folder = spec.folder if spec.folder is not None else fetch_dataset(spec)
+        progress(f"Uploading {folder} ...")
         data = client.data.create_or_update(build_data(spec))
         return f"{data.name}:{data.version}"
 
     def create_compute(self, spec: ComputeSpec) -> str:
-        compute = self.client.compute.begin_create_or_update(build_compute(spec)).result()
+        poller = self.client.compute.begin_create_or_update(build_compute(spec))
+        progress(f"Creating or updating cluster {spec.name}; provisioning takes a few minutes ...")
+        compute = poller.result()
         return str(compute.name)
 
     def _check(self, run: RunSpec) -> None:
@@ -338,10 +351,12 @@ class V2Backend:
         return self._submit(build_sweep(spec))
 
     def wait(self, run_id: str, experiment: str) -> str:
+        jobs = self.client.jobs  # the workspace first: no line before its error
+        progress(f"Following run {run_id} to its end (Ctrl-C stops following, not the run) ...")
         # stream() raises when the job fails; the status below says so, untraced.
         with contextlib.suppress(JobException):
-            self.client.jobs.stream(run_id)
-        return str(self.client.jobs.get(run_id).status)
+            jobs.stream(run_id)
+        return str(jobs.get(run_id).status)
 
     def model_run(self, run_id: str, experiment: str) -> str:
         job = self.client.jobs.get(run_id)
@@ -363,8 +378,10 @@ class V2Backend:
         return f"{registered.name}:{registered.version}"
 
     def download_model(self, name: str, version: str, target: Path) -> Path:
+        models = self.client.models  # the workspace first: no line before its error
+        progress(f"Downloading model {name}:{version} into {target} ...")
         try:
-            self.client.models.download(name=name, version=version, download_path=str(target))
+            models.download(name=name, version=version, download_path=str(target))
         except ResourceNotFoundError:
             raise SubmitError(
                 f"model {name}:{version} is not registered in the workspace: register it with "

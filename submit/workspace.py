@@ -120,6 +120,8 @@ def credential() -> DefaultAzureCredential:
             "signing in needs azure-identity, which is not installed: "
             "pip install 'keras-mnist-trainer[submit]'"
         ) from None
+    from submit.network import azure_core_options
+
     return DefaultAzureCredential(
         # Already the default in azure-identity 1.27 (azure/identity/_credentials/default.py,
         # "interactive_browser": "default_exclude": True); said here so that no setting can add
@@ -130,4 +132,7 @@ def credential() -> DefaultAzureCredential:
         # A user-assigned managed identity is chosen by its client id, which the chain hands to
         # ManagedIdentityCredential(client_id=...) (default.py); unset means system-assigned.
         managed_identity_client_id=os.environ.get(ENV_CLIENT_ID),
+        # Passed on to each credential that signs in over the network, and to its pipeline
+        # (default.py, **kwargs into EnvironmentCredential, ManagedIdentityCredential, ...).
+        **azure_core_options(),
     )

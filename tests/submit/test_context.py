@@ -80,8 +80,9 @@ def test_v1_dockerfile_registration_uploads_the_staged_context(
     result = CliRunner().invoke(
         cli, ["env", "register", "--dockerfile", str(repo / "Dockerfile")], obj=v1_with(object())
     )
-    assert (result.exit_code, result.output) == (
+    assert (result.exit_code, result.stdout) == (
         0,
         "Registered environment keras-mnist:0.1.0 (SDK v1)\n",
     )
+    assert result.stderr == f"Uploading the build context: what git tracks in {repo} ...\n"
     assert seen == {"files": EXPECTED, "dockerfile": "Dockerfile", "location": "https://blob/ctx"}

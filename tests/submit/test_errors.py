@@ -214,6 +214,7 @@ def test_v2_model_download_of_a_missing_model() -> None:
         result,
         "Error: model keras-mnist:9 is not registered in the workspace: register it with "
         "`mnist-submit model register RUN_ID`, or pass the NAME:VERSION of a registered one",
+        "Downloading model keras-mnist:9 into model ...",
     )
 
 

@@ -60,7 +60,7 @@ def test_fetch_downloads_verifies_and_reuses(server: str, tmp_path: Path) -> Non
         ),
         (
             "t10k-images-idx3-ubyte.gz",
-            "cannot download {server}/t10k-images-idx3-ubyte.gz: Not Found; check the URL and "
+            "cannot download {server}/t10k-images-idx3-ubyte.gz (Not Found): check the URL and "
             "the network",
         ),
     ],
@@ -79,7 +79,7 @@ def test_v2_data_register_from_urls_uploads_the_fetched_folder(server: str) -> N
     for url in urls:
         args += ["--url", url]
     result = CliRunner().invoke(cli, args, obj=v2_with(client))
-    assert (result.exit_code, result.output) == (0, "Registered dataset mnist:1 (SDK v2)\n")
+    assert (result.exit_code, result.stdout) == (0, "Registered dataset mnist:1 (SDK v2)\n")
     [(name, ((data,), _))] = client.log
     assert name == "data.create_or_update"
     folder = Path(data.path)
@@ -207,9 +207,11 @@ def test_v2_data_register_checks_the_default_files_against_their_md5(
         args = ["data", "register", "--sdk", "v2", *WS]
         result = CliRunner().invoke(cli, args, obj=v2_with(client))
     folder = default_cache_dir() / "downloads" / "mnist"
-    # The downloader reports each file on stderr; the command's own answer is the last line.
+    # The downloader reports each file on stderr, the upload follows; the answer comes last.
     *progress, last = result.output.splitlines()
-    assert all(line.startswith(("downloading ", "train-", "t10k-")) for line in progress)
+    assert all(line.startswith(("downloading ", "train-", "t10k-")) for line in progress[:-1])
+    if not corrupt:
+        assert progress[-1] == f"Uploading {folder} ..."
     if corrupt:
         assert result.exit_code == 1
         assert last.startswith("Error: "), result.output

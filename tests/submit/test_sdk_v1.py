@@ -310,7 +310,7 @@ def test_full_flow_through_the_real_backend(
     def invoke(args: list[str], stdin: str | None = None) -> str:
         result = CliRunner().invoke(cli, args, obj=v1_with(workspace), input=stdin)
         assert result.exit_code == 0, result.output
-        return result.output
+        return result.stdout
 
     monkeypatch.setenv("MNIST_SUBMIT_REGISTRY_PASSWORD", "pa55")
     assert invoke(["env", "register", "--image", "r.io/t:0.1.0", "--registry-username", "u"]) == (

@@ -176,7 +176,7 @@ def test_full_flow_through_the_real_backend(tmp_path: Path) -> None:
             cli, with_options(args, "--sdk", "v2", *WS), obj=v2_with(client)
         )
         assert result.exit_code == 0, result.output
-        outputs.append(result.output)
+        outputs.append(result.stdout)
     assert outputs == [
         "Registered environment keras-mnist:0.1.0 (SDK v2)\n",
         "Registered dataset mnist:1 (SDK v2)\n",
@@ -242,9 +242,10 @@ def test_failed_job_exits_with_its_status() -> None:
     assert result.exit_code == 0
     result = CliRunner().invoke(cli, ["run", "--wait", "--sdk", "v2", *WS], obj=v2_with(client))
     assert result.exit_code == 1
-    assert (
-        result.output
-        == "Submitted job-9\nError: run job-9 ended Failed: read its logs in the studio\n"
+    assert result.output == (
+        "Submitted job-9\n"
+        "Following run job-9 to its end (Ctrl-C stops following, not the run) ...\n"
+        "Error: run job-9 ended Failed: read its logs in the studio\n"
     )
 
 

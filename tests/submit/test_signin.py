@@ -164,7 +164,10 @@ def test_no_sign_in_anywhere_is_one_login_line(
 ) -> None:
     monkeypatch.setattr(ImdsHandler, "do_GET", NoIdentityHandler.do_GET)
     result = CliRunner().invoke(cli, ["run", "--sdk", sdk, *WS])
-    assert result.output == f"Error: Azure login failed or expired: {LOGIN_HINT}\n"
+    assert result.output == (
+        f"Signing in to Azure ML workspace ws-1 (SDK {sdk}) ...\n"
+        f"Error: Azure login failed or expired: {LOGIN_HINT}\n"
+    )
     assert result.exit_code == 1
     assert imds == [{"path": "/metadata/identity/oauth2/token"}]  # asked, and said no
 

@@ -1,0 +1,164 @@
+"""Deadlines for everything mnist-submit waits on, and the line that says what it waits for.
+
+One number bounds every wait: ``$MNIST_SUBMIT_TIMEOUT`` seconds (default 60) for a connection
+to open and for each answer to arrive. The SDKs take it where they can:
+
+- azure-core clients (azure-ai-ml's MLClient, azure-identity's credentials, azure-storage-blob)
+  take ``connection_timeout`` and ``read_timeout`` keyword arguments (azure/core/configuration.py,
+  ConnectionConfiguration: both default to 300 s) and ``retry_total`` for their RetryPolicy
+  (azure/core/pipeline/policies/_retry.py: 10 retries by default). MLClient hands its keyword
+  arguments to every service client it builds (azure/ai/ml/_ml_client.py, ``**kwargs`` into each
+  ServiceClient); DefaultAzureCredential hands them to its network credentials
+  (azure/identity/_credentials/default.py, ``**kwargs`` into EnvironmentCredential,
+  ManagedIdentityCredential, ...) and those to their pipeline (azure/identity/_internal/
+  pipeline.py, build_pipeline -> RequestsTransport(**kwargs)).
+- azureml-core takes none: it builds a fresh ``requests.Session()`` wherever it calls ARM
+  (azureml/_compute/_util.py:179 and _model_management/_util.py:998, get_requests_session) and
+  passes no timeout (azureml/core/compute/compute.py:277, ``get_requests_session().get(...)``),
+  so requests waits forever; its msrest clients wait 100 s per attempt
+  (msrest/universal_http/__init__.py:427), three urllib3 retries deep
+  (msrest/universal_http/requests.py:343-348), inside azureml's own three retries with a 32 s
+  backoff (azureml/_restclient/clientbase.py:54-55): the twenty silent minutes this replaces.
+
+Every one of those sessions, and azure-core's RequestsTransport, sends through
+``requests.adapters.HTTPAdapter.send``; while a backend call runs (``bounded()``), that method
+caps the timeout it is given at the deadline. And one deadline missed is enough: a request that
+waited the whole deadline for nothing raises ``NoAnswer``, which no SDK retries (it is neither a
+requests nor an azure-core exception), and every later request of the command fails at once with
+it, so a stalled network ends the command in about one deadline, not one per retry. A caller
+that asked for less than the deadline (azure-identity probes the managed identity endpoint with
+1 s, azure/identity/_credentials/imds.py:112) keeps its own timeout and its own error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from submit.errors import SubmitError
+from trainer.redact import redact
+
+TIMEOUT_VAR = "MNIST_SUBMIT_TIMEOUT"
+DEFAULT_TIMEOUT_S = 60.0
+# Retries of an azure-core client after a refused or dropped connection; a silent one is not
+# retried at all (NoAnswer), so these cost little.
+RETRIES = 2
+
+
+class NoAnswer(Exception):
+    """A request waited the whole deadline for a connection or an answer, or one before it did."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        super().__init__(f"no answer from {url} within {timeout_s:g} s")
+
+
+def timeout_s() -> float:
+    """``$MNIST_SUBMIT_TIMEOUT`` in seconds: how long any one network wait may last."""
+    text = os.environ.get(TIMEOUT_VAR, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise SubmitError(f"${TIMEOUT_VAR} must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def azure_core_options() -> dict[str, Any]:
+    """The keyword arguments that bound an azure-core client's waits (see the module docstring)."""
+    timeout = timeout_s()
+    return {"connection_timeout": timeout, "read_timeout": timeout, "retry_total": RETRIES}
+
+
+def progress(message: str) -> None:
+    """Say on stderr what the command now waits for, secrets masked; stdout keeps the answers."""
+    click.echo(redact(message), err=True)
+
+
+class _Deadline:
+    """The state of one ``bounded()`` block: its deadline, and whether one was missed."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.missed: NoAnswer | None = None
+
+    def cap(self, given: object) -> tuple[float, float] | None:
+        """The (connect, read) timeout to use, or None to leave a shorter one alone."""
+        if isinstance(given, int | float) and given < self.timeout:
+            return None
+        if isinstance(given, tuple) and all(
+            isinstance(t, int | float) and t < self.timeout for t in given
+        ):
+            return None
+        return (self.timeout, self.timeout)
+
+
+_active: list[_Deadline] = []
+
+
+@contextlib.contextmanager
+def bounded() -> Iterator[None]:
+    """Hold every request made by requests (any SDK, any thread) to ``timeout_s()``."""
+    timeout = timeout_s()
+    if _active:  # nested: the outer block already holds the deadline
+        yield
+        return
+    import requests
+    import requests.adapters
+
+    deadline = _Deadline(timeout)
+    original = requests.adapters.HTTPAdapter.send
+
+    def send(
+        self: requests.adapters.HTTPAdapter,
+        request: requests.PreparedRequest,
+        *args: Any,
+        **kwargs: Any,
+    ) -> requests.Response:
+        if deadline.missed is not None:
+            raise deadline.missed
+        if args:  # send(request, stream, timeout, ...) positionally: requests itself never does
+            return original(self, request, *args, **kwargs)
+        capped = deadline.cap(kwargs.get("timeout"))
+        if capped is None:
+            return original(self, request, **kwargs)
+        try:
+            return original(self, request, **{**kwargs, "timeout": capped})
+        except requests.exceptions.Timeout:
+            deadline.missed = NoAnswer(_origin(request.url), deadline.timeout)
+            raise deadline.missed from None
+
+    requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign]
+    _active.append(deadline)
+    try:
+        yield
+    finally:
+        _active.pop()
+        requests.adapters.HTTPAdapter.send = original  # type: ignore[method-assign]
+
+
+def _origin(url: str | None) -> str:
+    """Scheme and host of ``url``: enough to say who did not answer, nothing of the query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.hostname}" if parts.hostname else "Azure"
+
+
+def stalled(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a missed deadline, however an SDK wrapped or quoted it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, NoAnswer):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    # azure-identity's chain reports each credential's failure as text in a new exception.
+    return "no answer from " in str(exc)
