@@ -73,6 +73,11 @@ def test_multi_member_gzip_and_zero_padding_are_accepted(tmp_path: Path) -> None
     path = tmp_path / "multi.gz"
     path.write_bytes(gzip.compress(data[:10]) + gzip.compress(data[10:]) + b"\0" * 512)
     np.testing.assert_array_equal(read_idx(path), np.arange(1000, dtype=np.int32))
+    # Up to 16 members (an empty end-of-file member as bgzip writes, `cat a.gz b.gz`) pass,
+    # however small the data, and members may be as small as a byte.
+    members = [gzip.compress(data[i : i + 1]) for i in range(4)] + [gzip.compress(data[4:])]
+    path.write_bytes(b"".join(members) + gzip.compress(b"") * 11)  # 16 in all
+    np.testing.assert_array_equal(read_idx(path), np.arange(1000, dtype=np.int32))
 
 
 def test_decode_bytes_views_the_bytes_and_read_idx_copies_only_read_only_views(
@@ -126,6 +131,10 @@ MALFORMED = [
     ("long.gz", gzip.compress(GOOD + b"\x09"), "data continues past the 11 bytes"),
     ("short.gz", gzip.compress(GOOD[:-1]), "truncated"),
     ("badheader.gz", gzip.compress(b"\x00\x00\x07\x01"), "unknown idx type code 0x07"),
+    # Bounds from the declared size (trainer.data.gz): file size, then number of members.
+    ("padded.gz", gzip.compress(GOOD) + bytes(70_000), "bytes of gzip for the 11 bytes"),
+    ("members.gz", gzip.compress(GOOD) + gzip.compress(b"") * 16, "more than 16 gzip members"),
+    ("lead.gz", gzip.compress(b"") * 17 + gzip.compress(GOOD), "gzip members before its idx"),
 ]
 
 

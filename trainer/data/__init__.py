@@ -12,8 +12,44 @@ Public API (the trainer, the benchmarks and the image stand on it; nothing here 
   uint8 images of shape (n, 784) and uint8 labels, for train and test; the docstring gives the
   order in which places are searched. ``Splits.to_float(one_hot_labels=True)`` gives the seed's
   arrays (float32 images in [0, 1], one-hot labels) in one pass per array.
+  ``Splits.content_key`` names the data by content (SHA-256 over the decoded bytes), whatever
+  folder it came from.
 - ``images_to_float(images)`` / ``one_hot(labels)``: the fused numba kernels behind that.
 - ``download_dataset(dataset, dest)`` and ``default_cache_dir()``: fetching and the cache folder.
+
+Paths may be ``str``, ``bytes`` or path-like, and need not be valid UTF-8
+(:mod:`trainer.data.paths`).
+
+What bad input looks like (``str(DataError)``, which commands print after ``Error:``); every
+message is one printable line, whatever the file names hold, and nothing is cached or kept
+from a file that fails::
+
+    no mnist files found (data does not exist); pass --download to fetch them into
+        ~/.cache/keras-mnist-trainer/downloads/mnist, or --data-folder with a folder that holds them
+    data/train-images-idx3-ubyte.gz: not a gzip file despite its .gz name
+    data/train-images-idx3-ubyte.gz: header declares 3136000000016 bytes, more than 34 bytes of
+        gzip can inflate to
+    data/train-images-idx3-ubyte.gz: gzip stream is truncated
+    data/train-labels-idx1-ubyte.gz: holds 49 labels but train-images-idx3-ubyte.gz holds 50 images
+    data/t10k-labels-idx1-ubyte.gz: label 10 at index 3 is outside 0..9
+    data/train-images-idx3-ubyte.gz: holds 0 images; each split needs at least one
+    data/train-images-idx3-ubyte: 3221186256 unexpected bytes after the data of shape (50, 28, 28)
+    data/train-labels-idx1-ubyte.gz: is 20000071 bytes of gzip for the 10008 bytes its header
+        declares (at most 85552 accepted); trailing data, or not the file it claims to be
+    data/train-labels-idx1-ubyte.gz: has more than 16 gzip members for 10008 bytes of data; not a
+        file any gzip tool writes
+    data/train-labels-idx1-ubyte: holds other data than train-labels-idx1-ubyte.gz beside it; keep
+        only one of them
+    data/train-labels-idx1-ubyte: is not a regular file (a pipe or a device?)
+    data/train-images-idx3-ubyte.gz: file changed while being read; try again once it is written
+    /mnt/data-\\xff: data folder does not exist
+    downloads/mnist/train-images-idx3-ubyte.gz: could not download mnist from any mirror
+        (https://a/train-images-idx3-ubyte.gz: not complete within the 900 s deadline;
+        https://b/train-images-idx3-ubyte.gz: sent more than the 9912422 bytes expected); check
+        the network or pass --data-folder with the files
+
+(Indented lines continue the one above: each message is a single line.) Each size is checked
+against the header before the file is read, so a 3 GB file behind a small header costs 64 KiB.
 
 Each name is imported on first use (PEP 562 ``__getattr__``, as SciPy's SPEC 1 lazy loading
 does): ``trainer.config`` reads ``DATASETS`` from here for ``mnist-train --help``, which must not

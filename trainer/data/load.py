@@ -97,7 +97,10 @@ def load_dataset(
     entry is written on a background thread after the arrays are returned (the interpreter
     waits for it at exit; :func:`trainer.data.cache.flush_writes` waits explicitly). An
     unwritable cache folder only costs speed. Every file is validated (header, sizes, 28x28 uint8
-    images, equal counts, labels 0..9); any problem raises DataError naming the file.
+    images, at least one per split, equal counts, labels 0..9), and a raw file beside a ``.gz``
+    twin must hold the same data; any problem raises DataError naming the file (the list of
+    messages is in :mod:`trainer.data`). ``data_folder`` and ``cache_dir`` may be ``str``,
+    ``bytes`` or path-like, in any encoding the file system accepts.
     """
     if dataset not in DATASETS:
         raise DataError(None, f"unknown dataset {dataset!r}; choose {' or '.join(DATASETS)}")
