@@ -1,7 +1,16 @@
-"""One-line, actionable errors, and the translation of both SDKs' exceptions into them.
+"""One-line, actionable errors, the translation of both SDKs' exceptions into them, and the
+masking of secrets in anything mnist-submit prints.
 
 SDK exception types are looked up in ``sys.modules`` rather than imported: an exception from an
 SDK means that SDK is already loaded, and this module must stay importable without either SDK.
+
+Masking is ``trainer.redact.redact``, the trainer's own: credentials in URLs (user:password@,
+SAS signatures and tokens in queries), the values of the variables secrets are read from
+(AZURE_CLIENT_SECRET, $MNIST_SUBMIT_REGISTRY_PASSWORD, ...) and the secrets a command was given
+on stdin, each raw, JSON-escaped and URL-encoded: an SDK error that quotes a request body holds
+a password as JSON does. ``redacted`` is applied where text leaves: to every SubmitError as it
+is made (every SDK exception becomes one in ``submit.options.call``), to dry-run output and to
+progress lines.
 """
 
 from __future__ import annotations
@@ -9,9 +18,11 @@ from __future__ import annotations
 import ast
 import json
 import sys
-from collections.abc import Iterable
 
 import click
+
+from trainer.redact import MASK as MASK  # what a masked secret reads as, for the SDK modules
+from trainer.redact import redact
 
 # What azure-identity's DefaultAzureCredential (submit.workspace.credential) can sign in with.
 LOGIN_HINT = (
@@ -19,7 +30,6 @@ LOGIN_HINT = (
     "service principal, or on Azure use the machine's managed identity (AZURE_CLIENT_ID alone "
     "names a user-assigned one); then retry"
 )
-MASK = "***"
 # What urllib3 says, inside whatever the SDK wraps it in, when no connection could be made.
 _NETWORK_SIGNS = (
     "NameResolutionError",
@@ -30,7 +40,13 @@ _NETWORK_SIGNS = (
 
 
 class SubmitError(click.ClickException):
-    """An expected failure: click prints it as one ``Error: ...`` line and exits 1."""
+    """An expected failure: click prints it as one ``Error: ...`` line and exits 1.
+
+    The message is masked as the error is made, so no path can print it with a secret.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redacted(message))
 
 
 class ComputeNotFound(SubmitError):
@@ -73,12 +89,21 @@ def sdk_missing(sdk: str) -> SubmitError:
     )
 
 
-def mask(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every non-empty secret replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+# Where a command keeps the secrets it was given (click's meta dict is shared by every nested
+# context of one invocation, so nothing outlives the command).
+_SECRETS = "mnist_submit.secrets"
+
+
+def remember_secret(value: str) -> str:
+    """Mask ``value`` in everything this command prints from now on; return it."""
+    click.get_current_context().meta.setdefault(_SECRETS, []).append(value)
+    return value
+
+
+def redacted(text: str) -> str:
+    """``text`` with every secret masked: the command's own and those ``redact`` knows."""
+    ctx = click.get_current_context(silent=True)
+    return redact(text, ctx.meta.get(_SECRETS, ()) if ctx is not None else ())
 
 
 def _types(*qualnames: str) -> tuple[type[BaseException], ...]:
@@ -133,11 +158,12 @@ def _reason(exc: BaseException) -> str:
     detail = _service_reason(lines[1:])
     if detail and detail not in line:
         line += (" " if line.endswith(":") else ": ") + detail
-    return line[:500]
+    # Masked before it is cut, so that a secret the cut falls into is not half shown.
+    return redacted(line)[:500]
 
 
-def translate(exc: BaseException, secrets: Iterable[str | None] = ()) -> SubmitError:
-    """The one-line error for an exception an SDK raised; secrets never appear in it."""
+def translate(exc: BaseException) -> SubmitError:
+    """The one-line error for an exception an SDK raised (masked, as every SubmitError is)."""
     if isinstance(exc, SubmitError):
         return exc
     from submit.network import TIMEOUT_VAR, stalled, timeout_s
@@ -169,4 +195,4 @@ def translate(exc: BaseException, secrets: Iterable[str | None] = ()) -> SubmitE
         message = f"Azure login failed or expired: {LOGIN_HINT}"
     else:
         message = f"Azure ML refused the request ({type(exc).__name__}: {_reason(exc)})"
-    return SubmitError(mask(message, secrets))
+    return SubmitError(message)

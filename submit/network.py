@@ -39,8 +39,7 @@ from typing import Any
 
 import click
 
-from submit.errors import SubmitError
-from trainer.redact import redact
+from submit.errors import SubmitError, redacted
 
 TIMEOUT_VAR = "MNIST_SUBMIT_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0
@@ -78,7 +77,7 @@ def azure_core_options() -> dict[str, Any]:
 
 def progress(message: str) -> None:
     """Say on stderr what the command now waits for, secrets masked; stdout keeps the answers."""
-    click.echo(redact(message), err=True)
+    click.echo(redacted(message), err=True)
 
 
 class _Deadline:

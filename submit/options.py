@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from submit.errors import SubmitError, translate
+from submit.errors import SubmitError, redacted, remember_secret, translate
 from submit.spec import (
     DEFAULT_COMPUTE,
     DEFAULT_ENV_NAME,
@@ -42,9 +42,6 @@ T = TypeVar("T")
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PASSWORD_VAR = "MNIST_SUBMIT_REGISTRY_PASSWORD"
-# Where a command keeps the secrets it was given (click's meta is shared by nested contexts), so
-# that the error boundary can mask them in whatever an SDK says.
-SECRETS = "mnist_submit.secrets"
 
 SDK_HELP = (
     "Azure ML SDK: v1 (azureml-core, the default this project was asked to use) or v2 "
@@ -178,7 +175,7 @@ def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     except click.ClickException:
         raise
     except Exception as exc:
-        raise translate(exc, known_secrets()) from None
+        raise translate(exc) from None
 
 
 def perform(
@@ -188,10 +185,11 @@ def perform(
     act: Callable[[Backend], str | None],
 ) -> None:
     """What every command that can --dry-run does: with --dry-run, print the specification
-    ``render`` builds and send nothing; otherwise ``act`` and print the line it returns."""
+    ``render`` builds, secrets masked, and send nothing; otherwise ``act`` and print the line it
+    returns."""
     be = backend(common)
     if dry_run:
-        click.echo(call(render, be), nl=False)
+        click.echo(redacted(call(render, be)), nl=False)
         return
     line = call(act, be)
     if line:
@@ -214,14 +212,7 @@ def registry_password(from_stdin: bool) -> str:
             f"--registry-username needs a password: set ${PASSWORD_VAR} or use "
             "--registry-password-stdin"
         )
-    click.get_current_context().meta.setdefault(SECRETS, []).append(password)
-    return password
-
-
-def known_secrets() -> list[str]:
-    """The secrets this command was given (see ``registry_password``)."""
-    ctx = click.get_current_context(silent=True)
-    return list(ctx.meta.get(SECRETS, ())) if ctx is not None else []
+    return remember_secret(password)
 
 
 def int_list(

@@ -1,24 +1,31 @@
 """Faults provoked for real against ``mnist-submit``: each ends in one line within a bounded
-time, and nothing from outside its folder gets out.
+time, and nothing secret, and nothing from outside its folder, gets out.
 
-Classes (issue 12): b. everything that waits has a deadline; f. nothing escapes its folder. What
-is real: the network (servers on 127.0.0.1, one a proxy that never answers), the SDK clients
-that talk to it, the git repository and its links, the command run as a process. The Azure ML
-workspace is played by those servers or by the recording fakes of tests.submit.fakes.
+Classes (issue 12): b. everything that waits has a deadline; e. no secret printed; f. nothing
+escapes its folder. What is real: the network (servers on 127.0.0.1, one of them HTTPS with a
+certificate made here, one a proxy that never answers), the SDK clients that talk to them, the
+git repository and its links, the command run as a process. The Azure ML workspace itself is
+played by those servers or by the recording MLClient of tests.submit.fakes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import gzip
+import ipaddress
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -41,16 +48,175 @@ from tests.submit.fakes import (
 )
 
 with quiet_sdk_import():
-    from submit import sdk_v1
+    from submit import sdk_v1, sdk_v2
 
 # A service principal's secret with every character that JSON or a URL escapes differently.
 SECRET = 'sp"s3cret/+&val\\ue'
+PASSWORD = 'pa"ss/w+rd&\\x'
 GZIP = gzip.compress(b"\x00\x00\x08\x01" + bytes(4))
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolate(tmp_path, monkeypatch)
+
+
+def forms(secret: str) -> list[str]:
+    """How a secret reads raw, inside JSON, and inside a URL."""
+    return [secret, json.dumps(secret)[1:-1], quote(secret, safe="")]
+
+
+# -- e. No secret ever printed ------------------------------------------------------------------
+
+
+def tls_files(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, so that a local server speaks HTTPS
+    (azure-core sends a bearer token over nothing else)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert, key_file = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file.write_bytes(private)
+    return cert, key_file
+
+
+class QuotingWorkspace(QuietHandler):
+    """A workspace that refuses every write and quotes, as services do, the request it got; and
+    the client secret too, raw, in JSON and in a URL, as a message can carry it."""
+
+    bodies: ClassVar[list[str]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.bodies.append(body)
+        client = ", ".join(forms(SECRET))
+        error = {"code": "BadRequest", "message": f"Invalid request {body}; client {client}"}
+        answer = json.dumps({"error": error}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
+def real_mlclient(url: str, cert: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """azure-ai-ml's own MLClient, with ``url`` as its Azure Resource Manager (a custom cloud)."""
+    from azure.ai.ml import MLClient
+    from azure.ai.ml._azure_environments import EndpointURLS
+    from azure.core.credentials import AccessToken
+
+    class Token:
+        def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+            return AccessToken("token", int(time.time()) + 3600)
+
+    # MLClient records its cloud in the environment (_azure_environments.py, _set_cloud).
+    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "AzureCloud")
+    endpoints = {
+        EndpointURLS.AZURE_PORTAL_ENDPOINT: url,
+        EndpointURLS.RESOURCE_MANAGER_ENDPOINT: url + "/",
+        EndpointURLS.ACTIVE_DIRECTORY_ENDPOINT: url,
+        EndpointURLS.AML_RESOURCE_ID: url,
+        EndpointURLS.STORAGE_ENDPOINT: "core.windows.net",
+        EndpointURLS.REGISTRY_DISCOVERY_ENDPOINT: url,
+    }
+    with quiet_sdk_import():
+        return MLClient(
+            Token(),
+            "sub-1",
+            "rg-1",
+            "ws-1",
+            cloud=f"local-{uuid.uuid4().hex}",  # a cloud's name can be registered only once
+            cloud_metadata=endpoints,
+            connection_verify=str(cert),
+        )
+
+
+@pytest.mark.parametrize("source", ["stdin", "variable"])
+def test_a_password_the_service_quotes_back_json_escaped_is_masked(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", SECRET)
+    args = ["env", "register", "--sdk", "v2", "--image", "r.io/t:1", "--registry-username", "bob"]
+    stdin = None
+    if source == "stdin":
+        args.append("--registry-password-stdin")
+        stdin = PASSWORD + "\n"
+    else:
+        monkeypatch.setenv("MNIST_SUBMIT_REGISTRY_PASSWORD", PASSWORD)
+    QuotingWorkspace.bodies = []
+    with serve(QuotingWorkspace, tls=tls_files(tmp_path)) as url:
+        client = real_mlclient(url, tmp_path / "cert.pem", monkeypatch)
+        result = CliRunner().invoke(
+            cli, args, obj=lambda sdk, ws: sdk_v2.make_backend(ws, client=client), input=stdin
+        )
+    # The registry connection reached the service with the password JSON-escaped in its body,
+    # and came back quoted in the SDK's error: every form of both secrets is in what it said.
+    [body] = QuotingWorkspace.bodies
+    assert f'"password": {json.dumps(PASSWORD)}' in body
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith(
+        "Error: Azure ML refused the request (HttpResponseError: (BadRequest) Invalid request"
+    )
+    assert '"password": "***"' in line
+    assert "client ***, ***, ***" in line
+    for secret in (PASSWORD, SECRET):
+        for form in forms(secret):
+            assert form not in result.output
+
+
+def test_a_signed_url_that_fails_never_shows_its_signature() -> None:
+    signature = "sv=2024-05-04&sig=" + quote("Zm9v+YmFy/c2VjcmV0=", safe="")
+
+    class Missing(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+    with serve(Missing) as url:
+        signed = f"{url}/c/train-images-idx3-ubyte.gz?{signature}"
+        args = ["data", "register", "--sdk", "v2", "--url", signed, *WS]
+        result = CliRunner().invoke(cli, args, obj=v2_with(FakeMLClient()))
+    masked = f"{url}/c/train-images-idx3-ubyte.gz?sv=2024-05-04&sig=***"
+    assert_one_error_line(
+        result,
+        f"Error: cannot download {masked} (Not Found): check the URL and the network",
+        f"downloading {masked}",
+    )
+
+
+def test_a_dry_run_masks_secrets_wherever_they_appear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", SECRET)
+    trainer = ["--tracking-uri", "https://bob:pa55@mlflow.example.com/", "--token", SECRET]
+    for sdk in ("v1", "v2"):
+        result = CliRunner().invoke(cli, ["run", "--sdk", sdk, "--dry-run", "--", *trainer])
+        assert result.exit_code == 0, result.output
+        assert "https://***@mlflow.example.com/" in result.output
+        assert "pa55" not in result.output
+        assert all(form not in result.output for form in forms(SECRET))
 
 
 # -- f. Nothing escapes its folder ------------------------------------------------------------

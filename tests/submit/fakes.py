@@ -8,6 +8,7 @@ import contextlib
 import http.server
 import json
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -70,13 +71,21 @@ def assert_one_error_line(result: Result, expected: str, *progress: str) -> None
 
 
 @contextlib.contextmanager
-def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 answering with ``handler``; yields its base URL."""
+def serve(
+    handler: type[http.server.BaseHTTPRequestHandler], tls: tuple[Path, Path] | None = None
+) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering with ``handler``, HTTPS with ``tls`` (a
+    certificate and its key); yields its base URL."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True  # a handler that never answers must not hold up the test's end
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    scheme = "https" if tls else "http"
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
