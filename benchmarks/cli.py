@@ -285,3 +285,106 @@ def train(quick: bool, json_path: str | None, chart_path: str | None, **given: A
 def all_(quick: bool, json_path: str | None, chart_path: str | None, **given: Any) -> None:
     """Every suite in turn: decode, pipeline, train."""
     _run(SUITES, resolve_options(quick, **given), json_path, chart_path)
+
+
+@main.command()
+@click.option(
+    "--quick", is_flag=True, help="Seconds, not minutes: 3,000 images, batch 50 and 500, 1 round."
+)
+@click.option(
+    "--data-folder",
+    type=click.Path(file_okay=False),
+    default=DEFAULT_DATA_FOLDER,
+    show_default=True,
+    help="Folder holding the four MNIST-format files (.gz or raw).",
+)
+@click.option(
+    "--dataset",
+    type=click.Choice(["mnist", "fashion-mnist"]),
+    default="fashion-mnist",
+    show_default=True,
+    help="Which dataset the folder holds.",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=2), default=2, show_default=True, help="Local workers."
+)
+@click.option("--batch-sizes", callback=int_list, help="Comma-separated [50,4096].")
+@click.option("--epochs", type=click.IntRange(min=2), help="Per run, the first a warm-up [4].")
+@click.option("--rounds", type=click.IntRange(min=1), help="Alternating rounds [2].")
+@click.option("--train-images", type=click.IntRange(min=1), help="Use the first N [all].")
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=1),
+    default=1800.0,
+    show_default=True,
+    help="Seconds one run (all its workers) may take before every process is killed.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Write JSON lines (one record per line, with units) here.",
+)
+@click.option(
+    "--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG chart here."
+)
+def scale(
+    quick: bool,
+    data_folder: str,
+    dataset: str,
+    workers: int,
+    batch_sizes: tuple[int, ...] | None,
+    epochs: int | None,
+    rounds: int | None,
+    train_images: int | None,
+    deadline: float,
+    json_path: str | None,
+    chart_path: str | None,
+) -> None:
+    """Data-parallel scaling: N local workers (TF_CONFIG on 127.0.0.1) against one process.
+
+    Runs `mnist-train` itself: one process, N workers at once, and one process at a worker's
+    share of the batch (its compute alone), alternating in rounds on the same cores. Reports
+    total images/s, scaling efficiency, ms/step split into compute and collective+wait, and how
+    steady the epochs are.
+
+    \b
+    Example:
+      mnist-bench scale --workers 2 --batch-sizes 50,4096 --json scale.jsonl --chart scale.png
+    """
+    from benchmarks import report
+    from benchmarks import scale as scale_mod
+    from benchmarks import suites as suite_mod
+    from benchmarks.harness import BenchmarkError
+    from trainer.data import DataError, load_dataset
+
+    _check_output_path("--json", json_path)
+    _check_output_path("--chart", chart_path)
+    env = suite_mod.environment(sys.argv)
+    try:
+        splits = load_dataset(data_folder, dataset)
+        n_train = train_images or (3000 if quick else len(splits.x_train))
+        rows = scale_mod.run(
+            splits,
+            workers=workers,
+            batch_sizes=batch_sizes or ((50, 500) if quick else (50, 4096)),
+            epochs=epochs or (2 if quick else 4),
+            rounds=rounds or (1 if quick else 2),
+            train_images=min(n_train, len(splits.x_train)),
+            test_images=min(1000 if quick else len(splits.x_test), len(splits.x_test)),
+            deadline_s=deadline,
+            log=lambda msg: click.echo(msg, err=True),
+        )
+    except (BenchmarkError, DataError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.environment_text(env))
+    click.echo(f"\nscale: {dataset}, {rows[0]['train_images']:,} images, steady epochs only")
+    click.echo(scale_mod.table(rows))
+    if json_path:
+        records = [env, *rows]
+        _write("--json", json_path, lambda: report.write_json_lines(json_path, records))
+        click.echo(f"wrote {len(records)} JSON lines to {json_path}", err=True)
+    if chart_path:
+        title = f"mnist-bench scale, {dataset}, {workers} workers on one machine"
+        _write("--chart", chart_path, lambda: scale_mod.write_chart(chart_path, rows, title))
+        click.echo(f"wrote the chart to {chart_path}", err=True)
