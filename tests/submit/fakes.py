@@ -20,7 +20,15 @@ from click.testing import CliRunner, Result
 
 from submit.backend import Backend, quiet_sdk_import
 from submit.cli import cli
-from submit.spec import Submitted
+from submit.spec import (
+    ComputeSpec,
+    DataSpec,
+    EnvSpec,
+    ModelSpec,
+    RunSpec,
+    Submitted,
+    SweepSpec,
+)
 from submit.workspace import WorkspaceRef
 
 # Anything that could point a test at a real workspace, a real login, a real password, the
@@ -105,7 +113,7 @@ class FakeBackend:
         fail: dict[str, BaseException] | None = None,
         best: dict[str, str] | None = None,
     ):
-        self.calls: list[tuple[str, Any]] = []
+        self.calls: list[tuple[str, object]] = []
         self.final_status = final_status
         self.fail = fail or {}
         self.best = best or {}  # sweep ID -> its best run's ID
@@ -117,52 +125,52 @@ class FakeBackend:
         self.workspace = workspace
         return self
 
-    def _record(self, method: str, arg: Any) -> None:
+    def _record(self, method: str, arg: object) -> None:
         self.calls.append((method, arg))
         if method in self.fail:
             raise self.fail[method]
 
-    def render_environment(self, spec: Any) -> str:
+    def render_environment(self, spec: EnvSpec) -> str:
         self._record("render_environment", spec)
         return "rendered environment\n"
 
-    def render_data(self, spec: Any) -> str:
+    def render_data(self, spec: DataSpec) -> str:
         self._record("render_data", spec)
         return "rendered data\n"
 
-    def render_compute(self, spec: Any) -> str:
+    def render_compute(self, spec: ComputeSpec) -> str:
         self._record("render_compute", spec)
         return "rendered compute\n"
 
-    def render_run(self, spec: Any) -> str:
+    def render_run(self, spec: RunSpec) -> str:
         self._record("render_run", spec)
         return "rendered run\n"
 
-    def render_sweep(self, spec: Any) -> str:
+    def render_sweep(self, spec: SweepSpec) -> str:
         self._record("render_sweep", spec)
         return "rendered sweep\n"
 
-    def render_model(self, spec: Any) -> str:
+    def render_model(self, spec: ModelSpec) -> str:
         self._record("render_model", spec)
         return "rendered model\n"
 
-    def register_environment(self, spec: Any) -> str:
+    def register_environment(self, spec: EnvSpec) -> str:
         self._record("register_environment", spec)
         return f"{spec.name}:{spec.version}"
 
-    def register_data(self, spec: Any) -> str:
+    def register_data(self, spec: DataSpec) -> str:
         self._record("register_data", spec)
         return f"{spec.name}:{spec.version}"
 
-    def create_compute(self, spec: Any) -> str:
+    def create_compute(self, spec: ComputeSpec) -> str:
         self._record("create_compute", spec)
         return str(spec.name)
 
-    def submit_run(self, spec: Any) -> Submitted:
+    def submit_run(self, spec: RunSpec) -> Submitted:
         self._record("submit_run", spec)
         return Submitted("keras-mnist_1_abc", "https://ml.azure.com/runs/keras-mnist_1_abc")
 
-    def submit_sweep(self, spec: Any) -> Submitted:
+    def submit_sweep(self, spec: SweepSpec) -> Submitted:
         self._record("submit_sweep", spec)
         return Submitted("HD_123", None)
 
@@ -174,7 +182,7 @@ class FakeBackend:
         self._record("model_run", (run_id, experiment))
         return self.best.get(run_id, run_id)
 
-    def register_model(self, spec: Any) -> str:
+    def register_model(self, spec: ModelSpec) -> str:
         self._record("register_model", spec)
         return f"{spec.name}:1"
 
@@ -229,12 +237,15 @@ class FakeMLClient:
             setattr(self, group, FakeOperations(self.log, group, fail or {}, answers or {}))
 
 
-def v2_with(client: FakeMLClient) -> Any:
+def v2_with(client: FakeMLClient) -> Callable[[str, Callable[[], WorkspaceRef]], Backend]:
     """A backend factory (``obj``) for the real SDK v2 backend over ``client``."""
     with quiet_sdk_import():
         from submit import sdk_v2
 
-    return lambda sdk, workspace: sdk_v2.make_backend(workspace, client=client)
+    def factory(sdk: str, ref: Callable[[], WorkspaceRef]) -> Backend:
+        return sdk_v2.make_backend(ref, client=client)  # type: ignore[arg-type]  # a stand-in
+
+    return factory
 
 
 def http_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Any:
@@ -337,7 +348,7 @@ def v1_with(workspace: object) -> Callable[[str, Callable[[], WorkspaceRef]], Ba
 
     def factory(sdk: str, ref: Callable[[], WorkspaceRef]) -> Backend:
         backend = sdk_v1.V1Backend(ref)
-        backend._ws = workspace  # type: ignore[assignment]  # what the SDK would have fetched
+        backend._ws = workspace  # what the SDK would have fetched
         return backend
 
     return factory

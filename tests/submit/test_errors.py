@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
+from tests.paths import REPO
 from tests.submit.fakes import (
     WS,
     FakeBackend,
@@ -41,7 +42,6 @@ with quiet_sdk_import():
 
     from submit import sdk_v1
 
-REPO = Path(__file__).resolve().parents[2]
 LOGIN = (
     "Error: Azure login failed or expired: run `az login`, or set AZURE_CLIENT_ID, "
     "AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal, or on Azure use the "

@@ -9,29 +9,20 @@ from pathlib import Path
 import pytest
 
 from submit import __version__
+from tests.paths import REPO
+from tests.startup import probe
 
-REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("azureml", "azure", "tensorflow", "keras", "marshmallow", "numpy")
-PROBE = """
-import sys
-from submit.cli import main
-try:
-    main({args!r})
-except SystemExit as exit:
-    code = exit.code
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
-print("HEAVY", heavy, code, file=sys.stderr)
-"""
+HEAVY = ("azureml", "azure", "tensorflow", "keras", "marshmallow", "numpy", "requests")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["sweep", "-h"], ["--version"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["run", "--help"], ["sweep", "-h"], ["data", "register", "-h"], ["--version"]],
+)
 def test_help_imports_no_sdk(args: list[str]) -> None:
-    code = PROBE.format(args=args, heavy=HEAVY)
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
-    assert done.stderr.splitlines()[-1] == "HEAVY [] 0"
-    assert "mnist-submit" in done.stdout
+    started = probe("submit.cli", args, HEAVY)
+    assert (started.loaded, started.exit_code) == ([], 0)
+    assert "mnist-submit" in started.stdout
 
 
 def test_python_dash_m_submit() -> None:
