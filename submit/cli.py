@@ -82,6 +82,9 @@ def cli() -> None:
     service principal (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET), workload
     identity, a managed identity (AZURE_CLIENT_ID alone names a user-assigned one), then the
     sign-ins of VS Code, the Azure CLI (`az login`), Azure PowerShell and the Azure Developer CLI.
+
+    Every network wait lasts at most $MNIST_SUBMIT_TIMEOUT seconds (default 60); a request that
+    gets no answer in that time ends the command with one Error line.
     """
 
 
