@@ -106,3 +106,20 @@ def test_missing_folder_and_file_instead_of_folder(tmp_path: Path) -> None:
         find_dataset_files(tmp_path / "nope")
     with pytest.raises(DataError, match="is a file, not a data folder"):
         find_dataset_files(_touch(tmp_path / "f"))
+
+
+def test_search_stops_at_the_first_level_with_a_complete_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deeper folders cannot change the choice, so a big tree below the data is never listed."""
+    from trainer.data import discover
+
+    monkeypatch.setattr(discover, "MAX_ENTRIES", 20)
+    for name in NAMES:
+        _touch(tmp_path / "data" / (name + ".gz"))
+        _touch(tmp_path / "data" / "old" / (name + ".gz"))
+    for i in range(50):
+        _touch(tmp_path / "data" / "unrelated" / f"{i}.png")
+    assert find_dataset_files(tmp_path)["train-images"] == tmp_path / "data" / (NAMES[0] + ".gz")
+    with pytest.raises(DataError, match="searched 20 files and folders below it"):
+        find_dataset_files(tmp_path / "data" / "unrelated")

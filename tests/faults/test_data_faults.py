@@ -260,6 +260,27 @@ def test_b_a_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
     assert one_line(error) == f"{fifo}: is not a regular file (a pipe or a device?)"
 
 
+def test_b_a_huge_folder_passed_by_mistake_is_searched_only_so_far(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home folder or a whole mount as --data-folder: a bounded search, then one line (the
+    real bound is 100,000 names; 1,000 here, for a test that takes no time)."""
+    from trainer.data import discover
+
+    monkeypatch.setattr(discover, "MAX_ENTRIES", 1000)
+    home = tmp_path / "home"
+    for i in range(30):
+        (home / f"project-{i}").mkdir(parents=True)
+        for j in range(50):
+            (home / f"project-{i}" / f"notes-{j}.txt").write_bytes(b"")
+    with timed(5), pytest.raises(DataError) as error:
+        load_dataset(home, cache_dir=tmp_path / "cache")
+    assert one_line(error) == (
+        f"{home}: searched 1000 files and folders below it without finding the four files in "
+        "one folder; pass the folder that holds them"
+    )
+
+
 class Mirror(http.server.ThreadingHTTPServer):
     """A local mirror that misbehaves as its path's first part says: /drip/, /drip-headers/,
     /endless/, /liar/ or /good/."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from trainer.data.errors import DataError
@@ -18,21 +19,59 @@ STEMS = {
 _ROLE_BY_NAME = {name: role for role, stem in STEMS.items() for name in (stem, stem + ".gz")}
 
 
+# Names looked at below the data folder before giving up: an Azure ML mount holds a handful,
+# a home folder passed by mistake millions (and a network mount may take minutes to list them).
+MAX_ENTRIES = 100_000
+
+
 def _candidates(root: Path) -> dict[str, list[Path]]:
+    """Every file with a standard name below ``root``, level by level (symbolic links followed,
+    each real folder once), down to the first level that completes a folder holding all four:
+    deeper ones cannot change the choice (:func:`missing_files`)."""
     found: dict[str, list[Path]] = {role: [] for role in STEMS}
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:  # a symlink loop, or two links to the same folder
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs.sort()
-        for name in sorted(files):
-            role = _ROLE_BY_NAME.get(name)
-            if role is not None and os.path.isfile(os.path.join(folder, name)):
-                found[role].append(Path(folder, name))
+    level, looked = [str(root)], 0
+    while level and not _complete_folders(found):
+        deeper = []
+        for folder in level:
+            real = os.path.realpath(folder)
+            if real in seen:  # a symlink loop, or two links to the same folder
+                continue
+            seen.add(real)
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda entry: entry.name)
+            except OSError:
+                continue  # unreadable: as os.walk does, look elsewhere
+            looked += len(entries)
+            if looked > MAX_ENTRIES:
+                raise DataError(
+                    root,
+                    f"searched {MAX_ENTRIES} files and folders below it without finding the "
+                    "four files in one folder; pass the folder that holds them",
+                )
+            for entry in entries:
+                role = _ROLE_BY_NAME.get(entry.name)
+                # DirEntry's type comes with the listing (no stat), links are followed.
+                if role is not None and _is(entry.is_file):
+                    found[role].append(Path(entry.path))
+                elif _is(entry.is_dir):
+                    deeper.append(entry.path)
+        level = deeper
     return found
+
+
+def _is(test: Callable[[], bool]) -> bool:
+    try:
+        return test()
+    except OSError:  # a link to somewhere unreadable
+        return False
+
+
+def _complete_folders(found: dict[str, list[Path]]) -> set[Path]:
+    """The folders that hold a file for every role."""
+    folders = [{p.parent for p in paths} for paths in found.values()]
+    return set.intersection(*folders)
 
 
 def _pick(candidates: list[Path]) -> list[Path]:
@@ -81,7 +120,9 @@ def find_dataset_files(folder: PathArg) -> dict[str, Path]:
     Keys: ``train-images``, ``train-labels``, ``t10k-images``, ``t10k-labels``. A folder that
     holds all four is preferred (the shallowest one); otherwise each file may sit in its own
     subfolder, as Azure ML mounts them. Raises DataError naming exactly the missing files, or
-    when two candidates for the same file make the choice ambiguous.
+    when two candidates for the same file make the choice ambiguous, or when ``MAX_ENTRIES``
+    names below ``folder`` were looked at without finding a folder that holds all four (the
+    search goes level by level and stops at the first level that has one).
     """
     root = as_path(folder)
     if not root.exists():
