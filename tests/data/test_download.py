@@ -187,3 +187,13 @@ def test_published_checksums_are_pinned() -> None:
         assert len(source.mirrors) >= 2
         assert sorted(source.md5) == sorted(BLOBS)
         assert all(len(m) == 32 for m in source.md5.values())
+
+
+def test_a_mirror_that_is_not_a_url_is_one_failure_among_others(
+    mirrors: Mirrors, tmp_path: Path
+) -> None:
+    source = Source(mirrors=("not-a-url/", f"{mirrors.base}/good/"), md5=MD5)
+    download_dataset("mnist", tmp_path, source=source, retries=0, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(BLOBS)
+    with pytest.raises(DownloadError, match=r"not-a-url/t\w+.*: not a URL \(unknown url type"):
+        download_dataset("mnist", tmp_path / "b", source=Source(("not-a-url/",), MD5))

@@ -43,6 +43,8 @@ from a file that fails::
     data/train-labels-idx1-ubyte: is not a regular file (a pipe or a device?)
     data/train-images-idx3-ubyte.gz: file changed while being read; try again once it is written
     /mnt/data-\\xff: data folder does not exist
+    /home/me: searched 100000 files and folders below it without finding the four files in one
+        folder; pass the folder that holds them
     downloads/mnist/train-images-idx3-ubyte.gz: could not download mnist from any mirror
         (https://a/train-images-idx3-ubyte.gz: not complete within the 900 s deadline;
         https://b/train-images-idx3-ubyte.gz: sent more than the 9912422 bytes expected); check

@@ -167,7 +167,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _fetch_once(url: str, expected: _Expected, path: Path, limits: _Limits, progress: bool) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    except ValueError as exc:  # a mirror given by a caller: "unknown url type"
+        raise _Permanent(f"not a URL ({exc})") from None
     with _Watchdog(limits.deadline) as watchdog:
         try:
             _stream(watchdog.opener(), request, expected, path, limits.timeout, progress)
