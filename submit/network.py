@@ -87,18 +87,18 @@ class _Deadline:
         self.timeout = timeout
         self.missed: NoAnswer | None = None
 
-    def cap(self, given: object) -> tuple[float, float] | None:
-        """The (connect, read) timeout to use, or None to leave a shorter one alone."""
-        if isinstance(given, int | float) and given < self.timeout:
-            return None
-        if isinstance(given, tuple) and all(
-            isinstance(t, int | float) and t < self.timeout for t in given
-        ):
-            return None
-        return (self.timeout, self.timeout)
+    def cap(self, given: object) -> tuple[tuple[float, float], tuple[bool, bool]]:
+        """The (connect, read) timeouts to use, and for each whether it is the deadline's (a
+        caller that asked for less than the deadline keeps its own)."""
+        pair = given if isinstance(given, tuple) and len(given) == 2 else (given, given)
+        own = tuple(isinstance(t, int | float) and 0 < t < self.timeout for t in pair)
+        connect, read = (t if mine else self.timeout for t, mine in zip(pair, own, strict=True))
+        return (connect, read), (not own[0], not own[1])
 
 
 _active: list[_Deadline] = []
+# HTTPAdapter.send's parameters after the request, for a caller that passes them by position.
+_SEND_ARGS = ("stream", "timeout", "verify", "cert", "proxies")
 
 
 @contextlib.contextmanager
@@ -122,14 +122,14 @@ def bounded() -> Iterator[None]:
     ) -> requests.Response:
         if deadline.missed is not None:
             raise deadline.missed
-        if args:  # send(request, stream, timeout, ...) positionally: requests itself never does
-            return original(self, request, *args, **kwargs)
-        capped = deadline.cap(kwargs.get("timeout"))
-        if capped is None:
-            return original(self, request, **kwargs)
+        kwargs = {**dict(zip(_SEND_ARGS, args, strict=False)), **kwargs}
+        capped, ours = deadline.cap(kwargs.get("timeout"))
         try:
             return original(self, request, **{**kwargs, "timeout": capped})
-        except requests.exceptions.Timeout:
+        except requests.exceptions.Timeout as exc:
+            connect = isinstance(exc, requests.exceptions.ConnectTimeout)
+            if not ours[0 if connect else 1]:
+                raise  # the caller's own, shorter timeout: its error, its decision
             deadline.missed = NoAnswer(_origin(request.url), deadline.timeout)
             raise deadline.missed from None
 

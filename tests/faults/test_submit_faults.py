@@ -16,13 +16,10 @@ import gzip
 import ipaddress
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -42,6 +39,7 @@ from tests.submit.fakes import (
     QuietHandler,
     assert_one_error_line,
     isolate,
+    never_answers,
     serve,
     v1_with,
     v2_with,
@@ -313,33 +311,6 @@ def test_a_file_is_named_by_the_dataset_never_by_the_url(tmp_path: Path) -> None
 
 
 # -- b. Everything that waits has a deadline --------------------------------------------------
-
-
-@contextlib.contextmanager
-def never_answers() -> Iterator[int]:
-    """A server on 127.0.0.1 that accepts every connection and never says a word; its port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                held.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        listener.close()
 
 
 @pytest.mark.parametrize("sdk", ["v1", "v2"])

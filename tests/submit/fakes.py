@@ -8,6 +8,7 @@ import contextlib
 import http.server
 import json
 import os
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -97,6 +98,33 @@ def serve(
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextlib.contextmanager
+def never_answers() -> Iterator[int]:
+    """A server on 127.0.0.1 that accepts every connection and never says a word; its port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
 
 
 class QuietHandler(http.server.BaseHTTPRequestHandler):
