@@ -12,9 +12,10 @@ compressing it differently, finds the same entry, and changed data never does. H
 costs ~30 ms on top of decoding, so a warm load first looks the sources up in the index by
 (size, mtime, ctime, inode, device), as they were when the bytes behind the key were read
 (not when the index is written: a file replaced meanwhile must not inherit the old key); only
-when that misses are the files read, decoded and hashed. Entries are built in a temporary folder and renamed into place
-(atomic on POSIX); they are not fsync'ed, because every load checks each array's CRC-32 (~3 ms for
-all of MNIST with isal) and rebuilds an entry that is truncated, missing or corrupt.
+when that misses are the files read, decoded and hashed. Entries are built in a temporary
+folder and renamed into place (atomic on POSIX); they are not fsync'ed, because every load
+checks each array's CRC-32 (~3 ms for all of MNIST with isal) and rebuilds an entry that is
+truncated, missing or corrupt.
 """
 
 from __future__ import annotations

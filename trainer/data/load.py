@@ -206,7 +206,8 @@ def _decode_all(sources: dict[str, Path]) -> dict[str, _Decoded]:
 
 def _decode(path: Path, data: memoryview) -> tuple[np.ndarray, str]:
     content = idx_content(path, data)
-    return decode_content(path, content), hashlib.sha256(content).hexdigest()
+    digest = hashlib.sha256(content).hexdigest()  # before decoding may byteswap anything
+    return decode_content(path, content), digest
 
 
 def _validate(arrays: dict[str, np.ndarray], files: dict[str, Path]) -> dict[str, np.ndarray]:
