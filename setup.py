@@ -40,8 +40,14 @@ EXTRAS = {
     # The benchmarks compare against idx2numpy and draw a chart.
     "bench": ["idx2numpy==1.2.3", "matplotlib==3.11.2"],
     # The same Keras model on the JAX backend, as extra rows of `mnist-bench train` (CPU wheel;
-    # on a GPU machine install jax[cuda] instead).
+    # on a GPU machine install the `jax-cuda12` extra instead).
     "bench-jax": ["jax==0.10.2", "jaxlib==0.10.2"],
+    # The trainer on Keras's JAX backend (`mnist-train --backend jax`), without TensorFlow: on
+    # the CPU, and on NVIDIA GPUs with the CUDA 12 plugin and its nvidia-* wheels. Not in the
+    # image: jax-cuda12-plugin 0.10.2 needs cuDNN >= 9.8 and nvcc >= 12.6.85, the image pins
+    # TensorFlow's 9.3 and 12.5 (tests/jax/test_extras.py resolves both).
+    "jax": ["jax==0.10.2", "jaxlib==0.10.2", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
+    "jax-cuda12": ["jax[cuda12]==0.10.2", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
     "dev": [
         "pytest==9.2.0",
         "pytest-cov==7.1.0",
@@ -54,7 +60,12 @@ EXTRAS = {
 }
 EXTRAS["submit"] = EXTRAS["submit-v1"] + EXTRAS["submit-v2"]
 EXTRAS["all"] = sorted(
-    {req for name, reqs in EXTRAS.items() if name not in {"dev", "gpu"} for req in reqs}
+    {
+        req
+        for name, reqs in EXTRAS.items()
+        if name not in {"dev", "gpu", "jax-cuda12"}
+        for req in reqs
+    }
 )
 
 setup(
