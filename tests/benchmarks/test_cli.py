@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -237,11 +238,19 @@ def test_quick_train_on_tensorflow(tmp_path):
 @needs_fashion
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 def test_jax_rows_run_without_tensorflow(tmp_path):
+    """mnist-bench where ``import tensorflow`` fails (a JAX-only machine), parent and child."""
+    from tests.jax.conftest import jax_only_pythonpath
+
     out = tmp_path / "jax.jsonl"
     args = ["train", "--backend", "jax", "--train-images", "3000", "--batch-sizes", "50"]
     args += ["--rounds", "1", "--epochs", "2", "--json", str(out)]
+    env = {**os.environ, "PYTHONPATH": jax_only_pythonpath(tmp_path / "path")}
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     records = read_records(out)
