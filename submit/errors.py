@@ -162,22 +162,27 @@ def _reason(exc: BaseException) -> str:
     return redacted(line)[:500]
 
 
-def translate(exc: BaseException) -> SubmitError:
-    """The one-line error for an exception an SDK raised (masked, as every SubmitError is)."""
+def translate(exc: BaseException, missed_deadline: bool = False) -> SubmitError:
+    """The one-line error for an exception an SDK raised (masked, as every SubmitError is).
+
+    ``missed_deadline``: a request of this call got no answer in time. A sign-in that failed
+    after that failed for want of an answer (azure-identity reports a credential whose endpoint
+    was silent as merely unavailable), so it reads as the network problem it is.
+    """
     if isinstance(exc, SubmitError):
         return exc
     from submit.network import TIMEOUT_VAR, stalled, timeout_s
 
-    if stalled(exc):
-        return SubmitError(
-            f"Azure did not answer within {timeout_s():g} s (network down or a proxy in the way): "
-            f"check the connection and retry; ${TIMEOUT_VAR} sets how long to wait"
-        )
     auth = _types(
         "azure.core.exceptions.ClientAuthenticationError",
         "azure.identity.CredentialUnavailableError",
         "azureml.exceptions.AuthenticationException",
     )
+    if stalled(exc) or (missed_deadline and auth and isinstance(exc, auth)):
+        return SubmitError(
+            f"Azure did not answer within {timeout_s():g} s (network down or a proxy in the way): "
+            f"check the connection and retry; ${TIMEOUT_VAR} sets how long to wait"
+        )
     network = _types(
         "azure.core.exceptions.ServiceRequestError",
         "requests.exceptions.ConnectionError",

@@ -24,10 +24,12 @@ Every one of those sessions, and azure-core's RequestsTransport, sends through
 ``requests.adapters.HTTPAdapter.send``; while a backend call runs (``bounded()``), that method
 caps the timeout it is given at the deadline. And one deadline missed is enough: a request that
 waited the whole deadline for nothing raises ``NoAnswer``, which no SDK retries (it is neither a
-requests nor an azure-core exception), and every later request of the command fails at once with
-it, so a stalled network ends the command in about one deadline, not one per retry. A caller
-that asked for less than the deadline (azure-identity probes the managed identity endpoint with
-1 s, azure/identity/_credentials/imds.py:112) keeps its own timeout and its own error.
+requests nor an azure-core exception), and every later request of the command to the same host
+fails at once with it, so a stalled network ends the command in about one deadline per host
+asked (in practice one: the sign-in's), not one per retry. Another host still gets its chance:
+a proxy that hangs only for the managed identity endpoint must not fail Azure Resource Manager.
+A caller that asked for less than the deadline (azure-identity probes that endpoint with a 1 s
+connection timeout, azure/identity/_credentials/imds.py:112) keeps its own timeout and error.
 """
 
 from __future__ import annotations
@@ -80,12 +82,12 @@ def progress(message: str) -> None:
     click.echo(redacted(message), err=True)
 
 
-class _Deadline:
-    """The state of one ``bounded()`` block: its deadline, and whether one was missed."""
+class Deadline:
+    """The state of one ``bounded()`` block: its deadline, and the hosts that missed it."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.missed: NoAnswer | None = None
+        self.missed: dict[str, NoAnswer] = {}
 
     def cap(self, given: object) -> tuple[tuple[float, float], tuple[bool, bool]]:
         """The (connect, read) timeouts to use, and for each whether it is the deadline's (a
@@ -96,22 +98,22 @@ class _Deadline:
         return (connect, read), (not own[0], not own[1])
 
 
-_active: list[_Deadline] = []
+_active: list[Deadline] = []
 # HTTPAdapter.send's parameters after the request, for a caller that passes them by position.
 _SEND_ARGS = ("stream", "timeout", "verify", "cert", "proxies")
 
 
 @contextlib.contextmanager
-def bounded() -> Iterator[None]:
+def bounded() -> Iterator[Deadline]:
     """Hold every request made by requests (any SDK, any thread) to ``timeout_s()``."""
     timeout = timeout_s()
     if _active:  # nested: the outer block already holds the deadline
-        yield
+        yield _active[-1]
         return
     import requests
     import requests.adapters
 
-    deadline = _Deadline(timeout)
+    deadline = Deadline(timeout)
     original = requests.adapters.HTTPAdapter.send
 
     def send(
@@ -120,8 +122,9 @@ def bounded() -> Iterator[None]:
         *args: Any,
         **kwargs: Any,
     ) -> requests.Response:
-        if deadline.missed is not None:
-            raise deadline.missed
+        host = _origin(request.url)
+        if host in deadline.missed:
+            raise deadline.missed[host]
         kwargs = {**dict(zip(_SEND_ARGS, args, strict=False)), **kwargs}
         capped, ours = deadline.cap(kwargs.get("timeout"))
         try:
@@ -130,24 +133,27 @@ def bounded() -> Iterator[None]:
             connect = isinstance(exc, requests.exceptions.ConnectTimeout)
             if not ours[0 if connect else 1]:
                 raise  # the caller's own, shorter timeout: its error, its decision
-            deadline.missed = NoAnswer(_origin(request.url), deadline.timeout)
-            raise deadline.missed from None
+            deadline.missed[host] = NoAnswer(host, deadline.timeout)
+            raise deadline.missed[host] from None
 
     requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign]
     _active.append(deadline)
     try:
-        yield
+        yield deadline
     finally:
         _active.pop()
         requests.adapters.HTTPAdapter.send = original  # type: ignore[method-assign]
 
 
 def _origin(url: str | None) -> str:
-    """Scheme and host of ``url``: enough to say who did not answer, nothing of the query."""
+    """Scheme, host and port of ``url``: who did not answer, and nothing of path or query."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url or "")
-    return f"{parts.scheme}://{parts.hostname}" if parts.hostname else "Azure"
+    if not parts.hostname:
+        return "Azure"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 def stalled(exc: BaseException) -> bool:

@@ -169,13 +169,14 @@ def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     from submit.backend import quiet_sdk_import
     from submit.network import bounded
 
-    try:
-        with quiet_sdk_import(), bounded():
-            return func(*args, **kwargs)
-    except click.ClickException:
-        raise
-    except Exception as exc:
-        raise translate(exc) from None
+    with bounded() as deadline:
+        try:
+            with quiet_sdk_import():
+                return func(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            raise translate(exc, missed_deadline=bool(deadline.missed)) from None
 
 
 def perform(

@@ -24,21 +24,21 @@ def deadline(monkeypatch: pytest.MonkeyPatch) -> float:
     return 0.5
 
 
-def test_a_request_without_a_timeout_waits_the_deadline_then_nothing_waits(
-    deadline: float,
-) -> None:
-    with never_answers() as port, serve(Answers) as good, bounded():
+def test_a_host_that_missed_the_deadline_is_not_waited_for_again(deadline: float) -> None:
+    with never_answers() as port, serve(Answers) as good, bounded() as held:
+        silent = f"http://127.0.0.1:{port}"
         start = time.monotonic()
-        with pytest.raises(
-            NoAnswer, match=f"no answer from http://127.0.0.1 within {deadline:g} s"
-        ):
-            requests.get(f"http://127.0.0.1:{port}/")  # requests alone would wait forever
+        with pytest.raises(NoAnswer, match=f"no answer from {silent} within {deadline:g} s"):
+            requests.get(f"{silent}/token")  # requests alone would wait forever
         assert time.monotonic() - start < 5
-        # One deadline missed is enough: a server that does answer is not even asked.
+        # No SDK retry waits again: the same host fails at once, whatever the path.
         start = time.monotonic()
         with pytest.raises(NoAnswer):
-            requests.get(good)
+            requests.post(f"{silent}/other", timeout=300)
         assert time.monotonic() - start < 0.1
+        # Another host still gets its chance (a proxy that hangs only for one address).
+        assert requests.get(good).status_code == 204
+        assert list(held.missed) == [silent]
 
 
 def test_a_callers_own_shorter_timeout_is_its_own_business(deadline: float) -> None:
