@@ -9,8 +9,7 @@ order every engine uses) and each replica takes its contiguous share of the glob
 replicas one image more), so the math matches a single device. ``strategy.run`` of one step per
 batch runs inside one ``tf.function`` call per epoch, and the model's Keras optimizer
 all-reduces (sums) the gradients in
-replica context, all of them packed into one collective (Keras passes the whole list to
-``ReplicaContext.all_reduce``; the strategy's CommunicationOptions set the pack size). Each
+replica context, all of them concatenated into one collective (``pack_gradients``). Each
 replica's loss is divided by the global batch so that the summed gradient is the gradient of the
 global mean, as on one device.
 
@@ -72,6 +71,7 @@ class DistributedEngine:
                 )
                 for _ in range(2)
             )
+        pack_gradients(model.optimizer)
         self._gradients = self._build_gradients()
         self._train_fns: dict[tuple[int, int], Any] = {}
         self._eval: Any = None
@@ -161,3 +161,33 @@ class DistributedEngine:
 
     def compile_seconds(self) -> float | None:
         return first_call_overhead(self.call_times)
+
+
+def pack_gradients(optimizer: Any) -> None:
+    """Make the optimizer all-reduce its gradients as one flat tensor: one collective per step.
+
+    Keras 3.15's TensorFlow optimizer hands the list of gradients to
+    ``ReplicaContext.all_reduce`` (keras/src/backend/tensorflow/optimizer.py,
+    ``_all_reduce_sum_gradients``), and TF 2.21's collective all-reduce sends a list of six
+    tensors as more than one round trip, whatever ``CommunicationOptions.bytes_per_pack``
+    says: 3.9-4.2 ms per step against 2.6 ms for the same 266,610 floats as one tensor, two
+    workers on loopback, measured here. This replaces that one method on this optimizer with
+    the same contract, concatenating first and splitting after. Gradients that cannot be
+    concatenated (None, sparse) go through Keras's own method.
+    """
+    import tensorflow as tf
+
+    keras_all_reduce = optimizer._all_reduce_sum_gradients
+
+    def all_reduce_packed(grads_and_vars: Any) -> Any:
+        context = tf.distribute.get_replica_context()
+        pairs = list(grads_and_vars)
+        grads = [grad for grad, _ in pairs]
+        if not context or any(g is None or isinstance(g, tf.IndexedSlices) for g in grads):
+            return keras_all_reduce(pairs)
+        flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
+        (summed,) = context.all_reduce(tf.distribute.ReduceOp.SUM, [flat])
+        parts = tf.split(summed, [tf.size(g) for g in grads])
+        return [(tf.reshape(p, tf.shape(g)), v) for p, (g, v) in zip(parts, pairs, strict=True)]
+
+    optimizer._all_reduce_sum_gradients = all_reduce_packed
