@@ -125,10 +125,9 @@ def load_data(config: TrainConfig) -> Splits:
     return splits
 
 
-def data_key(splits: Splits) -> str | None:
+def data_key(splits: Splits) -> str:
     """The content key of the data (the decode cache's), which a resumed run must match."""
-    key = getattr(splits, "content_key", None)
-    return str(key) if key else None
+    return splits.content_key
 
 
 def read_checkpoint(

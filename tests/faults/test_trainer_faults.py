@@ -9,8 +9,10 @@ epoch lost from the logs; e. no secret printed.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -390,3 +392,28 @@ def test_resuming_with_other_mixed_precision_is_refused(tmp_path: Path, small_da
         "--mixed-precision False, not True; use another --output-dir, or --no-resume to start "
         "over"
     ]
+
+
+def test_resuming_on_other_data_is_refused_but_a_moved_copy_resumes(
+    tmp_path: Path, small_data: Path
+) -> None:
+    """The data is compared by content: Azure ML mounts the same dataset at a new path for every
+    job, so a copy elsewhere resumes; different images are refused (was: trained on silently)."""
+    assert train(small_data, tmp_path, "--epochs", "1", *FAST).returncode == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(small_data, moved)
+    proc = train(moved, tmp_path, "--epochs", "2", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming after epoch 1 of 2" in proc.stdout
+    other = tmp_path / "other"
+    shutil.copytree(small_data, other)
+    labels = other / "train-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress(labels.read_bytes()))
+    raw[8] = (raw[8] + 1) % 10  # one label changed
+    labels.write_bytes(gzip.compress(bytes(raw)))
+    proc = train(other, tmp_path, "--epochs", "3", *FAST)
+    assert proc.returncode == 1
+    (line,) = error_lines(proc.stderr)
+    assert line.startswith(
+        f"Error: {tmp_path / 'outputs' / 'checkpoint'} holds a checkpoint trained on other data"
+    )
