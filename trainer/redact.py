@@ -30,7 +30,8 @@ SECRET_VARIABLES = (
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
 # Query parameters that carry credentials (SAS signatures, tokens, keys).
 _URL_SECRET_PARAM = re.compile(
-    r"(?P<key>[?&](?:sig|signature|token|access_token|code|key|password|secret)=)[^&#\s]+",
+    r"(?P<key>[?&](?:sig|signature|token|access_token|code|key|password|secret)=)"
+    r"[A-Za-z0-9%._~+/=-]+",
     re.IGNORECASE,
 )
 
