@@ -141,4 +141,6 @@ def _tensorflow_off_the_gpus() -> str | None:
             tf.config.set_visible_devices([], "GPU")  # lists the devices: a CUDA probe
     except ImportError:
         return None
+    except RuntimeError:  # TensorFlow already started in this process: too late, and not ours
+        pass
     return str(tf.__version__)
