@@ -9,7 +9,6 @@ from submit.cli import cli
 from tests.submit.fakes import WS, FakeBackend
 
 
-
 @pytest.mark.parametrize(
     ("extra", "trainer", "batch", "nearest", "ratio"),
     [
