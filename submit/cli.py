@@ -216,7 +216,7 @@ def data_register(
     """Register the dataset the trainer reads with --data-folder.
 
     SDK v1 registers a FileDataset from the URLs (as the original sample did) or uploads the
-    folder; it needs azureml-dataset-runtime installed. SDK v2 uploads the folder, fetching the
+    folder; it needs azureml-dataprep (the `azureml` extra). SDK v2 uploads the folder, fetching the
     URLs first into the trainer's cache folder ($MNIST_CACHE_DIR, else
     ~/.cache/keras-mnist-trainer); the usual URLs land where the trainer's --download looks.
 

@@ -354,9 +354,8 @@ class V1Backend:
             dataprep()  # a FileDataset's definition is a dataprep flow, even for plain URLs
         except ImportError:
             raise SubmitError(
-                "SDK v1 dataset registration needs azureml-dataset-runtime, which is not "
-                "installed (it pins numpy<2.3.3, so give it its own virtual environment): "
-                "pip install azureml-dataset-runtime==1.61.0, or use --sdk v2 for data and runs"
+                "SDK v1 dataset registration needs azureml-dataprep, which is not installed: "
+                "pip install 'keras-mnist-trainer[azureml]', or use --sdk v2 for data and runs"
             ) from None
         if spec.folder is not None:
             datastore = self.ws.get_default_datastore()

@@ -5,11 +5,12 @@
 - Several GPUs in one process: ``MirroredStrategy``.
 - Otherwise no strategy: the single-device fast path.
 
-Distributed runs train with ``trainer.engines.distributed.DistributedEngine``: ``strategy.run`` per batch of
-the distributed ``tf.data`` pipeline (each global batch split across replicas), gradients
-all-reduced by the Keras optimizer. Not Keras's ``fit``: 3.15 fails under
-MultiWorkerMirroredStrategy on TF 2.21. Not the fused XLA loop either: XLA on TF 2.21 cannot
-compile the cross-worker collectives on CPU.
+Distributed runs train with ``trainer.engines.distributed.DistributedEngine``: the uint8 data on
+each worker, each replica's share of every global batch sliced from the epoch's permutation, its
+forward and backward pass XLA-compiled, one all-reduce of the flattened gradients per step
+(Keras's ``fit`` fails under MultiWorkerMirroredStrategy on TF 2.21, and XLA cannot compile the
+cross-worker collective on CPU). Workers that share a machine get their share of its cores
+(``size_thread_pools``).
 
 TF_CONFIG is read once, checked and normalised by :func:`cluster` before any strategy exists.
 Azure ML's TensorFlow distribution writes an empty parameter-server list,

@@ -6,7 +6,6 @@ interface (fake backend) or at the SDK client (real backend, fake client or patc
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -283,16 +282,20 @@ def test_sdk_not_installed_names_the_extra(sdk: str, module: str, extra: str) ->
     )
 
 
-def test_v1_data_register_without_dataprep_says_what_to_do() -> None:
-    # azureml-dataset-runtime (dataprep) pins numpy<2.3.3, so the project's environment lacks it.
-    if importlib.util.find_spec("azureml.dataprep") is not None:
-        pytest.skip("azureml-dataset-runtime is installed here")
+def test_v1_data_register_without_dataprep_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import azureml.data._dataprep_helper as helper
+
+    def missing() -> None:
+        raise ImportError("No module named 'azureml.dataprep'")
+
+    monkeypatch.setattr(helper, "dataprep", missing)
     result = CliRunner().invoke(cli, ["data", "register", *WS])
     assert_one_error_line(
         result,
-        "Error: SDK v1 dataset registration needs azureml-dataset-runtime, which is not "
-        "installed (it pins numpy<2.3.3, so give it its own virtual environment): "
-        "pip install azureml-dataset-runtime==1.61.0, or use --sdk v2 for data and runs",
+        "Error: SDK v1 dataset registration needs azureml-dataprep, which is not installed: "
+        "pip install 'keras-mnist-trainer[azureml]', or use --sdk v2 for data and runs",
     )
 
 

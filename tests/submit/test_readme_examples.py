@@ -74,7 +74,7 @@ def test_live_commands_parse(command: str) -> None:
     result = CliRunner().invoke(cli, shlex.split(command.replace("RUN_ID", "run-1"))[1:])
     expected = "Error: no workspace config found"
     if command == "mnist-submit data register --dataset mnist" and not HAS_DATAPREP:
-        expected = "Error: SDK v1 dataset registration needs azureml-dataset-runtime"
+        expected = "Error: SDK v1 dataset registration needs azureml-dataprep"
     assert result.output.startswith(expected), result.output
     assert result.exit_code == 1
 
