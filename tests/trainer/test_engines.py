@@ -63,25 +63,28 @@ from trainer.engines.keras_fit import KerasFitEngine
 from trainer.engines.xla_epoch import XlaEpochEngine
 from trainer.model import build_model
 # TWINS
-batch_size, steps_per_call, fashion = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-s = load_dataset(fashion, "fashion-mnist")
+s = load_dataset(sys.argv[2], "fashion-mnist")
 x, y = s.x_train[:2000], s.y_train[:2000]
-fast_model, plain_model = twins(1)
-start = fast_model.get_weights()
-fast = XlaEpochEngine(fast_model, x, y, batch_size=batch_size, seed=5,
-                      steps_per_call=steps_per_call, jit_compile=False)
-plain = KerasFitEngine(plain_model, x, y, batch_size=batch_size, seed=5)
-train = [fast.train_epoch(3), plain.train_epoch(3)]  # epoch 3: not the identity order
-weights = zip(fast_model.get_weights(), plain_model.get_weights(), start)
-test = [e.evaluate(s.x_test[:1000], s.y_test[:1000]) for e in (fast, plain)]
-print("RESULT", json.dumps({
-    "train": train,
-    "test": test,
-    "weights": [[float(np.linalg.norm(f - p)), float(np.linalg.norm(p - w))]
-                for f, p, w in weights],
-    "iterations": [int(fast_model.optimizer.iterations), int(plain_model.optimizer.iterations)],
-    "compiled_shapes": len(fast._train_fns),
-}))
+results = []
+for batch_size, steps_per_call in json.loads(sys.argv[1]):
+    fast_model, plain_model = twins(1)
+    start = fast_model.get_weights()
+    fast = XlaEpochEngine(fast_model, x, y, batch_size=batch_size, seed=5,
+                          steps_per_call=steps_per_call, jit_compile=False)
+    plain = KerasFitEngine(plain_model, x, y, batch_size=batch_size, seed=5)
+    train = [fast.train_epoch(3), plain.train_epoch(3)]  # epoch 3: not the identity order
+    weights = zip(fast_model.get_weights(), plain_model.get_weights(), start)
+    test = [e.evaluate(s.x_test[:1000], s.y_test[:1000]) for e in (fast, plain)]
+    results.append({
+        "train": train,
+        "test": test,
+        "weights": [[float(np.linalg.norm(f - p)), float(np.linalg.norm(p - w))]
+                    for f, p, w in weights],
+        "iterations": [int(fast_model.optimizer.iterations),
+                       int(plain_model.optimizer.iterations)],
+        "compiled_shapes": len(fast._train_fns),
+    })
+print("RESULT", json.dumps(results))
 """
 
 
@@ -101,21 +104,25 @@ def run_child(script: str, *args: str) -> Any:
     return json.loads(line.removeprefix("RESULT "))
 
 
-@pytest.mark.parametrize(("batch_size", "steps_per_call"), [(50, 0), (64, 7)])
-def test_xla_epoch_matches_model_fit_on_the_pipeline(
-    fashion: object, batch_size: int, steps_per_call: int
-) -> None:
-    result = run_child(PARITY, str(batch_size), str(steps_per_call), str(FASHION))
-    (fast, plain), (fast_test, plain_test) = result["train"], result["test"]
-    assert fast["loss"] == pytest.approx(plain["loss"], rel=1e-4)
-    assert fast["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6)
-    for apart, change in result["weights"]:
-        assert change > 0
-        assert apart < 1e-4 * change
-    assert fast_test["loss"] == pytest.approx(plain_test["loss"], rel=1e-4)
-    assert fast_test["accuracy"] == pytest.approx(plain_test["accuracy"], abs=1e-6)
-    assert result["iterations"][0] == result["iterations"][1]
-    assert result["compiled_shapes"] == (1 if batch_size == 50 else 3)  # one compile per shape
+# Batch 50 divides 2,000 images; batch 64 leaves a last batch of 16, and chunks of 7 steps leave
+# a shorter last chunk: one compiled shape, or three.
+PARITY_CASES = [(50, 0, 1), (64, 7, 3)]
+
+
+def test_xla_epoch_matches_model_fit_on_the_pipeline(fashion: object) -> None:
+    cases = [[batch, steps] for batch, steps, _ in PARITY_CASES]
+    results = run_child(PARITY, json.dumps(cases), str(FASHION))
+    for (batch, steps, shapes), result in zip(PARITY_CASES, results, strict=True):
+        (fast, plain), (fast_test, plain_test) = result["train"], result["test"]
+        assert fast["loss"] == pytest.approx(plain["loss"], rel=1e-4), batch
+        assert fast["accuracy"] == pytest.approx(plain["accuracy"], abs=1e-6), batch
+        for apart, change in result["weights"]:
+            assert change > 0
+            assert apart < 1e-4 * change, batch
+        assert fast_test["loss"] == pytest.approx(plain_test["loss"], rel=1e-4), batch
+        assert fast_test["accuracy"] == pytest.approx(plain_test["accuracy"], abs=1e-6), batch
+        assert result["iterations"][0] == result["iterations"][1], batch
+        assert result["compiled_shapes"] == shapes, (batch, steps)  # one compile per shape
 
 
 CHUNKS = """
