@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,28 @@ def train(
 def error_lines(stderr: str) -> list[str]:
     """The lines a user reads as errors; a traceback would show as more than one."""
     return [line for line in stderr.splitlines() if line.startswith(("Error:", "Traceback"))]
+
+
+def start(data: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """The trainer in the background, its output captured."""
+    return subprocess.Popen(
+        trainer_args(data, out, *extra),
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(
+    ready: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 120
+) -> None:
+    """Poll until ``ready()`` (a file appeared, say) or ``proc`` ended; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"the trainer exited {proc.returncode} before the moment to provoke")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the moment to provoke did not come within {timeout:.0f} s")
+        time.sleep(0.05)

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import child_env, error_lines, train, trainer_args
-from tests.paths import REPO
+from tests.faults.conftest import child_env, error_lines, start, train, trainer_args, wait_until
 from tests.trainer.conftest import free_port
 
 FAST = ("--first-layer-neurons", "32", "--second-layer-neurons", "16")
@@ -115,18 +114,9 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_committed_epoch(
 
 
 def test_ctrl_c_exits_130_with_one_line_and_resumes(tmp_path: Path, small_data: Path) -> None:
-    proc = subprocess.Popen(
-        trainer_args(small_data, tmp_path, "--epochs", "40", *FAST),
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start(small_data, tmp_path, "--epochs", "40", *FAST)
     state = tmp_path / "outputs" / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 120
-    while not state.is_file() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    wait_until(state.is_file, proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-3000:]
@@ -164,18 +154,9 @@ def test_a_diverging_loss_stops_the_run_with_one_line(tmp_path: Path, small_data
 def test_a_second_run_into_the_same_folder_is_refused_with_one_line(
     tmp_path: Path, small_data: Path
 ) -> None:
-    first = subprocess.Popen(
-        trainer_args(small_data, tmp_path, "--epochs", "15", *FAST),
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start(small_data, tmp_path, "--epochs", "15", *FAST)
     lock = tmp_path / "outputs" / ".mnist-train.lock"
-    deadline = time.monotonic() + 60
-    while not (lock.is_file() and lock.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: lock.is_file() and bool(lock.read_text()), first)
     second = train(small_data, tmp_path, "--epochs", "15", *FAST)
     _, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err[-3000:]
@@ -190,17 +171,9 @@ def test_a_second_run_into_the_same_folder_is_refused_with_one_line(
 
 
 def test_a_killed_run_leaves_no_lock_behind(tmp_path: Path, small_data: Path) -> None:
-    proc = subprocess.Popen(
-        trainer_args(small_data, tmp_path, "--epochs", "40", *FAST),
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start(small_data, tmp_path, "--epochs", "40", *FAST)
     state = tmp_path / "outputs" / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 120
-    while not state.is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(state.is_file, proc)
     proc.kill()
     proc.wait(timeout=30)
     again = train(small_data, tmp_path, "--epochs", str(committed_epoch(tmp_path) + 1), *FAST)
