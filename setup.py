@@ -48,6 +48,13 @@ EXTRAS = {
     # TensorFlow's 9.3 and 12.5 (tests/jax/test_extras.py resolves both).
     "jax": ["jax==0.10.2", "jaxlib==0.10.2", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
     "jax-cuda12": ["jax[cuda12]==0.10.2", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
+    # `mnist-serve` (with `train` or `gpu` for the model): Azure ML's own inference server, what
+    # its online endpoints run; gunicorn under it, pinned because its worker model is what the
+    # serving numbers measure; Pillow for PNG/PGM requests (matplotlib brings it unpinned). The
+    # server pins opentelemetry-api/sdk ==1.33.0 and pydantic~=2.12.0: next to azure-ai-ml pip
+    # settles on azure-monitor-opentelemetry 1.6.7, the last release for opentelemetry 1.33, and
+    # `pip check` passes (docs/serving.md, "Compatibility").
+    "serve": ["azureml-inference-server-http==1.5.1", "gunicorn==27.0.1", "pillow==13.0.0"],
     "dev": [
         "pytest==9.2.0",
         "pytest-cov==7.1.0",
@@ -77,7 +84,16 @@ setup(
     # keras 3.15 and matplotlib 3.11 need Python 3.11; TensorFlow 2.21 has wheels up to 3.13.
     python_requires=">=3.11",
     packages=find_packages(
-        include=["trainer", "trainer.*", "submit", "submit.*", "benchmarks", "benchmarks.*"]
+        include=[
+            "trainer",
+            "trainer.*",
+            "submit",
+            "submit.*",
+            "benchmarks",
+            "benchmarks.*",
+            "serve",
+            "serve.*",
+        ]
     ),
     # The data core needs only these; nothing that only reads data imports TensorFlow.
     install_requires=["numpy>=1.26,<3", "numba>=0.60", "click>=8.1"],
@@ -87,6 +103,7 @@ setup(
             "mnist-train=trainer.cli:main",
             "mnist-submit=submit.cli:main",
             "mnist-bench=benchmarks.cli:main",
+            "mnist-serve=serve.cli:main",
         ]
     },
 )
