@@ -388,3 +388,136 @@ def scale(
         title = f"mnist-bench scale, {dataset}, {workers} workers on one machine"
         _write("--chart", chart_path, lambda: scale_mod.write_chart(chart_path, rows, title))
         click.echo(f"wrote the chart to {chart_path}", err=True)
+
+
+@main.command(name="serve")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Under a minute: batch 1 and 32, 1 and 2 clients, 40 requests a block, 1 round.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False),
+    default="outputs/model",
+    show_default=True,
+    help="The folder mnist-train wrote its model to.",
+)
+@click.option(
+    "--data-folder",
+    type=click.Path(file_okay=False),
+    default=DEFAULT_DATA_FOLDER,
+    show_default=True,
+    help="Folder holding the four MNIST-format files; the test images are sent.",
+)
+@click.option(
+    "--dataset",
+    type=click.Choice(["mnist", "fashion-mnist"]),
+    default="fashion-mnist",
+    show_default=True,
+    help="Which dataset the folder holds.",
+)
+@click.option("--batch-sizes", callback=int_list, help="Images per request [1,32,256; quick 1,32].")
+@click.option("--concurrency", callback=int_list, help="Client threads [1,4; quick 1,2].")
+@click.option(
+    "--requests",
+    type=click.IntRange(min=1),
+    help="Timed requests per block, after 10 untimed [200; quick 40].",
+)
+@click.option("--rounds", type=click.IntRange(min=1), help="Alternating rounds [2; quick 1].")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server worker processes (the server's WORKER_COUNT).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Write JSON lines (one record per line, with units) here.",
+)
+@click.option(
+    "--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG chart here."
+)
+def serve_command(
+    quick: bool,
+    model_dir: str,
+    data_folder: str,
+    dataset: str,
+    batch_sizes: tuple[int, ...] | None,
+    concurrency: tuple[int, ...] | None,
+    requests: int | None,
+    rounds: int | None,
+    workers: int,
+    json_path: str | None,
+    chart_path: str | None,
+) -> None:
+    """Serving: the real inference server on 127.0.0.1 against the model's own call.
+
+    Starts mnist-serve on the model, checks its answers against the model, then sends real test
+    images as idx and JSON bodies (and PNG, one image) at each batch size and concurrency, in
+    rounds alternating with the model itself in this process (predict_on_batch, as the server
+    calls it, and model.predict) on the same batches. Reports requests/s, images/s, latency
+    percentiles, where a request's time goes (HTTP and framework, decode, model, encode) and
+    the latency serving adds to the model.
+
+    \b
+    Example:
+      mnist-bench serve --model outputs/model --json serve.jsonl --chart serve.png
+    """
+    import dataclasses
+
+    from benchmarks import report
+    from benchmarks import serve as serve_mod
+    from benchmarks import suites as suite_mod
+    from benchmarks.harness import BenchmarkError
+    from serve.model import ModelError, check_model, find_model
+    from trainer.data import DataError, load_dataset
+
+    _check_output_path("--json", json_path)
+    _check_output_path("--chart", chart_path)
+    try:  # before TensorFlow's import: a missing model is refused at once
+        check_model(find_model(Path(model_dir)))
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    env = suite_mod.environment(sys.argv)
+    settings = serve_mod.QUICK if quick else serve_mod.Settings()
+    settings = dataclasses.replace(
+        settings,
+        batch_sizes=batch_sizes or settings.batch_sizes,
+        concurrency=concurrency or settings.concurrency,
+        requests=requests or settings.requests,
+        rounds=rounds or settings.rounds,
+        workers=workers,
+    )
+    try:
+        splits = load_dataset(data_folder, dataset)
+        suite_mod.setup_tensorflow(seed=0)  # the trainer's process settings: quiet C++ logs
+        rows = serve_mod.run(
+            Path(model_dir), splits.x_test, settings, lambda msg: click.echo(msg, err=True)
+        )
+    except (BenchmarkError, DataError) as exc:
+        raise click.ClickException(str(exc)) from None
+    from benchmarks.device import describe_tensorflow
+
+    env["tensorflow"] = describe_tensorflow()
+    click.echo(report.environment_text(env))
+    click.echo(
+        f"\nserve: {dataset} test images to mnist-serve ({settings.workers} worker(s)) on "
+        f"127.0.0.1; {settings.requests} timed requests a block, {settings.rounds} round(s); "
+        "latency = send to last byte; model call = predict_on_batch in this process"
+    )
+    click.echo(serve_mod.table(rows))
+    for line in serve_mod.verdicts(rows):
+        click.echo(line)
+    if json_path:
+        records = [env, *rows]
+        _write("--json", json_path, lambda: report.write_json_lines(json_path, records))
+        click.echo(f"wrote {len(records)} JSON lines to {json_path}", err=True)
+    if chart_path:
+        title = f"mnist-bench serve, {dataset}, {env['tensorflow'].get('device_name')}"
+        _write("--chart", chart_path, lambda: serve_mod.write_chart(chart_path, rows, title))
+        click.echo(f"wrote the chart to {chart_path}", err=True)
