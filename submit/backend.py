@@ -24,7 +24,10 @@ from submit.errors import sdk_missing
 from submit.spec import (
     ComputeSpec,
     DataSpec,
+    DeploymentSpec,
+    EndpointSpec,
     EnvSpec,
+    InvokeSpec,
     ModelSpec,
     RunSpec,
     Submitted,
@@ -63,6 +66,29 @@ class Backend(Protocol):
 
     def register_model(self, spec: ModelSpec) -> str: ...
     def download_model(self, name: str, version: str, target: Path) -> Path: ...
+
+
+class Endpoints(Protocol):
+    """Managed online endpoints, which only SDK v2 has (``mnist-submit endpoint``); the v2
+    backend implements this next to ``Backend``, and a fake can too."""
+
+    def render_endpoint(self, spec: EndpointSpec) -> str: ...
+    def render_deployment(self, spec: DeploymentSpec) -> str: ...
+
+    def create_endpoint(self, spec: EndpointSpec) -> str:
+        """Create (or update) the endpoint; return its scoring URI."""
+        ...
+
+    def deploy(self, spec: DeploymentSpec) -> str:
+        """Create the deployment, wait until it is healthy, then give it all the traffic; return
+        the scoring URI. An unhealthy deployment is a SubmitError with its container's log."""
+        ...
+
+    def invoke(self, spec: InvokeSpec) -> str:
+        """POST the body to the endpoint's scoring URI with its key; return the answer's text."""
+        ...
+
+    def delete_endpoint(self, name: str) -> None: ...
 
 
 BackendFactory = Callable[[str, Callable[[], WorkspaceRef]], Backend]

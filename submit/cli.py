@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from submit import __version__
+from submit.endpoint import endpoint
 from submit.errors import SubmitError
 from submit.options import (
     CONTEXT,
@@ -73,6 +74,7 @@ def cli() -> None:
       mnist-submit run --data mnist:1 --wait -- --epochs 20
       mnist-submit model register RUN_ID
       mnist-submit model download keras-mnist:1 --target ./model
+      mnist-submit endpoint create mnist-ep   (then endpoint deploy/invoke/delete; SDK v2)
 
     SDK v1 (azureml-core, the default) reached end of support on 30 June 2026; SDK v2
     (--sdk v2, azure-ai-ml) is the way forward and takes the same commands.
@@ -510,6 +512,9 @@ def model_download(common: Common, model_ref: str, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     path = call(backend(common).download_model, name, version, target)
     click.echo(f"Downloaded model {name}:{version} to {path}")
+
+
+cli.add_command(endpoint)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -81,6 +81,25 @@ class NoBestRun(SubmitError):
         )
 
 
+class EndpointNotFound(SubmitError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"endpoint {name} does not exist in the workspace: create it with "
+            f"`mnist-submit endpoint create {name}`"
+        )
+
+
+# SDK v1 deploys web services to Azure Container Instances and AKS v1 clusters
+# (azureml.core.webservice: AciWebservice, AksWebservice), which Microsoft's docs replace with
+# managed online endpoints (azure-ai-docs, migrate-to-v2-managed-online-endpoints.md), and
+# SDK v1 itself reached end of support on 30 June 2026.
+V1_HAS_NO_ENDPOINTS = (
+    "SDK v1 has no online endpoints (its ACI and AKS v1 web services are replaced by managed "
+    "online endpoints, and SDK v1 support ended on 30 June 2026): use --sdk v2, the default of "
+    "`mnist-submit endpoint`"
+)
+
+
 def sdk_missing(sdk: str) -> SubmitError:
     package = {"v1": "azureml-core", "v2": "azure-ai-ml"}[sdk]
     return SubmitError(

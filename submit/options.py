@@ -92,16 +92,21 @@ class Common:
         )
 
 
-def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The SDK and workspace options, on every command that talks to Azure."""
+def common_options(
+    func: Callable[..., Any] | None = None, *, default_sdk: str = "v1", sdk_help: str = SDK_HELP
+) -> Any:
+    """The SDK and workspace options, on every command that talks to Azure (``@common_options``,
+    or ``@common_options(default_sdk="v2", sdk_help=...)`` for commands only SDK v2 has)."""
+    if func is None:
+        return functools.partial(common_options, default_sdk=default_sdk, sdk_help=sdk_help)
 
     @click.option(
         "--sdk",
         type=click.Choice(["v1", "v2"]),
-        default="v1",
+        default=default_sdk,
         show_default=True,
         envvar="MNIST_SUBMIT_SDK",
-        help=SDK_HELP,
+        help=sdk_help,
     )
     @click.option(
         "--subscription-id",

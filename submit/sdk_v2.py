@@ -40,7 +40,7 @@ from azure.ai.ml.sweep import (
 )
 from azure.core.exceptions import ResourceNotFoundError
 
-from submit.backend import Backend
+from submit.backend import Backend, Endpoints
 from submit.context import stage
 from submit.errors import (
     MASK,
@@ -52,6 +52,7 @@ from submit.errors import (
 )
 from submit.fetch import fetch, local_folder
 from submit.network import azure_core_options, progress
+from submit.sdk_v2_endpoints import EndpointOperations
 from submit.spec import (
     DATASET_URLS,
     LOG_UNIFORM_FLAG,
@@ -240,7 +241,7 @@ def build_model(spec: ModelSpec) -> Model:
     )
 
 
-class V2Backend:
+class V2Backend(EndpointOperations):
     def __init__(
         self, workspace: Callable[[], WorkspaceRef], client: MLClient | None = None
     ) -> None:
@@ -392,4 +393,11 @@ class V2Backend:
 
 def make_backend(workspace: Callable[[], WorkspaceRef], client: MLClient | None = None) -> Backend:
     # Typed as the interface so mypy checks that V2Backend implements all of it.
+    return V2Backend(workspace, client)
+
+
+def make_endpoints(
+    workspace: Callable[[], WorkspaceRef], client: MLClient | None = None
+) -> Endpoints:
+    # The same object: typed as the other interface, which mypy checks V2Backend implements.
     return V2Backend(workspace, client)

@@ -182,3 +182,55 @@ def image_tag(image: str) -> str | None:
     if "@" in tail or ":" not in tail:
         return None
     return tail.split(":", 1)[1] or None
+
+
+# Online endpoints (SDK v2 only). The server, port and routes are azureml-inference-server-http's
+# (serve/score.py), as azureml-examples' custom-container deployments declare them
+# (cli/endpoints/online/custom-container/minimal/single-model: liveness and readiness on "/",
+# scoring on "/score", port 5001).
+SERVE_PORT = 5001
+LIVENESS_PATH = READINESS_PATH = "/"
+SCORING_PATH = "/score"
+DEFAULT_DEPLOYMENT = "blue"
+# azure-ai-ml warns below this size: "Minimum recommended compute SKU is Standard_DS3_v2 for
+# general purpose endpoints" (azure/ai/ml/operations/_online_deployment_operations.py). 4 vCPU,
+# 14 GiB: room for the CPU image and a server worker per core (WORKER_COUNT).
+DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
+# Endpoint and deployment names: a letter, then letters, digits and hyphens (azure-ai-docs,
+# how-to-deploy-custom-container.md), 3 to 32 characters (Azure ML's endpoint limits).
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]"
+# The bodies serve/score.py accepts, by file suffix.
+INVOKE_TYPES = {
+    ".json": "application/json",
+    ".png": "image/png",
+    ".pgm": "image/x-portable-graymap",
+    ".idx": "application/octet-stream",
+    ".ubyte": "application/octet-stream",
+}
+MAX_INVOKE_BYTES = 16 << 20  # the scoring entry's own limit (serve/decode.py, MAX_BYTES)
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    name: str
+    auth_mode: str = "key"  # keys do not expire; aml_token does (azure-ai-docs)
+    description: str = "Keras MNIST classifier (azureml-inference-server-http)"
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    endpoint: str
+    model_name: str
+    model_version: str
+    image: str  # the serving image: the trainer image whose default command is mnist-serve
+    name: str = DEFAULT_DEPLOYMENT
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = 1
+
+
+@dataclass(frozen=True)
+class InvokeSpec:
+    endpoint: str
+    body: bytes = field(repr=False)
+    content_type: str = "application/json"
+    deployment: str | None = None  # None: the endpoint's traffic rules choose

@@ -24,7 +24,10 @@ from submit.cli import cli
 from submit.spec import (
     ComputeSpec,
     DataSpec,
+    DeploymentSpec,
+    EndpointSpec,
     EnvSpec,
+    InvokeSpec,
     ModelSpec,
     RunSpec,
     Submitted,
@@ -219,6 +222,30 @@ class FakeBackend:
         (target / "saved_model.keras").write_bytes(b"model")
         return target
 
+    # Endpoints (SDK v2's other interface).
+    def render_endpoint(self, spec: EndpointSpec) -> str:
+        self._record("render_endpoint", spec)
+        return "rendered endpoint\n"
+
+    def render_deployment(self, spec: DeploymentSpec) -> str:
+        self._record("render_deployment", spec)
+        return "rendered deployment\n"
+
+    def create_endpoint(self, spec: EndpointSpec) -> str:
+        self._record("create_endpoint", spec)
+        return f"https://{spec.name}.westeurope.inference.ml.azure.com/score"
+
+    def deploy(self, spec: DeploymentSpec) -> str:
+        self._record("deploy", spec)
+        return f"https://{spec.endpoint}.westeurope.inference.ml.azure.com/score"
+
+    def invoke(self, spec: InvokeSpec) -> str:
+        self._record("invoke", spec)
+        return '{"predictions": [{"label": 7}]}'
+
+    def delete_endpoint(self, name: str) -> None:
+        self._record("delete_endpoint", name)
+
 
 class FakeOperations:
     """One MLClient operations group: records calls, raises what the test asks for."""
@@ -261,7 +288,8 @@ class FakeMLClient:
     ) -> None:
         """``answers`` maps "group.method" to what that call returns (e.g. a real SweepJob)."""
         self.log: list[tuple[str, Any]] = []
-        for group in ("compute", "environments", "data", "jobs", "models", "connections"):
+        groups = ("compute", "environments", "data", "jobs", "models", "connections")
+        for group in (*groups, "online_endpoints", "online_deployments"):
             setattr(self, group, FakeOperations(self.log, group, fail or {}, answers or {}))
 
 

@@ -1,0 +1,259 @@
+"""``mnist-submit endpoint``: a registered model behind an Azure ML managed online endpoint.
+
+Only SDK v2 has online endpoints, so these commands default to ``--sdk v2`` and answer
+``--sdk v1`` with one line saying so. The work is ``submit.sdk_v2_endpoints``'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import click
+
+from submit.errors import V1_HAS_NO_ENDPOINTS, SubmitError, redacted
+from submit.options import CONTEXT, Common, asset, call, common_options, dry_run_option
+from submit.spec import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_INSTANCE_TYPE,
+    INVOKE_TYPES,
+    MAX_INVOKE_BYTES,
+    NAME_PATTERN,
+    DeploymentSpec,
+    EndpointSpec,
+    InvokeSpec,
+    image_tag,
+)
+
+if TYPE_CHECKING:  # imported when a command runs, not for --help
+    from submit.backend import Backend, Endpoints
+
+SDK_HELP = (
+    "Azure ML SDK: only v2 (azure-ai-ml) has managed online endpoints; v1 answers with a "
+    "pointer to v2. [env: MNIST_SUBMIT_SDK]"
+)
+endpoint_options = common_options(default_sdk="v2", sdk_help=SDK_HELP)
+
+
+def endpoints(common: Common) -> Endpoints:
+    """The SDK v2 backend as ``Endpoints``; a factory passed as ``obj`` replaces the real one."""
+    if common.sdk == "v1":
+        raise SubmitError(V1_HAS_NO_ENDPOINTS)
+    factory = click.get_current_context().find_root().obj
+    if factory is None:
+        from submit.backend import load_backend
+
+        factory = load_backend
+    backend: Backend = factory(common.sdk, common.workspace)
+    return cast("Endpoints", backend)
+
+
+def check_name(what: str) -> Callable[[click.Context, click.Parameter, str], str]:
+    """A click callback refusing names Azure would refuse, before anything is sent."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise click.BadParameter(
+                f"{value!r}: {what} names are 3-32 letters, digits and hyphens, starting with "
+                "a letter and not ending with a hyphen"
+            )
+        return value
+
+    return check
+
+
+name_argument = click.argument("name", callback=check_name("endpoint"))
+
+
+def perform_v2(
+    common: Common,
+    dry_run: bool,
+    render: Callable[[Endpoints], str],
+    act: Callable[[Endpoints], str],
+) -> None:
+    """``submit.options.perform`` for the endpoint commands: SDK v1 is refused first."""
+    be = endpoints(common)
+    if dry_run:
+        click.echo(redacted(call(render, be)), nl=False)
+        return
+    click.echo(call(act, be))
+
+
+@click.group(context_settings=CONTEXT)
+def endpoint() -> None:
+    """Serve a registered model on an Azure ML managed online endpoint (SDK v2).
+
+    \b
+    From a registered model to predictions:
+      mnist-submit endpoint create mnist-ep
+      mnist-submit endpoint deploy mnist-ep --model keras-mnist:1 \\
+          --image myacr.azurecr.io/keras-mnist-serve:0.1.0
+      mnist-submit endpoint invoke mnist-ep --file digit.png
+      mnist-submit endpoint delete mnist-ep
+    """
+
+
+@endpoint.command("create", context_settings=CONTEXT)
+@name_argument
+@click.option(
+    "--auth",
+    "auth_mode",
+    type=click.Choice(["key", "aml_token"]),
+    default="key",
+    show_default=True,
+    help="key: keys that do not expire; aml_token: tokens that do. Neither is ever printed.",
+)
+@dry_run_option
+@endpoint_options
+def endpoint_create(common: Common, name: str, auth_mode: str, dry_run: bool) -> None:
+    """Create (or update) a managed online endpoint: a stable HTTPS scoring URI.
+
+    \b
+    Example:
+      mnist-submit endpoint create mnist-ep
+    """
+    spec = EndpointSpec(name=name, auth_mode=auth_mode)
+    perform_v2(
+        common,
+        dry_run,
+        render=lambda be: be.render_endpoint(spec),
+        act=lambda be: (
+            f"Endpoint {name} ready ({auth_mode} auth): {be.create_endpoint(spec)}\n"
+            f"Deploy a model to it with `mnist-submit endpoint deploy {name} --model keras-mnist:1 "
+            "--image REGISTRY/keras-mnist-serve:TAG`"
+        ),
+    )
+
+
+@endpoint.command("deploy", context_settings=CONTEXT)
+@name_argument
+@click.option(
+    "--model",
+    "model_ref",
+    required=True,
+    metavar="NAME:VERSION",
+    help="The registered model (mnist-submit model register).",
+)
+@click.option(
+    "--image",
+    required=True,
+    metavar="REGISTRY/NAME:TAG",
+    help="The serving image: the trainer image built with `--target serve`, whose own command "
+    "is mnist-serve (Azure runs an image's command; it takes none of its own).",
+)
+@click.option(
+    "--deployment",
+    "deployment",
+    default=DEFAULT_DEPLOYMENT,
+    show_default=True,
+    callback=check_name("deployment"),
+    help="Deployment name; it gets all the endpoint's traffic once healthy.",
+)
+@click.option(
+    "--instance-type",
+    default=DEFAULT_INSTANCE_TYPE,
+    show_default=True,
+    help="VM size; azure-ai-ml recommends no smaller for general purpose endpoints.",
+)
+@click.option("--instance-count", type=click.IntRange(min=1), default=1, show_default=True)
+@dry_run_option
+@endpoint_options
+def endpoint_deploy(
+    common: Common,
+    name: str,
+    model_ref: str,
+    image: str,
+    deployment: str,
+    instance_type: str,
+    instance_count: int,
+    dry_run: bool,
+) -> None:
+    """Deploy a registered model; traffic moves to it only once it is healthy.
+
+    The deployment runs the serving image with Azure ML's inference server (liveness and
+    readiness GET / and scoring POST /score, port 5001); Azure mounts the model and points
+    AZUREML_MODEL_DIR at it. An unhealthy deployment is one error line with the end of its log.
+
+    \b
+    Example:
+      mnist-submit endpoint deploy mnist-ep --model keras-mnist:1 \\
+          --image myacr.azurecr.io/keras-mnist-serve:0.1.0
+    """
+    model_name, model_version = asset(model_ref, "--model")
+    tag = image_tag(image)
+    if tag is None or tag == "latest":
+        raise click.BadParameter(
+            f"{image!r} has no fixed tag: push the serving image as NAME:VERSION (e.g. 0.1.0)",
+            param_hint="--image",
+        )
+    spec = DeploymentSpec(
+        endpoint=name,
+        model_name=model_name,
+        model_version=model_version,
+        image=image,
+        name=deployment,
+        instance_type=instance_type,
+        instance_count=instance_count,
+    )
+    perform_v2(
+        common,
+        dry_run,
+        render=lambda be: be.render_deployment(spec),
+        act=lambda be: (
+            f"Deployment {deployment} of endpoint {name} is healthy and takes all "
+            f"its traffic: {be.deploy(spec)}"
+        ),
+    )
+
+
+@endpoint.command("invoke", context_settings=CONTEXT)
+@name_argument
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='The request: a .json file ({"data": [...]}), a .png or .pgm image of a digit, or an '
+    ".idx file of images (docs/serving.md).",
+)
+@click.option("--deployment", help="Ask this deployment, whatever the traffic rules say.")
+@endpoint_options
+def endpoint_invoke(common: Common, name: str, path: Path, deployment: str | None) -> None:
+    """Send a request to the endpoint and print its answer (JSON: a label and ten
+    probabilities per image).
+
+    \b
+    Example:
+      mnist-submit endpoint invoke mnist-ep --file digit.png
+    """
+    content_type = INVOKE_TYPES.get(path.suffix.lower())
+    if content_type is None:
+        raise click.BadParameter(
+            f"{path.name}: send a {', '.join(sorted(INVOKE_TYPES))} file", param_hint="--file"
+        )
+    size = path.stat().st_size
+    if size > MAX_INVOKE_BYTES:
+        raise click.BadParameter(
+            f"{path.name} is {size:,} bytes; the endpoint takes at most {MAX_INVOKE_BYTES:,}",
+            param_hint="--file",
+        )
+    spec = InvokeSpec(
+        endpoint=name, body=path.read_bytes(), content_type=content_type, deployment=deployment
+    )
+    click.echo(call(endpoints(common).invoke, spec))
+
+
+@endpoint.command("delete", context_settings=CONTEXT)
+@name_argument
+@endpoint_options
+def endpoint_delete(common: Common, name: str) -> None:
+    """Delete the endpoint and every deployment in it (billing stops).
+
+    \b
+    Example:
+      mnist-submit endpoint delete mnist-ep
+    """
+    call(endpoints(common).delete_endpoint, name)
+    click.echo(f"Deleted endpoint {name} and its deployments")
