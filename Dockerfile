@@ -5,7 +5,7 @@
 #   docker run --gpus all -v /path/to/mnist:/data:ro -v "$PWD/outputs:/workspace/outputs" \
 #       keras-mnist-trainer:0.1.0 --data-folder /data --epochs 5
 ARG BASE_IMAGE=keras-mnist-base:0.1.0
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS trainer
 
 # Installing needs root: the venv belongs to root so the training user cannot change it.
 USER 0:0
@@ -28,6 +28,7 @@ COPY setup.py pyproject.toml README.md /opt/src/
 COPY trainer /opt/src/trainer
 COPY submit /opt/src/submit
 COPY benchmarks /opt/src/benchmarks
+COPY serve /opt/src/serve
 RUN python -m pip install --no-cache-dir --disable-pip-version-check --no-deps \
         --no-build-isolation /opt/src \
     && python -m pip check \
@@ -46,7 +47,21 @@ ENV MNIST_CACHE_DIR=/tmp/mnist-cache
 # host folders over them to keep the results.
 WORKDIR /workspace
 
+# `mnist-serve`'s port: the inference server's default, which Azure ML's routes name.
+EXPOSE 5001
+
 # Flags after the image name go to the trainer; any other command (`python -m trainer ...`,
-# `bash -c "..."`, Azure ML's job command) runs as given, like the docker-library images.
+# `bash -c "..."`, `mnist-serve --model /model`, Azure ML's job command) runs as given, like the
+# docker-library images.
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["--help"]
+
+# The serving image, `docker build --target serve`: the same layers, whose own command is the
+# inference server on the model Azure ML mounts at $AZUREML_MODEL_DIR. Azure's online endpoints
+# run an image's own ENTRYPOINT and CMD and take no command (azure-ai-docs,
+# how-to-deploy-custom-container.md); the trainer image's CMD shows help and exits.
+FROM trainer AS serve
+CMD ["mnist-serve"]
+
+# The default target, last: the trainer image as above.
+FROM trainer

@@ -51,10 +51,17 @@ EXTRAS = {
     # `mnist-serve` (with `train` or `gpu` for the model): Azure ML's own inference server, what
     # its online endpoints run; gunicorn under it, pinned because its worker model is what the
     # serving numbers measure; Pillow for PNG/PGM requests (matplotlib brings it unpinned). The
-    # server pins opentelemetry-api/sdk ==1.33.0 and pydantic~=2.12.0: next to azure-ai-ml pip
-    # settles on azure-monitor-opentelemetry 1.6.7, the last release for opentelemetry 1.33, and
-    # `pip check` passes (docs/serving.md, "Compatibility").
-    "serve": ["azureml-inference-server-http==1.5.1", "gunicorn==27.0.1", "pillow==13.0.0"],
+    # server pins opentelemetry-api/sdk ==1.33.0 and pydantic~=2.12.0 but leaves its
+    # azure-monitor-opentelemetry-exporter open, whose releases after 1.0.0b40 need
+    # opentelemetry 1.44: pinned here, pip would otherwise walk back through 17 of them. Next to
+    # azure-ai-ml, pip settles on azure-monitor-opentelemetry 1.6.7 (the last for opentelemetry
+    # 1.33) and `pip check` passes (docs/serving.md, "Compatibility").
+    "serve": [
+        "azureml-inference-server-http==1.5.1",
+        "azure-monitor-opentelemetry-exporter==1.0.0b40",
+        "gunicorn==27.0.1",
+        "pillow==13.0.0",
+    ],
     "dev": [
         "pytest==9.2.0",
         "pytest-cov==7.1.0",

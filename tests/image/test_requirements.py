@@ -75,7 +75,8 @@ def test_every_image_requirement_is_an_exact_pin(name: str) -> None:
 
 def test_gpu_requirements_equal_setup_extras() -> None:
     extras, _, _ = setup_literals()
-    wanted = _pins(extras["gpu"] + extras["azureml"] + extras["mlflow"] + extras["fast-gzip"])
+    image_extras = ("gpu", "azureml", "mlflow", "fast-gzip", "serve")
+    wanted = _pins([req for name in image_extras for req in extras[name]])
     got = read_requirements(DOCKER / "requirements-gpu.txt")
     for name, req in wanted.items():
         assert name in got, f"requirements-gpu.txt lacks {req}"

@@ -126,21 +126,13 @@ def stop_server(server: Server) -> int:
 
 @pytest.fixture(scope="session")
 def fashion() -> Any:
-    if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.fail(
-            f"Fashion-MNIST is missing from {FASHION}: apt-get install dataset-fashion-mnist"
-        )
-    from trainer.data import load_dataset
-
-    return load_dataset(FASHION, "fashion-mnist")
+    return load_fashion()
 
 
-@pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory, fashion: Any) -> Path:
+def train_model(root: Path, fashion: Any) -> Path:
     """``outputs/model`` of a real ``python -m trainer`` run (two epochs on 3,000 images)."""
     from benchmarks.scale import write_subset
 
-    root = tmp_path_factory.mktemp("trained")
     data = write_subset(root / "data", fashion, TRAIN_IMAGES, TEST_IMAGES)
     args = ["--data-folder", str(data), "--epochs", "2", "--output-dir", str(root / "outputs")]
     args += ["--log-dir", str(root / "logs")]
@@ -156,6 +148,34 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, fashion: Any) -> Pat
     return root / "outputs" / "model"
 
 
+def load_fashion() -> Any:
+    if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.fail(
+            f"Fashion-MNIST is missing from {FASHION}: apt-get install dataset-fashion-mnist"
+        )
+    from trainer.data import load_dataset
+
+    return load_dataset(FASHION, "fashion-mnist")
+
+
+def model_oracle(model: Path) -> Any:
+    """The model's own ``predict`` on uint8 pixels, scaled as the trainer scales them."""
+    import keras
+
+    loaded = keras.models.load_model(model / "model.keras", compile=False)
+
+    def predict(pixels: np.ndarray) -> np.ndarray:
+        x = np.asarray(pixels, dtype=np.uint8).reshape(-1, 784).astype(np.float32) / 255
+        return np.asarray(loaded.predict(x, batch_size=len(x), verbose=0))
+
+    return predict
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, fashion: Any) -> Path:
+    return train_model(tmp_path_factory.mktemp("trained"), fashion)
+
+
 @pytest.fixture(scope="session")
 def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``mnist-serve`` on the trained model, for the whole session."""
@@ -166,16 +186,7 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="session")
 def oracle(trained_model: Path) -> Any:
-    """The model's own ``predict`` on uint8 pixels, scaled as the trainer scales them."""
-    import keras
-
-    model = keras.models.load_model(trained_model / "model.keras", compile=False)
-
-    def predict(pixels: np.ndarray) -> np.ndarray:
-        x = np.asarray(pixels, dtype=np.uint8).reshape(-1, 784).astype(np.float32) / 255
-        return np.asarray(model.predict(x, batch_size=len(x), verbose=0))
-
-    return predict
+    return model_oracle(trained_model)
 
 
 def assert_same_predictions(answer: Answer, expected: np.ndarray) -> None:
