@@ -52,8 +52,8 @@ EXTRAS = {
     # its online endpoints run; gunicorn under it, pinned because its worker model is what the
     # serving numbers measure; Pillow for PNG/PGM requests (matplotlib brings it unpinned). The
     # server pins opentelemetry-api/sdk ==1.33.0 and pydantic~=2.12.0 but leaves its
-    # azure-monitor-opentelemetry-exporter open, whose releases after 1.0.0b40 need
-    # opentelemetry 1.44: pinned here, pip would otherwise walk back through 17 of them. Next to
+    # azure-monitor-opentelemetry-exporter open, whose releases after 1.0.0b40 need a newer
+    # opentelemetry: pinned here, or pip walks back through 18 of them (b58 to b41). Next to
     # azure-ai-ml, pip settles on azure-monitor-opentelemetry 1.6.7 (the last for opentelemetry
     # 1.33) and `pip check` passes (docs/serving.md, "Compatibility").
     "serve": [

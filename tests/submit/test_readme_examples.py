@@ -22,10 +22,13 @@ from submit.cli import cli
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden")
 REGOLD = os.environ.get("MNIST_SUBMIT_REGOLD") == "1"
-# The pages that show mnist-submit commands; the dry-run blocks live in the Azure ML page.
+# The pages that show mnist-submit commands; the dry-run blocks live in the Azure ML page, and
+# the endpoint ones in the serving page.
 AZUREML_PAGE = REPO / "docs" / "azureml.md"
-PAGES = [REPO / "README.md", AZUREML_PAGE]
+SERVING_PAGE = REPO / "docs" / "serving.md"
+PAGES = [REPO / "README.md", AZUREML_PAGE, SERVING_PAGE]
 IMAGE = "myacr.azurecr.io/keras-mnist-trainer:0.1.0"
+SERVE_IMAGE = "myacr.azurecr.io/keras-mnist-serve:0.1.0"
 # SDK v1 data registration checks for azureml-dataprep before it needs a workspace; the
 # project's `azureml` extra installs it, the `submit-v1` extra does not.
 HAS_DATAPREP = importlib.util.find_spec("azureml.dataprep") is not None
@@ -40,8 +43,16 @@ EXAMPLES = [
     ("v2-run.yml", "mnist-submit run --sdk v2 --data mnist:1 --nodes 2 --dry-run -- --epochs 20"),
     ("v2-sweep.yml", "mnist-submit sweep --sdk v2 --data mnist:1 --dry-run -- --epochs 20"),
 ]
-# Commands the pages show that talk to Azure; test_cli.py and test_sdk_v2.py run each one
-# (with the workspace options) through a fake workspace.
+# (golden file, the command exactly as docs/serving.md shows it)
+SERVING_EXAMPLES = [
+    ("v2-endpoint.yml", "mnist-submit endpoint create mnist-ep --dry-run"),
+    (
+        "v2-deployment.yml",
+        f"mnist-submit endpoint deploy mnist-ep --model keras-mnist:1 --image {SERVE_IMAGE} --dry-run",
+    ),
+]
+# Commands the pages show that talk to Azure; test_cli.py, test_sdk_v2.py and test_endpoint.py
+# run each one (with the workspace options) through a fake workspace.
 LIVE = [
     f"mnist-submit env register --image {IMAGE}",
     f"mnist-submit env register --sdk v2 --image {IMAGE}",
@@ -55,10 +66,14 @@ LIVE = [
     "mnist-submit model register --sdk v2 RUN_ID",
     "mnist-submit model download keras-mnist:1 --target ./model",
     "mnist-submit model download --sdk v2 keras-mnist:1 --target ./model",
+    "mnist-submit endpoint create mnist-ep",
+    f"mnist-submit endpoint deploy mnist-ep --model keras-mnist:1 --image {SERVE_IMAGE}",
+    "mnist-submit endpoint invoke mnist-ep --file digit.png",
+    "mnist-submit endpoint delete mnist-ep",
 ]
 
 
-@pytest.mark.parametrize(("golden", "command"), EXAMPLES)
+@pytest.mark.parametrize(("golden", "command"), EXAMPLES + SERVING_EXAMPLES)
 def test_dry_run_output_is_the_documented_one(golden: str, command: str) -> None:
     result = CliRunner().invoke(cli, shlex.split(command)[1:])
     assert result.exit_code == 0, result.output
@@ -71,6 +86,7 @@ def test_dry_run_output_is_the_documented_one(golden: str, command: str) -> None
 @pytest.mark.parametrize("command", LIVE)
 def test_live_commands_parse(command: str) -> None:
     # Each live command, as written, is valid: it reaches the workspace lookup (none here).
+    Path("digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # what `endpoint invoke` sends
     result = CliRunner().invoke(cli, shlex.split(command.replace("RUN_ID", "run-1"))[1:])
     expected = "Error: no workspace config found"
     if command == "mnist-submit data register --dataset mnist" and not HAS_DATAPREP:
@@ -84,14 +100,21 @@ def test_pages_show_only_tested_commands(page: Path) -> None:
     # Every `$ mnist-submit` line a page shows must be one of the commands above.
     text = page.read_text(encoding="utf-8")
     shown = {m.group(1).strip() for m in re.finditer(r"^\$ (mnist-submit .*)$", text, re.M)}
-    tested = {command for _, command in EXAMPLES} | set(LIVE)
+    tested = {command for _, command in EXAMPLES + SERVING_EXAMPLES} | set(LIVE)
     assert shown <= tested, sorted(shown - tested)
 
 
-def test_azureml_page_dry_run_blocks_are_the_golden_files() -> None:
-    # docs/azureml.md shows each dry-run command, and under it the golden output.
-    page = AZUREML_PAGE.read_text(encoding="utf-8")
-    for golden, command in EXAMPLES:
-        block = re.search(r"^\$ " + re.escape(command) + r"\n(.*?)^```", page, re.M | re.S)
-        assert block is not None, f"docs/azureml.md does not show `{command}`"
+@pytest.mark.parametrize(
+    ("page", "examples"),
+    [(AZUREML_PAGE, EXAMPLES), (SERVING_PAGE, SERVING_EXAMPLES)],
+    ids=["azureml", "serving"],
+)
+def test_page_dry_run_blocks_are_the_golden_files(
+    page: Path, examples: list[tuple[str, str]]
+) -> None:
+    # Each page shows its dry-run commands, and under each the golden output.
+    text = page.read_text(encoding="utf-8")
+    for golden, command in examples:
+        block = re.search(r"^\$ " + re.escape(command) + r"\n(.*?)^```", text, re.M | re.S)
+        assert block is not None, f"{page.name} does not show `{command}`"
         assert block.group(1) == (GOLDEN / golden).read_text(), golden
