@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.jax.conftest import needs_jax, train
+from tests.jax.conftest import child_env, needs_jax, train
 from tests.paths import REPO
 
 pytestmark = needs_jax
@@ -71,7 +71,7 @@ def test_accuracy_is_within_a_point_of_tensorflows_over_three_seeds(
     proc = subprocess.run(
         [sys.executable, "-c", SEEDS, str(subset), str(EPOCHS)],
         cwd=REPO,
-        env={**_clean_env(), "KERAS_BACKEND": "jax", "PYTHONPATH": jax_only_path},
+        env=child_env(KERAS_BACKEND="jax", PYTHONPATH=jax_only_path),
         capture_output=True,
         text=True,
         timeout=600,
@@ -88,12 +88,6 @@ def test_accuracy_is_within_a_point_of_tensorflows_over_three_seeds(
     tensorflow = [run_fast(splits, epochs=EPOCHS, seed=seed).test_accuracy for seed in (0, 1, 2)]
     assert abs(np.mean(jax) - np.mean(tensorflow)) <= 0.01, (jax, tensorflow)
     assert min(jax) >= 0.8, jax
-
-
-def _clean_env() -> dict[str, str]:
-    from tests.jax.conftest import child_env
-
-    return child_env()
 
 
 def test_every_output_is_written_and_loads_on_tensorflow(
