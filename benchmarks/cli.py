@@ -470,7 +470,7 @@ def serve_command(
     """
     import dataclasses
 
-    from benchmarks import report
+    from benchmarks import report, serve_report
     from benchmarks import serve as serve_mod
     from benchmarks import suites as suite_mod
     from benchmarks.harness import BenchmarkError
@@ -510,8 +510,8 @@ def serve_command(
         f"127.0.0.1; {settings.requests} timed requests a block, {settings.rounds} round(s); "
         "latency = send to last byte; model call = predict_on_batch in this process"
     )
-    click.echo(serve_mod.table(rows))
-    for line in serve_mod.verdicts(rows):
+    click.echo(serve_report.table(rows))
+    for line in serve_report.verdicts(rows):
         click.echo(line)
     if json_path:
         records = [env, *rows]
@@ -519,5 +519,5 @@ def serve_command(
         click.echo(f"wrote {len(records)} JSON lines to {json_path}", err=True)
     if chart_path:
         title = f"mnist-bench serve, {dataset}, {env['tensorflow'].get('device_name')}"
-        _write("--chart", chart_path, lambda: serve_mod.write_chart(chart_path, rows, title))
+        _write("--chart", chart_path, lambda: serve_report.write_chart(chart_path, rows, title))
         click.echo(f"wrote the chart to {chart_path}", err=True)
