@@ -348,17 +348,21 @@ class V1Backend:
 
     def register_data(self, spec: DataSpec) -> str:
         from azureml.core import Dataset
-        from azureml.data._dataprep_helper import dataprep
 
-        try:
-            dataprep()  # a FileDataset's definition is a dataprep flow, even for plain URLs
-        except ImportError:
+        # A FileDataset's definition is a dataprep flow, even for plain URLs. Only look for the
+        # package here: importing it starts its native engine, whose network client, once
+        # TensorFlow's libraries are loaded in the same process, frees its TLS context through
+        # TensorFlow's bundled copy of the same symbols and crashes the process at exit (SIGSEGV
+        # in SSL_CTX_free from libtensorflow_framework.so, seen here). The SDK imports it itself
+        # when the dataset is built, after the workspace is known.
+        if importlib.util.find_spec("azureml.dataprep") is None:
             raise SubmitError(
                 "SDK v1 dataset registration needs azureml-dataprep, which is not installed: "
                 "pip install 'keras-mnist-trainer[azureml]', or use --sdk v2 for data and runs"
-            ) from None
+            )
+        workspace = self.ws  # before the dataset: a missing workspace is found without dataprep
         if spec.folder is not None:
-            datastore = self.ws.get_default_datastore()
+            datastore = workspace.get_default_datastore()
             progress(f"Uploading {spec.folder} ...")
             dataset = Dataset.File.upload_directory(
                 src_dir=str(spec.folder),
@@ -368,7 +372,7 @@ class V1Backend:
         else:
             dataset = Dataset.File.from_files(path=list(spec.urls))
         dataset = dataset.register(
-            self.ws, name=spec.name, description=spec.description, create_new_version=True
+            workspace, name=spec.name, description=spec.description, create_new_version=True
         )
         return f"{dataset.name}:{dataset.version}"
 

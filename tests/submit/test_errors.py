@@ -285,12 +285,14 @@ def test_sdk_not_installed_names_the_extra(sdk: str, module: str, extra: str) ->
 def test_v1_data_register_without_dataprep_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import azureml.data._dataprep_helper as helper
+    import importlib.util
 
-    def missing() -> None:
-        raise ImportError("No module named 'azureml.dataprep'")
+    find_spec = importlib.util.find_spec
 
-    monkeypatch.setattr(helper, "dataprep", missing)
+    def without_dataprep(name: str, *args: object) -> object:
+        return None if name == "azureml.dataprep" else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_dataprep)
     result = CliRunner().invoke(cli, ["data", "register", *WS])
     assert_one_error_line(
         result,
