@@ -81,11 +81,12 @@ def test_a_read_only_output_folder_is_one_line(tmp_path: Path, small_data: Path)
 @pytest.mark.parametrize(
     ("size", "committed", "where"),
     [
-        # A checkpoint of the seed's network is about 2.2 MB (weights and RMSprop state), and
-        # the next one is written beside it before the old one goes: 3 MB hold one, not two.
+        # A checkpoint of the seed's network is about 2.2 MB (weights and RMSprop state); the
+        # previous one is kept while the next is written: 3 MB hold one, not two.
         ("3m", 1, "checkpoint"),
-        # 5 MB hold every checkpoint, not the final model files on top.
-        ("5m", 3, ""),
+        # 7 MB hold three at once (the peak while epoch 3 is written), not the final model
+        # files on top of the two kept.
+        ("7m", 3, ""),
     ],
 )
 def test_a_full_disk_is_one_line_and_keeps_the_last_committed_epoch(
