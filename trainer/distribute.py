@@ -188,6 +188,10 @@ def is_chief() -> bool:
 def choose_strategy() -> Any | None:
     """The strategy for this process, or None for a single device. Call before any TF op runs."""
     found = cluster()  # normalises TF_CONFIG before TensorFlow's resolver reads it
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None  # tf.distribute is TensorFlow's; trainer.runtime refuses several JAX workers
     import tensorflow as tf
 
     if found.num_workers > 1:

@@ -99,11 +99,6 @@ def test_a_diverging_loss_on_jax_stops_the_run_with_one_line(
     assert not (tmp_path / "outputs" / "metrics.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trainer.distribute.choose_strategy imports tensorflow on every backend; it should "
-    "return None when Keras's backend is not TensorFlow (the change is in issue 14's report)",
-)
 def test_mnist_train_runs_where_tensorflow_cannot_be_imported(
     tmp_path: Path, small_data: Path, jax_only_path: str
 ) -> None:
