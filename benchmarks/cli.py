@@ -67,6 +67,37 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _outputs(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--json and --chart, as every suite takes them."""
+    f = click.option(
+        "--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG chart here."
+    )(f)
+    return click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False),
+        help="Write JSON lines (one record per line, with units) here.",
+    )(f)
+
+
+def _data(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--data-folder and --dataset, for the suites with their own options."""
+    f = click.option(
+        "--dataset",
+        type=click.Choice(["mnist", "fashion-mnist"]),
+        default="fashion-mnist",
+        show_default=True,
+        help="Which dataset the folder holds.",
+    )(f)
+    return click.option(
+        "--data-folder",
+        type=click.Path(file_okay=False),
+        default=DEFAULT_DATA_FOLDER,
+        show_default=True,
+        help="Folder holding the four MNIST-format files (.gz or raw).",
+    )(f)
+
+
 def _train_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
@@ -291,20 +322,7 @@ def all_(quick: bool, json_path: str | None, chart_path: str | None, **given: An
 @click.option(
     "--quick", is_flag=True, help="Seconds, not minutes: 3,000 images, batch 50 and 500, 1 round."
 )
-@click.option(
-    "--data-folder",
-    type=click.Path(file_okay=False),
-    default=DEFAULT_DATA_FOLDER,
-    show_default=True,
-    help="Folder holding the four MNIST-format files (.gz or raw).",
-)
-@click.option(
-    "--dataset",
-    type=click.Choice(["mnist", "fashion-mnist"]),
-    default="fashion-mnist",
-    show_default=True,
-    help="Which dataset the folder holds.",
-)
+@_data
 @click.option(
     "--workers", type=click.IntRange(min=2), default=2, show_default=True, help="Local workers."
 )
@@ -319,15 +337,7 @@ def all_(quick: bool, json_path: str | None, chart_path: str | None, **given: An
     show_default=True,
     help="Seconds one run (all its workers) may take before every process is killed.",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False),
-    help="Write JSON lines (one record per line, with units) here.",
-)
-@click.option(
-    "--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG chart here."
-)
+@_outputs
 def scale(
     quick: bool,
     data_folder: str,
@@ -433,15 +443,7 @@ def scale(
     show_default=True,
     help="Server worker processes (the server's WORKER_COUNT).",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False),
-    help="Write JSON lines (one record per line, with units) here.",
-)
-@click.option(
-    "--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG chart here."
-)
+@_outputs
 def serve_command(
     quick: bool,
     model_dir: str,
