@@ -106,6 +106,24 @@ def make_engine(
     raise ValueError(f"unknown method {method!r}")
 
 
+def call_plan(n: int, batch_size: int, steps_per_call: int = 0) -> list[tuple[int, int, int]]:
+    """The compiled calls of one epoch: (steps, images per step, first image) each.
+
+    Full batches in calls of ``steps_per_call`` steps (0: the whole epoch in one), then, when
+    ``batch_size`` does not divide ``n``, the smaller last batch as one more call, as in
+    ``model.fit``.
+    """
+    full_steps, remainder = divmod(n, batch_size)
+    per_call = min(steps_per_call or full_steps, full_steps) or 1
+    calls = [
+        (min(per_call, full_steps - step), batch_size, step * batch_size)
+        for step in range(0, full_steps, per_call)
+    ]
+    if remainder:
+        calls.append((1, remainder, full_steps * batch_size))
+    return calls
+
+
 def run_epoch(engine: Engine, splits: Splits, epoch: int) -> EpochRecord:
     """Train epoch ``epoch`` (0-based), then evaluate: one history row, epochs counted from 1."""
     start = time.perf_counter()

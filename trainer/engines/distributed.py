@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.engines import Scores
+from trainer.engines import Scores, call_plan
 from trainer.engines.common import evaluate_with, first_call_overhead, make_eval_fn
 from trainer.pipeline import epoch_permutation
 
@@ -51,7 +51,6 @@ class DistributedEngine:
         self.seed = seed
         self.n = len(x_train)
         self.replicas = int(strategy.num_replicas_in_sync)
-        self.full_steps, self.remainder = divmod(self.n, batch_size)
         self.call_times: list[float] = []
         self.x = tf.constant(np.ascontiguousarray(x_train))
         self.y = tf.constant(np.ascontiguousarray(y_train).astype(np.int32))
@@ -143,11 +142,8 @@ class DistributedEngine:
         for variable in (self._loss_sum, self._hits):
             variable.assign(0.0)
         start = time.perf_counter()
-        if self.full_steps:
-            self._train_fn(self.full_steps, self.batch_size)(order, tf.constant(0))
-        if self.remainder:
-            first = tf.constant(self.full_steps * self.batch_size)
-            self._train_fn(1, self.remainder)(order, first)
+        for steps, batch, first in call_plan(self.n, self.batch_size):
+            self._train_fn(steps, batch)(order, tf.constant(first))
         # Reading an ON_READ variable here sums it across replicas: one collective per epoch.
         loss_sum, hits = float(self._loss_sum.read_value()), float(self._hits.read_value())
         self.call_times.append(time.perf_counter() - start)

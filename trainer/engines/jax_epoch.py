@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.engines import Scores
+from trainer.engines import Scores, call_plan
 from trainer.engines.common import EVAL_CHUNK
 from trainer.pipeline import epoch_permutation
 
@@ -52,9 +52,8 @@ class JaxEpochEngine:
         self.seed = seed
         self.batch_size = batch_size
         self.n = len(x_train)
-        self.full_steps = self.n // batch_size
-        self.remainder = self.n - self.full_steps * batch_size
-        self.steps_per_call = min(steps_per_call or self.full_steps, self.full_steps) or 1
+        # Full-batch steps per compiled call (what the benchmarks report).
+        self.steps_per_call = call_plan(self.n, batch_size, steps_per_call)[0][0]
         # One device: the first of the default backend (a GPU when JAX sees one).
         self.device = jax.devices()[0]
         self.x = jax.device_put(np.ascontiguousarray(x_train), self.device)
@@ -163,14 +162,7 @@ class JaxEpochEngine:
         import jax.numpy as jnp
 
         order = jax.device_put(self._order(epoch), self.device)
-        calls: list[tuple[int, int, int]] = []  # (steps, batch, first image)
-        step = 0
-        while step < self.full_steps:
-            steps = min(self.steps_per_call, self.full_steps - step)
-            calls.append((steps, self.batch_size, step * self.batch_size))
-            step += steps
-        if self.remainder:
-            calls.append((1, self.remainder, self.full_steps * self.batch_size))
+        calls = call_plan(self.n, self.batch_size, self.steps_per_call)
         state = self._state()
         loss_sum, correct = 0.0, 0
         for i, (steps, batch, start) in enumerate(calls):
