@@ -122,6 +122,41 @@ def test_setup_version_is_the_trainer_version() -> None:
     assert setup_literals()[2] == trainer.__version__
 
 
+def resolve_for_cuda_image(tmp_path: Path, *requirements: str) -> dict[str, dict]:
+    """What pip would install for the CUDA base's Python 3.12 and glibc 2.39 (Ubuntu 24.04), from
+    PyPI's metadata only (no wheel downloaded): normalized name -> the wheel's metadata."""
+    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)]
+    platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "linux_x86_64"]
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            *(arg for p in platforms for arg in ("--platform", p)),
+            "--report",
+            str(report),
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {
+        _norm(item["metadata"]["name"]): item["metadata"]
+        for item in json.loads(report.read_text(encoding="utf-8"))["install"]
+    }
+
+
 def _tensorflow_cuda_bounds() -> dict[str, str]:
     try:
         requires = importlib.metadata.requires("tensorflow") or []
@@ -175,36 +210,9 @@ def test_requirements_resolve_for_the_cuda_image(tmp_path: Path, name: str) -> N
     Every pin must come out as pinned (azureml-mlflow above all: with a newer mlflow-skinny than
     it allows, an unpinned one silently falls back to 1.60.0), with numpy 2.
     """
-    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)]
-    platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "linux_x86_64"]
-    report = tmp_path / "report.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--dry-run",
-            "--ignore-installed",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.12",
-            *(arg for p in platforms for arg in ("--platform", p)),
-            "--report",
-            str(report),
-            "-r",
-            str(DOCKER / name),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     installed = {
-        _norm(item["metadata"]["name"]): item["metadata"]["version"]
-        for item in json.loads(report.read_text(encoding="utf-8"))["install"]
+        name: meta["version"]
+        for name, meta in resolve_for_cuda_image(tmp_path, "-r", str(DOCKER / name)).items()
     }
     for pinned, req in read_requirements(DOCKER / name).items():
         assert installed[pinned] == _exact(req), pinned

@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
-from tests.image.test_requirements import DOCKER, _exact, _norm, read_requirements, setup_literals
+from tests.image.test_requirements import (
+    DOCKER,
+    _exact,
+    _norm,
+    read_requirements,
+    resolve_for_cuda_image,
+    setup_literals,
+)
 
 
 def test_the_cpu_extra_is_what_runs_here() -> None:
@@ -42,36 +46,7 @@ def test_the_gpu_extra_resolves_and_conflicts_with_the_images_cuda_pins(tmp_path
     own CUDA 12.5 / cuDNN 9.3), which is why the image does not carry JAX (docs/performance.md).
     """
     extras, _, _ = setup_literals()
-    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)]
-    platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "linux_x86_64"]
-    report = tmp_path / "report.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--dry-run",
-            "--ignore-installed",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.12",
-            *(arg for p in platforms for arg in ("--platform", p)),
-            "--report",
-            str(report),
-            *extras["jax-cuda12"],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    installed = {
-        _norm(item["metadata"]["name"]): item["metadata"]
-        for item in json.loads(report.read_text(encoding="utf-8"))["install"]
-    }
+    installed = resolve_for_cuda_image(tmp_path, *extras["jax-cuda12"])
     jax = _exact(next(r for r in map(Requirement, extras["jax-cuda12"]) if r.name == "jax"))
     for name in ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt"):
         assert installed[name]["version"] == jax, name
