@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-# The server ships no type information (no py.typed).
-from azureml_inference_server_http.api.aml_request import rawhttp  # type: ignore[import-untyped]
-from azureml_inference_server_http.api.aml_response import (  # type: ignore[import-untyped]
+# The server ships no type information (no py.typed): pyproject.toml lets mypy skip it.
+from azureml_inference_server_http.api.aml_request import rawhttp
+from azureml_inference_server_http.api.aml_response import (
     AMLResponse,
 )
 
