@@ -51,8 +51,27 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     log = CACHE_ROOT / "build.log"
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
     log.write_text("", encoding="utf-8")
-    # Images replaced by earlier runs would pile up in the cached storage.
-    run(["podman", "image", "prune", "--force"], env, log, timeout=300)
+    # A build killed half-way (Ctrl-C, a timeout) leaves its working container in the cached
+    # storage, and that container keeps its image from being pruned: remove such leftovers, then
+    # the images replaced by earlier runs, which would pile up. Both are housekeeping: neither
+    # may fail the session.
+    leftovers = subprocess.run(
+        ["podman", "ps", "--all", "--external", "--filter", "status=unknown", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout.split()
+    cleanups = [["podman", "image", "prune", "--force"]]
+    if leftovers:
+        cleanups.insert(0, ["podman", "rm", "--force", "--storage", *leftovers])
+    for cleanup in cleanups:
+        try:
+            run(cleanup, env, log, timeout=300)
+        except RuntimeError as exc:
+            with log.open("a", encoding="utf-8") as out:
+                out.write(f"\n(housekeeping failed, carrying on: {str(exc).splitlines()[0]})\n")
 
     start = time.monotonic()
     standin = make_standin_base(env, log)
