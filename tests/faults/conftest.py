@@ -82,6 +82,13 @@ def start(data: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+# Epochs for a run that only a signal ends: far more than any test waits for, so the moment to
+# provoke (an epoch committed, the lock taken) never races the run's natural end, however fast
+# the epochs or however loaded the machine (a JAX run of 40 small epochs once ended before the
+# poll saw its second commit).
+NEVER_ENDS = "100000"
+
+
 def wait_until(
     ready: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 120
 ) -> None:

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import child_env, error_lines, start, train, trainer_args, wait_until
+from tests.faults.conftest import (
+    NEVER_ENDS,
+    child_env,
+    error_lines,
+    start,
+    train,
+    trainer_args,
+    wait_until,
+)
 from tests.trainer.conftest import free_port
 
 FAST = ("--first-layer-neurons", "32", "--second-layer-neurons", "16")
@@ -115,7 +123,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_committed_epoch(
 
 
 def test_ctrl_c_exits_130_with_one_line_and_resumes(tmp_path: Path, small_data: Path) -> None:
-    proc = start(small_data, tmp_path, "--epochs", "40", *FAST)
+    proc = start(small_data, tmp_path, "--epochs", NEVER_ENDS, *FAST)
     state = tmp_path / "outputs" / "checkpoint" / "state.json"
     wait_until(state.is_file, proc)
     proc.send_signal(signal.SIGINT)
@@ -152,27 +160,36 @@ def test_a_diverging_loss_stops_the_run_with_one_line(tmp_path: Path, small_data
 # d. One run per output folder; no epoch lost from the logs ---------------------------------
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
 def test_a_second_run_into_the_same_folder_is_refused_with_one_line(
     tmp_path: Path, small_data: Path
 ) -> None:
-    first = start(small_data, tmp_path, "--epochs", "15", *FAST)
+    first = start(small_data, tmp_path, "--epochs", NEVER_ENDS, *FAST)
     lock = tmp_path / "outputs" / ".mnist-train.lock"
-    wait_until(lambda: lock.is_file() and bool(lock.read_text()), first)
+    log = tmp_path / "logs" / "metrics.jsonl"
+    # The first run holds the lock and has logged an epoch: the second must add nothing there.
+    wait_until(lambda: lock.is_file() and bool(lock.read_text()) and '"epoch"' in _read(log), first)
     second = train(small_data, tmp_path, "--epochs", "15", *FAST)
-    _, first_err = first.communicate(timeout=300)
-    assert first.returncode == 0, first_err[-3000:]
-    assert second.returncode == 1
+    assert first.poll() is None, "the first run ended before the second one started"
+    first.send_signal(signal.SIGINT)
+    _, first_err = first.communicate(timeout=120)
+    assert first.returncode == 130, first_err[-3000:]
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
     (line,) = error_lines(second.stderr)
     assert line.startswith(f"Error: another run (pid {first.pid} on ")
     assert line.endswith(
         f"is using --output-dir {tmp_path / 'outputs'}; wait for it to finish or pass another "
         "folder"
     )
-    assert jsonl_epochs(tmp_path) == list(range(1, 16))  # the first run's alone, in order
+    logged = jsonl_epochs(tmp_path)  # the first run's alone, in order
+    assert logged == list(range(1, len(logged) + 1))
 
 
 def test_a_killed_run_leaves_no_lock_behind(tmp_path: Path, small_data: Path) -> None:
-    proc = start(small_data, tmp_path, "--epochs", "40", *FAST)
+    proc = start(small_data, tmp_path, "--epochs", NEVER_ENDS, *FAST)
     state = tmp_path / "outputs" / "checkpoint" / "state.json"
     wait_until(state.is_file, proc)
     proc.kill()

@@ -20,8 +20,9 @@ class Answers(QuietHandler):
 
 @pytest.fixture
 def deadline(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setenv(TIMEOUT_VAR, "0.5")
-    return 0.5
+    # Long enough that "failed at once" (well under it) never depends on how busy the machine is.
+    monkeypatch.setenv(TIMEOUT_VAR, "2")
+    return 2.0
 
 
 def test_a_host_that_missed_the_deadline_is_not_waited_for_again(deadline: float) -> None:
@@ -30,12 +31,12 @@ def test_a_host_that_missed_the_deadline_is_not_waited_for_again(deadline: float
         start = time.monotonic()
         with pytest.raises(NoAnswer, match=f"no answer from {silent} within {deadline:g} s"):
             requests.get(f"{silent}/token")  # requests alone would wait forever
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 10 * deadline
         # No SDK retry waits again: the same host fails at once, whatever the path.
         start = time.monotonic()
         with pytest.raises(NoAnswer):
             requests.post(f"{silent}/other", timeout=300)
-        assert time.monotonic() - start < 0.1
+        assert time.monotonic() - start < deadline  # waiting again would take the deadline
         # Another host still gets its chance (a proxy that hangs only for one address).
         assert requests.get(good).status_code == 204
         assert list(held.missed) == [silent]
