@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.children import spawn
 from tests.paths import FASHION, REPO
 from tests.trainer.conftest import SINK_VARS, write_subset
 
@@ -70,15 +71,14 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith(("Error:", "Traceback"))]
 
 
-def start(data: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    """The trainer in the background, its output captured."""
-    return subprocess.Popen(
+def start(data: Path, out: Path, *extra: str, **env: str) -> subprocess.Popen[str]:
+    """The trainer in the background (to be interrupted), its output captured."""
+    return spawn(
         trainer_args(data, out, *extra),
         cwd=REPO,
-        env=child_env(),
+        env=child_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
 
 

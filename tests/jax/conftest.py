@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,15 +59,3 @@ def jax_only_pythonpath(folder: Path) -> str:
 @pytest.fixture(scope="session")
 def jax_only_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     return jax_only_pythonpath(tmp_path_factory.mktemp("no-tensorflow"))
-
-
-def popen(data: Path, out: Path, *extra: str, **env: str) -> subprocess.Popen[str]:
-    """The trainer started in the background (to be interrupted)."""
-    return subprocess.Popen(
-        trainer_args(data, out, *extra),
-        cwd=REPO,
-        env=child_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )

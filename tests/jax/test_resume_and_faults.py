@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import NEVER_ENDS, error_lines, wait_until
-from tests.jax.conftest import needs_jax, popen, train, trainer_args
+from tests.faults.conftest import NEVER_ENDS, error_lines, start, wait_until
+from tests.jax.conftest import needs_jax, train, trainer_args
 
 pytestmark = needs_jax
 
@@ -52,7 +52,7 @@ def test_checkpoints_move_between_backends_and_an_interrupted_jax_run_resumes(
     flags = trainer_args(small_data, tmp_path, *FAST)[3:]  # without `python -m trainer`
     assert main([*flags, "--backend", "tensorflow", "--epochs", "1"]) == 0
 
-    proc = popen(small_data, tmp_path, "--backend", "jax", "--epochs", NEVER_ENDS, *FAST)
+    proc = start(small_data, tmp_path, "--backend", "jax", "--epochs", NEVER_ENDS, *FAST)
     wait_until(lambda: committed_epoch(tmp_path) >= 2, proc, timeout=180)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.children import spawn
 from tests.faults.conftest import NEVER_ENDS, wait_until
 from tests.trainer.conftest import (
     FASHION,
@@ -156,12 +157,11 @@ def test_fast_path_matches_the_seeds_method_accuracy_over_seeds(
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path: Path, fashion: object) -> None:
     state_file = tmp_path / "outputs" / "checkpoint" / "state.json"
-    proc = subprocess.Popen(
+    proc = spawn(
         trainer_cmd(*_args(tmp_path, "--epochs", NEVER_ENDS)),
         env=trainer_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        text=True,
     )
     try:
         wait_until(state_file.exists, proc, timeout=300)
@@ -206,12 +206,11 @@ def _start_two_workers(args: list[str]) -> list[subprocess.Popen[str]]:
         task = {"type": "worker", "index": index}
         tf_config = json.dumps({"cluster": cluster, "task": task, "environment": "cloud"})
         procs.append(
-            subprocess.Popen(
+            spawn(
                 trainer_cmd(*args),
                 env=trainer_env(TF_CONFIG=tf_config),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
             )
         )
     return procs
