@@ -21,6 +21,14 @@ import pytest
 from tests.data.conftest import FASHION, needs_fashion
 from tests.paths import REPO
 
+# One order for every float sum, on any machine and under any load (tests/trainer/test_engines.py
+# says why that matters for RMSprop): TensorFlow's thread pools, and XLA's on the CPU for JAX.
+ONE_THREAD = {
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
 # 230 images at batch 50: four full batches and a last one of 30, which both engines must train
 # as train_on_batch does.
 N_TRAIN, N_TEST, BATCH, SEED = 230, 100, 50, 3
@@ -66,7 +74,7 @@ print("RESULT", json.dumps(result))
 
 def run_script(body: str, backend: str) -> dict:
     code = "import json, keras\n" + REFERENCE + body + REPORT
-    env = {**os.environ, "KERAS_BACKEND": backend}
+    env = {**os.environ, **ONE_THREAD, "KERAS_BACKEND": backend}
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
     )
