@@ -141,3 +141,53 @@ def test_malformed_tf_config_is_one_error_line_and_exit_1(
 
 def test_no_tf_config_is_a_single_process() -> None:
     assert parse_tf_config(None) == Cluster()
+
+
+def _cluster_of(workers: list[str], index: int) -> Cluster:
+    task = {"type": "worker", "index": index}
+    return parse_tf_config(json.dumps({"cluster": {"worker": workers}, "task": task}))
+
+
+@pytest.mark.parametrize(
+    ("workers", "sharing"),
+    [
+        (["127.0.0.1:2222", "127.0.0.1:2223"], 2),  # mnist-bench scale: both on loopback
+        (["10.0.0.4:2222", "10.0.0.4:2223", "10.0.0.5:2222"], 2),  # two of three on one node
+        (WORKERS, 1),  # Azure ML: one worker per node keeps every core
+    ],
+)
+def test_workers_that_share_a_host_share_its_cores(
+    monkeypatch: pytest.MonkeyPatch, workers: list[str], sharing: int
+) -> None:
+    import os
+
+    from trainer.distribute import size_thread_pools
+
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.setenv(name, "")  # recorded, so that what size_thread_pools sets is undone
+        monkeypatch.delenv(name)
+    sized = size_thread_pools(_cluster_of(workers, 0))
+    if sharing == 1:
+        assert sized is None
+        assert "TF_NUM_INTRAOP_THREADS" not in os.environ
+        return
+    share = max(
+        1, len(os.sched_getaffinity(0)) // sharing
+    )  # this machine's cores, whatever they are
+    assert sized == {
+        "workers_on_this_host": 2,
+        "intra_op_threads": share,
+        "inter_op_threads": share,
+    }
+    assert (
+        os.environ["TF_NUM_INTRAOP_THREADS"] == os.environ["TF_NUM_INTEROP_THREADS"] == str(share)
+    )
+
+
+def test_tensorflows_own_thread_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer.distribute import size_thread_pools
+
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "1")
+    sized = size_thread_pools(_cluster_of(["127.0.0.1:2222", "127.0.0.1:2223"], 1))
+    assert sized == {"workers_on_this_host": 2, "intra_op_threads": 3, "inter_op_threads": 1}
