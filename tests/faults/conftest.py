@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +11,7 @@ import pytest
 
 from tests.children import spawn
 from tests.paths import FASHION, REPO
-from tests.trainer.conftest import SINK_VARS, write_subset
-
-# Variables a fault test may set for the child; nothing of the caller's own environment leaks.
-CHILD_VARS = (*SINK_VARS, "MLFLOW_ALLOW_FILE_STORE", "MNIST_TRAIN_SERVICE_DEADLINE_S")
+from tests.trainer.conftest import run_trainer, trainer_cmd, trainer_env, write_subset
 
 
 @pytest.fixture(scope="session")
@@ -30,40 +25,20 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_subset(tmp_path_factory.mktemp("small"), splits, n_train=2000, n_test=500)
 
 
+def run_flags(data: Path, out: Path, *extra: str) -> list[str]:
+    """``mnist-train``'s flags for data in ``data`` and everything written below ``out``."""
+    folders = ["--data-folder", str(data), "--output-dir", str(out / "outputs")]
+    return [*folders, "--log-dir", str(out / "logs"), *extra]
+
+
 def trainer_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "trainer",
-        "--data-folder",
-        str(data),
-        "--output-dir",
-        str(out / "outputs"),
-        "--log-dir",
-        str(out / "logs"),
-        *extra,
-    ]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CHILD_VARS}
-    env["PYTHONPATH"] = str(REPO)
-    env.update(extra)
-    return env
+    return trainer_cmd(*run_flags(data, out, *extra))
 
 
 def train(
     data: Path, out: Path, *extra: str, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        trainer_args(data, out, *extra),
-        cwd=REPO,
-        env=child_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_trainer(*run_flags(data, out, *extra), timeout=timeout, **env)
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -76,7 +51,7 @@ def start(data: Path, out: Path, *extra: str, **env: str) -> subprocess.Popen[st
     return spawn(
         trainer_args(data, out, *extra),
         cwd=REPO,
-        env=child_env(**env),
+        env=trainer_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

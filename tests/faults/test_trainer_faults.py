@@ -25,14 +25,13 @@ import pytest
 
 from tests.faults.conftest import (
     NEVER_ENDS,
-    child_env,
     error_lines,
     start,
     train,
     trainer_args,
     wait_until,
 )
-from tests.trainer.conftest import free_port
+from tests.trainer.conftest import free_port, trainer_env
 
 FAST = ("--first-layer-neurons", "32", "--second-layer-neurons", "16")
 
@@ -63,7 +62,7 @@ def test_an_unusable_folder_is_one_line_before_any_data_is_read(
     expected = "is a file" if where == "is a file" else f"lies under the file {blocker}"
     args = trainer_args(small_data, tmp_path, *FAST)
     args[args.index(flag) + 1] = str(target)
-    proc = subprocess.run(args, env=child_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(args, env=trainer_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert error_lines(proc.stderr) == [f"Error: {flag} {target} {expected}; pass a folder"]
     assert "Data:" not in proc.stdout  # refused before loading anything

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import child_env, small_data, train, trainer_args
+from tests.faults.conftest import small_data, train, trainer_args
 from tests.paths import FASHION, REPO
-from tests.trainer.conftest import write_subset
+from tests.trainer.conftest import trainer_env, write_subset
 
-__all__ = ["child_env", "small_data", "train", "trainer_args"]
+__all__ = ["small_data", "train", "trainer_args", "trainer_env"]
 
 needs_jax = pytest.mark.skipif(
     importlib.util.find_spec("jax") is None,

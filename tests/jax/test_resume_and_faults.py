@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import NEVER_ENDS, error_lines, start, wait_until
-from tests.jax.conftest import needs_jax, train, trainer_args
+from tests.faults.conftest import NEVER_ENDS, error_lines, run_flags, start, wait_until
+from tests.jax.conftest import needs_jax, train
 
 pytestmark = needs_jax
 
@@ -49,7 +49,7 @@ def test_checkpoints_move_between_backends_and_an_interrupted_jax_run_resumes(
         pytest.skip("the TensorFlow runs need this process's Keras to be TensorFlow's")
     from trainer.cli import main
 
-    flags = trainer_args(small_data, tmp_path, *FAST)[3:]  # without `python -m trainer`
+    flags = run_flags(small_data, tmp_path, *FAST)
     assert main([*flags, "--backend", "tensorflow", "--epochs", "1"]) == 0
 
     proc = start(small_data, tmp_path, "--backend", "jax", "--epochs", NEVER_ENDS, *FAST)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.jax.conftest import child_env, needs_jax, train
+from tests.jax.conftest import needs_jax, train, trainer_env
 from tests.paths import REPO
 
 pytestmark = needs_jax
@@ -71,7 +71,7 @@ def test_accuracy_is_within_a_point_of_tensorflows_over_three_seeds(
     proc = subprocess.run(
         [sys.executable, "-c", SEEDS, str(subset), str(EPOCHS)],
         cwd=REPO,
-        env=child_env(KERAS_BACKEND="jax", PYTHONPATH=jax_only_path),
+        env=trainer_env(KERAS_BACKEND="jax", PYTHONPATH=jax_only_path),
         capture_output=True,
         text=True,
         timeout=600,

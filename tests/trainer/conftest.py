@@ -17,6 +17,9 @@ from tests.data.naive import idx_bytes
 from tests.paths import FASHION, REPO
 
 SINK_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZUREML_RUN_ID", "TF_CONFIG")
+# Nothing of the caller's own environment that changes a run leaks into a trainer subprocess;
+# a test that wants one of these passes it explicitly.
+CHILD_VARS = (*SINK_VARS, "MLFLOW_ALLOW_FILE_STORE", "MNIST_TRAIN_SERVICE_DEADLINE_S")
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +56,7 @@ def write_subset(folder: Path, splits: object, n_train: int, n_test: int) -> Pat
 
 def trainer_env(**extra: str) -> dict[str, str]:
     """The environment for ``python -m trainer`` subprocesses: this checkout first on the path."""
-    env = {k: v for k, v in os.environ.items() if k not in SINK_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in CHILD_VARS}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
