@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.data.naive import idx_bytes
+from tests.paths import FASHION
+from trainer.data.cache import DecodeCache, flush_writes
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+__all__ = ["FASHION", "held_cache_writer", "needs_fashion", "small_dataset", "write_idx"]
+
 needs_fashion = pytest.mark.skipif(
     not (FASHION / "train-images-idx3-ubyte.gz").is_file(),
     reason="Debian's dataset-fashion-mnist is not installed (scripts/test.sh installs it)",
@@ -55,3 +61,22 @@ def small_dataset(
     for role, array in arrays.items():
         write_idx(folder / (names[role] + (".gz" if gz else "")), array)
     return arrays
+
+
+@contextlib.contextmanager
+def held_cache_writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The decode cache's background writer waits until the block ends; then it writes, and
+    the write is flushed before the test goes on."""
+    release = threading.Event()
+    real_store = DecodeCache.store
+
+    def held_store(self: DecodeCache, key: str, arrays: dict[str, np.ndarray]) -> bool:
+        assert release.wait(timeout=30), "the test never released the writer"
+        return real_store(self, key, arrays)
+
+    monkeypatch.setattr(DecodeCache, "store", held_store)
+    try:
+        yield
+    finally:
+        release.set()
+        flush_writes()

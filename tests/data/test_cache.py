@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.data.conftest import small_dataset, write_idx
+from tests.data.conftest import held_cache_writer, small_dataset, write_idx
 from trainer.data import default_cache_dir, find_dataset_files, load_dataset
 from trainer.data.cache import DecodeCache, flush_writes
 
@@ -188,20 +188,9 @@ def test_cache_is_written_after_the_arrays_are_returned(
     abandoned = entries / ".deadbeef-killed"
     abandoned.mkdir(parents=True)
     os.utime(abandoned, (0, 0))
-    release = threading.Event()
-    real_store = DecodeCache.store
-
-    def held_store(self: DecodeCache, key: str, arrays: dict[str, np.ndarray]) -> bool:
-        assert release.wait(timeout=30), "the test never released the writer"
-        return real_store(self, key, arrays)
-
-    monkeypatch.setattr(DecodeCache, "store", held_store)
-    try:
+    with held_cache_writer(monkeypatch):
         _assert_matches(load_dataset(tmp_path / "data", cache_dir=cache), arrays)
         assert [p.name for p in entries.iterdir()] == [abandoned.name]  # nothing written yet
-    finally:
-        release.set()
-    flush_writes()
     assert len(_entries(cache)) == 1
     assert not abandoned.exists()
 

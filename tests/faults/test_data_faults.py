@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from tests.data import naive
-from tests.data.conftest import small_dataset, write_idx
+from tests.data.conftest import held_cache_writer, small_dataset, write_idx
 from trainer.data import (
     DataError,
     DownloadError,
@@ -453,23 +453,12 @@ def test_c_a_file_replaced_while_the_cache_is_written_is_never_served_stale(
     replaced in between got the old content's key, and every later load served the old data."""
     data, cache = tmp_path / "data", tmp_path / "cache"
     old = small_dataset(data, seed=1)
-    release = threading.Event()
-    real_store = DecodeCache.store
-
-    def held_store(self: DecodeCache, key: str, arrays: dict[str, np.ndarray]) -> bool:
-        assert release.wait(timeout=30), "the test never released the writer"
-        return real_store(self, key, arrays)
-
-    monkeypatch.setattr(DecodeCache, "store", held_store)
-    try:
+    with held_cache_writer(monkeypatch):
         first = load_dataset(data, cache_dir=cache)  # the entry is being written ...
         new_labels = (old["train-labels"] + 1) % 10
         labels = data / "train-labels-idx1-ubyte.gz"
         write_idx(labels.with_name("incoming.gz"), new_labels)
         os.replace(labels.with_name("incoming.gz"), labels)  # ... when the file is replaced
-    finally:
-        release.set()
-    flush_writes()
     np.testing.assert_array_equal(first.y_train, old["train-labels"])
     again = load_dataset(data, cache_dir=cache)
     np.testing.assert_array_equal(again.y_train, new_labels)

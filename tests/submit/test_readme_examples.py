@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from submit.cli import cli
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden")
 REGOLD = os.environ.get("MNIST_SUBMIT_REGOLD") == "1"
 # The pages that show mnist-submit commands; the dry-run blocks live in the Azure ML page, and
