@@ -5,7 +5,9 @@ Two things must not depend on how the test session itself was started:
   SIGINT ignored; the children inherit that, and Python installs its KeyboardInterrupt handler
   only where SIGINT is not ignored (the Python docs, signal module: "SIGINT is translated into
   a KeyboardInterrupt exception if the parent process has not changed it"). So each child starts
-  with SIGINT at its default, as it is in a terminal.
+  with SIGINT at its default, as it is in a terminal: a small launcher resets it and execs the
+  command (the same pid). Not ``preexec_fn``, which the subprocess docs call unsafe in a process
+  with threads, as a test session is.
 - Clean-up. These runs are asked for epochs no test waits out (tests.faults.conftest.NEVER_ENDS);
   a test that fails before its signal would leave one training for the rest of the session,
   slowing every later test. tests/conftest.py kills whatever is still running after each test.
@@ -13,20 +15,26 @@ Two things must not depend on how the test session itself was started:
 
 from __future__ import annotations
 
-import signal
 import subprocess
+import sys
 from typing import Any
 
 _running: list[subprocess.Popen[str]] = []
 
 
-def _sigint_as_in_a_terminal() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+SIGINT_AS_IN_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 def spawn(args: list[str], **options: Any) -> subprocess.Popen[str]:
-    """``subprocess.Popen(args, text=True, **options)``, interruptible and reaped after the test."""
-    proc = subprocess.Popen(args, text=True, preexec_fn=_sigint_as_in_a_terminal, **options)
+    """``subprocess.Popen(args, text=True, **options)``, interruptible and reaped after the test.
+
+    ``args[0]`` is a path (``sys.executable``), as ``os.execv`` takes it.
+    """
+    launch = [sys.executable, "-c", SIGINT_AS_IN_A_TERMINAL, *args]
+    proc = subprocess.Popen(launch, text=True, **options)
     _running.append(proc)
     return proc
 
@@ -37,4 +45,4 @@ def reap() -> None:
         proc = _running.pop()
         if proc.poll() is None:
             proc.kill()
-        proc.communicate()
+        proc.communicate(timeout=60)  # killed: its pipes close at once
