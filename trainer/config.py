@@ -30,6 +30,10 @@ class TrainConfig:
     # Where things go: Azure ML uploads ./outputs and ./logs from the working directory.
     output_dir: str = "./outputs"
     log_dir: str = "./logs"
+    # "" = <output_dir>/checkpoint, where it always was. Azure ML restarts a preempted job on an
+    # empty working directory, so to resume there the checkpoints must be able to live on a
+    # mounted named output (the v2 job passes --checkpoint-dir ${{outputs.checkpoints}}).
+    checkpoint_dir: str = ""
     seed: int = 0  # fixed, so that two runs of the same command train the same model
     # TensorFlow: the image's backend, and the only one with several GPUs or workers. Not a
     # setting a resumed run must match: a .keras checkpoint loads on either.
