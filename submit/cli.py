@@ -14,22 +14,19 @@ from typing import TYPE_CHECKING
 import click
 
 from submit import __version__
+from submit.boundary import Common, backend, call, perform
 from submit.endpoint import endpoint
 from submit.errors import SubmitError
 from submit.options import (
     CONTEXT,
     PASSWORD_VAR,
     VM_SIZE_HELP,
-    Common,
     TrainerCommand,
     asset,
-    backend,
-    call,
     common_options,
     dry_run_option,
     finish,
     int_list,
-    perform,
     registry_password,
     run_options,
 )

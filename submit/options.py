@@ -8,13 +8,14 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from submit.errors import SubmitError, redacted, remember_secret, translate
+# endpoint.py imports Common and call from here until it moves onto submit.boundary.
+from submit.boundary import Common, call  # noqa: F401
+from submit.errors import SubmitError, remember_secret
 from submit.spec import (
     DEFAULT_COMPUTE,
     DEFAULT_ENV_NAME,
@@ -26,19 +27,10 @@ from submit.spec import (
     Submitted,
     parse_asset,
 )
-from submit.workspace import (
-    ENV_RESOURCE_GROUP,
-    ENV_SUBSCRIPTION,
-    ENV_WORKSPACE,
-    WorkspaceRef,
-    resolve_workspace,
-)
+from submit.workspace import ENV_RESOURCE_GROUP, ENV_SUBSCRIPTION, ENV_WORKSPACE
 
 if TYPE_CHECKING:  # submit.backend is imported when a command runs, not for --help
     from submit.backend import Backend
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PASSWORD_VAR = "MNIST_SUBMIT_REGISTRY_PASSWORD"
@@ -76,20 +68,6 @@ class TrainerCommand(click.Command):
                 f"(mnist-submit {self.name} -- {exc.option_name} ...)",
                 ctx=ctx,
             ) from None
-
-
-@dataclass(frozen=True)
-class Common:
-    sdk: str
-    subscription_id: str | None
-    resource_group: str | None
-    workspace_name: str | None
-    config: Path | None
-
-    def workspace(self) -> WorkspaceRef:
-        return resolve_workspace(
-            self.subscription_id, self.resource_group, self.workspace_name, self.config
-        )
 
 
 def common_options(
@@ -155,51 +133,6 @@ def dry_run_option(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Build the SDK objects and print the exact specification (v1: JSON, v2: YAML), "
         "secrets masked; nothing is sent to Azure and no workspace is needed.",
     )(func)
-
-
-def backend(common: Common) -> Backend:
-    """The backend for the chosen SDK; a factory passed as ``obj`` replaces the real one."""
-    factory = click.get_current_context().find_root().obj
-    if factory is None:
-        from submit.backend import load_backend
-
-        factory = load_backend
-    be: Backend = factory(common.sdk, common.workspace)
-    return be
-
-
-def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Call the backend with SDK import noise filtered, every network wait bounded
-    (``submit.network``) and stray exceptions made one line."""
-    from submit.backend import quiet_sdk_import
-    from submit.network import bounded
-
-    with bounded() as deadline:
-        try:
-            with quiet_sdk_import():
-                return func(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except Exception as exc:
-            raise translate(exc, missed_deadline=bool(deadline.missed)) from None
-
-
-def perform(
-    common: Common,
-    dry_run: bool,
-    render: Callable[[Backend], str],
-    act: Callable[[Backend], str | None],
-) -> None:
-    """What every command that can --dry-run does: with --dry-run, print the specification
-    ``render`` builds, secrets masked, and send nothing; otherwise ``act`` and print the line it
-    returns."""
-    be = backend(common)
-    if dry_run:
-        click.echo(redacted(call(render, be)), nl=False)
-        return
-    line = call(act, be)
-    if line:
-        click.echo(line)
 
 
 def asset(ref: str, what: str) -> tuple[str, str]:

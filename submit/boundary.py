@@ -1,0 +1,121 @@
+"""The one boundary every ``mnist-submit`` command crosses to reach Azure ML.
+
+``perform`` is what a command does once its options are a spec: pick the backend for the chosen
+SDK (``backend``, or ``endpoints`` for the commands only SDK v2 has), then either print the
+specification ``render`` builds, secrets masked, and send nothing (``--dry-run``), or ``act`` and
+print the line it returns. ``call`` is the error boundary under both: SDK import noise filtered,
+every network wait bounded (``submit.network``) and stray exceptions made one ``Error:`` line.
+
+Nothing here imports an SDK at import time, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast, overload
+
+import click
+
+from submit.errors import V1_HAS_NO_ENDPOINTS, SubmitError, redacted, translate
+from submit.workspace import WorkspaceRef, resolve_workspace
+
+if TYPE_CHECKING:  # submit.backend is imported when a command runs, not for --help
+    from submit.backend import Backend, Endpoints
+
+P = ParamSpec("P")
+T = TypeVar("T")
+B = TypeVar("B")
+
+
+@dataclass(frozen=True)
+class Common:
+    """The SDK and workspace options every command that talks to Azure takes."""
+
+    sdk: str
+    subscription_id: str | None
+    resource_group: str | None
+    workspace_name: str | None
+    config: Path | None
+
+    def workspace(self) -> WorkspaceRef:
+        return resolve_workspace(
+            self.subscription_id, self.resource_group, self.workspace_name, self.config
+        )
+
+
+def backend(common: Common) -> Backend:
+    """The backend for the chosen SDK; a factory passed as ``obj`` replaces the real one."""
+    factory = click.get_current_context().find_root().obj
+    if factory is None:
+        from submit.backend import load_backend
+
+        factory = load_backend
+    be: Backend = factory(common.sdk, common.workspace)
+    return be
+
+
+def endpoints(common: Common) -> Endpoints:
+    """The SDK v2 backend as ``Endpoints``; SDK v1, which has no online endpoints, is refused."""
+    if common.sdk == "v1":
+        raise SubmitError(V1_HAS_NO_ENDPOINTS)
+    return cast("Endpoints", backend(common))
+
+
+def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call the backend with SDK import noise filtered, every network wait bounded
+    (``submit.network``) and stray exceptions made one line."""
+    from submit.backend import quiet_sdk_import
+    from submit.network import bounded
+
+    with bounded() as deadline:
+        try:
+            with quiet_sdk_import():
+                return func(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            raise translate(exc, missed_deadline=bool(deadline.missed)) from None
+
+
+@overload
+def perform(
+    common: Common,
+    dry_run: bool,
+    render: Callable[[Backend], str],
+    act: Callable[[Backend], str | None],
+) -> None: ...
+
+
+@overload
+def perform(
+    common: Common,
+    dry_run: bool,
+    render: Callable[[B], str],
+    act: Callable[[B], str | None],
+    *,
+    using: Callable[[Common], B],
+) -> None: ...
+
+
+def perform(
+    common: Common,
+    dry_run: bool,
+    render: Callable[[B], str],
+    act: Callable[[B], str | None],
+    *,
+    using: Callable[[Common], B] | None = None,
+) -> None:
+    """What every command that can ``--dry-run`` does: with ``dry_run``, print the specification
+    ``render`` builds, secrets masked, and send nothing; otherwise ``act`` and print the line it
+    returns (if any). ``using`` picks the backend (default ``backend``; ``endpoints`` for the
+    endpoint commands)."""
+    pick = using if using is not None else cast("Callable[[Common], B]", backend)
+    be = pick(common)
+    if dry_run:
+        click.echo(redacted(call(render, be)), nl=False)
+        return
+    line = call(act, be)
+    if line:
+        click.echo(line)
