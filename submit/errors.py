@@ -11,16 +11,22 @@ on stdin, each raw, JSON-escaped and URL-encoded: an SDK error that quotes a req
 a password as JSON does. ``redacted`` is applied where text leaves: to every SubmitError as it
 is made (every SDK exception becomes one in ``submit.options.call``), to dry-run output and to
 progress lines.
+
+It is the bottom of ``submit``'s errors: it imports nothing of ``submit``, so every other module
+(``submit.network`` included) may raise its errors. What a missed deadline is (``NoAnswer``, the
+``$MNIST_SUBMIT_TIMEOUT`` setting) lives here for that reason, since its one line is made here;
+``submit.network`` holds requests to it.
 """
 
 from __future__ import annotations
 
 import ast
-import json
+import os
 import sys
 
 import click
 
+from trainer.jsonio import loads
 from trainer.redact import MASK as MASK  # what a masked secret reads as, for the SDK modules
 from trainer.redact import redact
 
@@ -39,6 +45,10 @@ _NETWORK_SIGNS = (
 )
 
 
+TIMEOUT_VAR = "MNIST_SUBMIT_TIMEOUT"
+DEFAULT_TIMEOUT_S = 60.0
+
+
 class SubmitError(click.ClickException):
     """An expected failure: click prints it as one ``Error: ...`` line and exits 1.
 
@@ -47,6 +57,41 @@ class SubmitError(click.ClickException):
 
     def __init__(self, message: str) -> None:
         super().__init__(redacted(message))
+
+
+def timeout_s() -> float:
+    """``$MNIST_SUBMIT_TIMEOUT`` in seconds: how long any one request may last
+    (``submit.network``)."""
+    text = os.environ.get(TIMEOUT_VAR, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise SubmitError(f"${TIMEOUT_VAR} must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+class NoAnswer(Exception):
+    """A request waited the whole deadline for a connection or an answer, or one before it did."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        super().__init__(f"no answer from {url} within {timeout_s:g} s")
+
+
+def stalled(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a missed deadline, however an SDK wrapped or quoted it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, NoAnswer):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    # azure-identity's chain reports each credential's failure as text in a new exception.
+    return "no answer from " in str(exc)
 
 
 class ComputeNotFound(SubmitError):
@@ -143,7 +188,7 @@ def _body_reason(content: str) -> str:
     except (ValueError, SyntaxError):
         text = content
     try:
-        error = json.loads(text).get("error")
+        error = loads(text, what="the service's answer").get("error")
     except (ValueError, AttributeError):
         error = None
     if isinstance(error, dict) and error.get("message"):
@@ -190,8 +235,6 @@ def translate(exc: BaseException, missed_deadline: bool = False) -> SubmitError:
     """
     if isinstance(exc, SubmitError):
         return exc
-    from submit.network import TIMEOUT_VAR, stalled, timeout_s
-
     auth = _types(
         "azure.core.exceptions.ClientAuthenticationError",
         "azure.identity.CredentialUnavailableError",

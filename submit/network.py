@@ -35,40 +35,23 @@ connection timeout, azure/identity/_credentials/imds.py:112) keeps its own timeo
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from submit.errors import SubmitError, redacted
+# What a deadline is and how a missed one reads are submit.errors', which imports nothing of
+# submit (no cycle); they are named here too, where the deadlines are kept.
+from submit.errors import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S
+from submit.errors import TIMEOUT_VAR as TIMEOUT_VAR
+from submit.errors import NoAnswer as NoAnswer
+from submit.errors import redacted
+from submit.errors import stalled as stalled
+from submit.errors import timeout_s as timeout_s
 
-TIMEOUT_VAR = "MNIST_SUBMIT_TIMEOUT"
-DEFAULT_TIMEOUT_S = 60.0
 # Retries of an azure-core client after a refused or dropped connection; a silent one is not
 # retried at all (NoAnswer), so these cost little.
 RETRIES = 2
-
-
-class NoAnswer(Exception):
-    """A request waited the whole deadline for a connection or an answer, or one before it did."""
-
-    def __init__(self, url: str, timeout_s: float) -> None:
-        super().__init__(f"no answer from {url} within {timeout_s:g} s")
-
-
-def timeout_s() -> float:
-    """``$MNIST_SUBMIT_TIMEOUT`` in seconds: how long any one network wait may last."""
-    text = os.environ.get(TIMEOUT_VAR, "").strip()
-    if not text:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise SubmitError(f"${TIMEOUT_VAR} must be a number of seconds above 0, got {text!r}")
-    return value
 
 
 def azure_core_options() -> dict[str, Any]:
@@ -154,16 +137,3 @@ def _origin(url: str | None) -> str:
         return "Azure"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname}{port}"
-
-
-def stalled(exc: BaseException) -> bool:
-    """Whether ``exc`` comes of a missed deadline, however an SDK wrapped or quoted it."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, NoAnswer):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    # azure-identity's chain reports each credential's failure as text in a new exception.
-    return "no answer from " in str(exc)

@@ -92,9 +92,10 @@ class EndpointOperations:
         return dump_endpoint(build_endpoint(spec))
 
     def render_deployment(self, spec: DeploymentSpec) -> str:
-        from submit.sdk_v2 import dump
-
-        return dump(build_deployment(spec))
+        # The deployment's own dump writes YAML (not submit.sdk_v2.dump, which imports this).
+        stream = io.StringIO()
+        build_deployment(spec).dump(stream)
+        return stream.getvalue()
 
     def _endpoint(self, name: str) -> ManagedOnlineEndpoint:
         try:
