@@ -1,19 +1,21 @@
-"""What a finished run leaves in ``--output-dir``: the model three ways, metrics and the plot.
+"""What a finished run leaves in ``--output-dir``: the model in every format, metrics, the plot.
 
-``model/model.keras`` (Keras's native format, ``keras.models.load_model``), the seed-compatible
-pair ``model/model.json`` + ``model/model.weights.h5``, ``model/saved_model/`` (a TensorFlow
-SavedModel from ``model.export`` for TF Serving / TFLite converters), ``metrics.json`` and
-``accuracy_loss.png``. ``config.json`` is written at the start of the run.
+``model/model.keras`` (Keras's native format, ``keras.models.load_model``: the training
+checkpoint format, float32 pixels already divided by 255), the tutorial-compatible pair
+``model/model.json`` + ``model/model.weights.h5``, and the exports of ``trainer/export.py``, each
+taking uint8 pixels with the 1/255 inside: ``model/saved_model/`` (TensorFlow SavedModel),
+``model/model.onnx`` (onnxruntime, ``mnist-serve --backend onnx``) and ``mlflow_model/`` (an
+MLflow model of the ONNX graph, logged to the run when MLflow is active); then
+``metrics.json`` and ``accuracy_loss.png``. ``config.json`` is written at the start of the run.
 
-The SavedModel is TensorFlow's format: ``model.export`` writes it on every Keras backend (on JAX
-through ``jax2tf``), but only where TensorFlow can be imported. Without it (a JAX-only machine)
-it is skipped with one log line; the other two model files do not need TensorFlow.
+The exports need TensorFlow (``model.export`` on every backend; on JAX through ``jax2tf``), the
+ONNX file tf2onnx and onnx, the MLflow model mlflow-skinny: where one is missing, that export is
+skipped with one log line and the rest are written.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +26,24 @@ log = logging.getLogger(__name__)
 PLOT = "accuracy_loss.png"
 
 
-def write_model(model: Any, output_dir: Path) -> Path:
+def write_model(model: Any, output_dir: Path, example: Any = None) -> Path:
+    """The model folder (and ``output_dir/mlflow_model``); ``example`` is the MLflow model's
+    input example, ``(n, 784)`` uint8 (one blank image when not given)."""
+    import numpy as np
+
+    from trainer import export
+
     folder = output_dir / "model"
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     (folder / "model.json").write_text(model.to_json(), encoding="utf-8")
     model.save_weights(folder / "model.weights.h5")
-    export_saved_model(model, folder / "saved_model")
+    if example is None:
+        example = np.zeros((1, export.PIXELS), dtype=np.uint8)
+    written = export.export_all(model, folder, output_dir, np.asarray(example, dtype=np.uint8))
+    if export.MLFLOW_MODEL in written:
+        export.log_mlflow_model(output_dir / export.MLFLOW_MODEL)
     return folder
-
-
-def export_saved_model(model: Any, exported: Path) -> None:
-    """``model.export`` into ``exported``, or one line saying why not (no TensorFlow here)."""
-    try:
-        import tensorflow  # noqa: F401  (model.export needs it on every backend)
-    except ImportError as exc:
-        log.warning(
-            "SavedModel export skipped: it needs TensorFlow, which cannot be imported here (%s); "
-            "model.keras and model.json + model.weights.h5 are written",
-            exc,
-        )
-        return
-    if exported.exists():  # a rerun after a crash during export
-        shutil.rmtree(exported)
-    model.export(str(exported), verbose=False)
 
 
 def write_metrics(output_dir: Path, history: list[dict[str, Any]], final: dict[str, Any]) -> Path:
