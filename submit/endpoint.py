@@ -1,20 +1,23 @@
 """``mnist-submit endpoint``: a registered model behind an Azure ML managed online endpoint.
 
 Only SDK v2 has online endpoints, so these commands default to ``--sdk v2`` and answer
-``--sdk v1`` with one line saying so. The work is ``submit.sdk_v2_endpoints``'s.
+``--sdk v1`` with one line saying so (``submit.boundary.endpoints``). The work is
+``submit.sdk_v2_endpoints``'s; every command crosses ``submit.boundary`` as the others do.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 import click
 
-from submit.errors import V1_HAS_NO_ENDPOINTS, SubmitError, redacted
-from submit.options import CONTEXT, Common, asset, call, common_options, dry_run_option
+from submit.boundary import Common, call, endpoints, perform
+from submit.options import CONTEXT, asset, common_options, dry_run_option
 from submit.spec import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_INSTANCE_TYPE,
@@ -27,27 +30,11 @@ from submit.spec import (
     image_tag,
 )
 
-if TYPE_CHECKING:  # imported when a command runs, not for --help
-    from submit.backend import Backend, Endpoints
-
 SDK_HELP = (
     "Azure ML SDK: only v2 (azure-ai-ml) has managed online endpoints; v1 answers with a "
     "pointer to v2. [env: MNIST_SUBMIT_SDK]"
 )
 endpoint_options = common_options(default_sdk="v2", sdk_help=SDK_HELP)
-
-
-def endpoints(common: Common) -> Endpoints:
-    """The SDK v2 backend as ``Endpoints``; a factory passed as ``obj`` replaces the real one."""
-    if common.sdk == "v1":
-        raise SubmitError(V1_HAS_NO_ENDPOINTS)
-    factory = click.get_current_context().find_root().obj
-    if factory is None:
-        from submit.backend import load_backend
-
-        factory = load_backend
-    backend: Backend = factory(common.sdk, common.workspace)
-    return cast("Endpoints", backend)
 
 
 def check_name(what: str) -> Callable[[click.Context, click.Parameter, str], str]:
@@ -65,20 +52,6 @@ def check_name(what: str) -> Callable[[click.Context, click.Parameter, str], str
 
 
 name_argument = click.argument("name", callback=check_name("endpoint"))
-
-
-def perform_v2(
-    common: Common,
-    dry_run: bool,
-    render: Callable[[Endpoints], str],
-    act: Callable[[Endpoints], str],
-) -> None:
-    """``submit.options.perform`` for the endpoint commands: SDK v1 is refused first."""
-    be = endpoints(common)
-    if dry_run:
-        click.echo(redacted(call(render, be)), nl=False)
-        return
-    click.echo(call(act, be))
 
 
 @click.group(context_settings=CONTEXT)
@@ -115,7 +88,7 @@ def endpoint_create(common: Common, name: str, auth_mode: str, dry_run: bool) ->
       mnist-submit endpoint create mnist-ep
     """
     spec = EndpointSpec(name=name, auth_mode=auth_mode)
-    perform_v2(
+    perform(
         common,
         dry_run,
         render=lambda be: be.render_endpoint(spec),
@@ -124,6 +97,7 @@ def endpoint_create(common: Common, name: str, auth_mode: str, dry_run: bool) ->
             f"Deploy a model to it with `mnist-submit endpoint deploy {name} --model keras-mnist:1 "
             "--image REGISTRY/keras-mnist-serve:TAG`"
         ),
+        using=endpoints,
     )
 
 
@@ -138,10 +112,11 @@ def endpoint_create(common: Common, name: str, auth_mode: str, dry_run: bool) ->
 )
 @click.option(
     "--image",
-    required=True,
     metavar="REGISTRY/NAME:TAG",
     help="The serving image: the trainer image built with `--target serve`, whose own command "
-    "is mnist-serve (Azure runs an image's command; it takes none of its own).",
+    "is mnist-serve (Azure runs an image's command; it takes none of its own). Without it, the "
+    "model must be an MLflow model (model register --sdk v2), which Azure deploys without "
+    "code or image of ours (no-code deployment).",
 )
 @click.option(
     "--deployment",
@@ -164,7 +139,7 @@ def endpoint_deploy(
     common: Common,
     name: str,
     model_ref: str,
-    image: str,
+    image: str | None,
     deployment: str,
     instance_type: str,
     instance_count: int,
@@ -174,16 +149,21 @@ def endpoint_deploy(
 
     The deployment runs the serving image with Azure ML's inference server (liveness and
     readiness GET / and scoring POST /score, port 5001); Azure mounts the model and points
-    AZUREML_MODEL_DIR at it. An unhealthy deployment is one error line with the end of its log.
+    AZUREML_MODEL_DIR at it. Without --image, an MLflow model is deployed without code (Azure's
+    image and server; requests in its MLflow format, {"input_data": ...}). Request timeout,
+    concurrent requests per instance, probes and worker count are set from mnist-serve's
+    worker model (docs/serving.md). An unhealthy deployment is one error line with the end of
+    its log.
 
     \b
-    Example:
+    Examples:
       mnist-submit endpoint deploy mnist-ep --model keras-mnist:1 \\
           --image myacr.azurecr.io/keras-mnist-serve:0.1.0
+      mnist-submit endpoint deploy mnist-ep --model keras-mnist-mlflow:1
     """
     model_name, model_version = asset(model_ref, "--model")
-    tag = image_tag(image)
-    if tag is None or tag == "latest":
+    tag = image_tag(image) if image is not None else None
+    if image is not None and (tag is None or tag == "latest"):
         raise click.BadParameter(
             f"{image!r} has no fixed tag: push the serving image as NAME:VERSION (e.g. 0.1.0)",
             param_hint="--image",
@@ -197,7 +177,7 @@ def endpoint_deploy(
         instance_type=instance_type,
         instance_count=instance_count,
     )
-    perform_v2(
+    perform(
         common,
         dry_run,
         render=lambda be: be.render_deployment(spec),
@@ -205,6 +185,7 @@ def endpoint_deploy(
             f"Deployment {deployment} of endpoint {name} is healthy and takes all "
             f"its traffic: {be.deploy(spec)}"
         ),
+        using=endpoints,
     )
 
 
@@ -214,7 +195,7 @@ def endpoint_deploy(
     "--file",
     "path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help='The request: a .json file ({"data": [...]}), a .png or .pgm image of a digit, or an '
     ".idx file of images (docs/serving.md).",
 )
@@ -233,14 +214,11 @@ def endpoint_invoke(common: Common, name: str, path: Path, deployment: str | Non
         raise click.BadParameter(
             f"{path.name}: send a {', '.join(sorted(INVOKE_TYPES))} file", param_hint="--file"
         )
-    size = path.stat().st_size
-    if size > MAX_INVOKE_BYTES:
-        raise click.BadParameter(
-            f"{path.name} is {size:,} bytes; the endpoint takes at most {MAX_INVOKE_BYTES:,}",
-            param_hint="--file",
-        )
     spec = InvokeSpec(
-        endpoint=name, body=path.read_bytes(), content_type=content_type, deployment=deployment
+        endpoint=name,
+        body=read_request(path, MAX_INVOKE_BYTES),
+        content_type=content_type,
+        deployment=deployment,
     )
     click.echo(call(endpoints(common).invoke, spec))
 
@@ -257,3 +235,33 @@ def endpoint_delete(common: Common, name: str) -> None:
     """
     call(endpoints(common).delete_endpoint, name)
     click.echo(f"Deleted endpoint {name} and its deployments")
+
+
+def read_request(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them, or one line.
+
+    What the name points at is checked on the open file itself (``fstat`` after ``open``), so a
+    link to ``/dev/zero``, a FIFO, a socket or a folder is refused before a byte is read, and a
+    swap of the file between a check and the open changes nothing. ``O_NONBLOCK``: opening a
+    FIFO with no writer would otherwise wait forever. The size is checked twice: announced by
+    ``fstat`` and counted while reading, since a file that grows meanwhile (or a kernel file
+    that reports 0) must not be read without end.
+    """
+
+    def refuse(why: str) -> click.BadParameter:
+        return click.BadParameter(f"{path.name} {why}", param_hint="--file")
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise refuse(f"cannot be read: {os.strerror(exc.errno or errno.EIO)}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("is not a regular file (a device, FIFO, socket or folder): send a file")
+        if info.st_size > limit:
+            raise refuse(f"is {info.st_size:,} bytes; the endpoint takes at most {limit:,}")
+        body = file.read(limit + 1)
+    if len(body) > limit:
+        raise refuse(f"is more than {limit:,} bytes; the endpoint takes at most {limit:,}")
+    return body

@@ -10,6 +10,15 @@ whose own command starts the server, since Azure runs the image's ENTRYPOINT and
 no command of its own (azure-ai-docs, how-to-deploy-custom-container.md): the ``serve`` target
 of the Dockerfile, whose CMD is ``mnist-serve``, which finds the model below that folder.
 
+Without an image, the deployment is Azure ML's no-code deployment of an MLflow model (azure-ai-
+docs, how-to-deploy-mlflow-models-online-endpoints.md: no environment and no scoring script for
+a model registered as ``mlflow_model``): Azure picks the image and runs the same inference
+server with the model's own requirements.
+
+What the deployment declares rather than leaves to Azure's defaults (``request_settings``, ``probe``):
+its request settings, probes and worker count, from the serving worker model in
+``serve/settings.py``, so the deployment and ``mnist-serve`` cannot drift apart.
+
 Traffic moves to a new deployment only once Azure reports it healthy (its provisioning ended
 ``Succeeded``, which needs the readiness route to answer); a deployment that never gets there is
 one error line with the end of its container's log, and keeps no traffic.
@@ -20,9 +29,17 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from azure.ai.ml.entities import Environment, ManagedOnlineDeployment, ManagedOnlineEndpoint
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import (
+    Environment,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    OnlineRequestSettings,
+    ProbeSettings,
+)
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from serve import settings
 from submit.errors import EndpointNotFound, SubmitError, remember_secret
 from submit.network import progress, timeout_s
 from submit.spec import (
@@ -34,6 +51,7 @@ from submit.spec import (
     EndpointSpec,
     InvokeSpec,
 )
+from trainer.jsonio import loads
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -48,19 +66,69 @@ def build_endpoint(spec: EndpointSpec) -> ManagedOnlineEndpoint:
     )
 
 
+# The headers a managed online endpoint adds to its 424, the answer it gives for any non-200
+# answer of the model's container (azure-ai-docs, how-to-troubleshoot-online-endpoints.md,
+# "Common error codes": "If your model container returns a non-200 response, Azure returns a
+# 424 ... check response headers ms-azureml-model-error-statuscode and
+# ms-azureml-model-error-reason").
+MODEL_ERROR_STATUS = "ms-azureml-model-error-statuscode"
+MODEL_ERROR_REASON = "ms-azureml-model-error-reason"
+
+# Probes, declared rather than left to Azure's defaults. Both ask GET / (the inference
+# config's routes, or the no-code server's own), which answers from memory once the model is
+# loaded. These are the values azure-ai-ml documents as Azure's defaults (ProbeSettings:
+# initial_delay 10 s, period 10 s, timeout 2 s, success 1, failure 30), written out so that a
+# change of Azure's defaults cannot change the deployment: a container has 10 + 30 x 10 = 310 s
+# to load TensorFlow and the model before it is restarted or kept out of traffic, and a probe
+# never waits behind slow clients, since the threaded worker (serve/settings.py) answers it on a
+# thread of its own.
+PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1}
+PROBE_FAILURES = 30
+
+
+def request_settings(no_code: bool) -> OnlineRequestSettings:
+    """What the deployment declares instead of Azure's defaults (5 s request timeout and one
+    request at a time per instance, then 429s: OnlineRequestSettings' documented defaults).
+
+    With the serving image, the worker model is ``mnist-serve``'s (``serve.settings``): one
+    worker with ``THREADS_PER_WORKER`` threads, each able to take a request. A no-code deployment
+    runs Azure's server, whose gunicorn workers are synchronous (one request each), so it may be
+    sent one request per worker. Azure answers 429 beyond twice that per instance
+    (how-to-troubleshoot-online-endpoints.md, "Common error codes").
+    """
+    concurrent = settings.WORKERS if no_code else settings.MAX_CONCURRENT_REQUESTS
+    return OnlineRequestSettings(
+        request_timeout_ms=settings.REQUEST_TIMEOUT_S * 1000,
+        max_concurrent_requests_per_instance=concurrent,
+    )
+
+
+def probe() -> ProbeSettings:
+    return ProbeSettings(**PROBE, failure_threshold=PROBE_FAILURES)
+
+
 def build_deployment(spec: DeploymentSpec) -> ManagedOnlineDeployment:
-    routes = {
-        "liveness_route": {"port": SERVE_PORT, "path": LIVENESS_PATH},
-        "readiness_route": {"port": SERVE_PORT, "path": READINESS_PATH},
-        "scoring_route": {"port": SERVE_PORT, "path": SCORING_PATH},
-    }
+    environment = None
+    if spec.image is not None:
+        routes = {
+            "liveness_route": {"port": SERVE_PORT, "path": LIVENESS_PATH},
+            "readiness_route": {"port": SERVE_PORT, "path": READINESS_PATH},
+            "scoring_route": {"port": SERVE_PORT, "path": SCORING_PATH},
+        }
+        environment = Environment(image=spec.image, inference_config=routes)
     return ManagedOnlineDeployment(
         name=spec.name,
         endpoint_name=spec.endpoint,
         model=f"azureml:{spec.model_name}:{spec.model_version}",
-        environment=Environment(image=spec.image, inference_config=routes),
+        environment=environment,
         instance_type=spec.instance_type,
         instance_count=spec.instance_count,
+        request_settings=request_settings(no_code=spec.image is None),
+        liveness_probe=probe(),
+        readiness_probe=probe(),
+        # The inference server's own variable for its gunicorn worker count (mnist-serve reads
+        # it too, as --workers).
+        environment_variables={"WORKER_COUNT": str(settings.WORKERS)},
     )
 
 
@@ -113,12 +181,19 @@ class EndpointOperations:
     def deploy(self, spec: DeploymentSpec) -> str:
         endpoint = self._endpoint(spec.endpoint)
         try:
-            self.client.models.get(spec.model_name, version=spec.model_version)
+            model = self.client.models.get(spec.model_name, version=spec.model_version)
         except ResourceNotFoundError:
             raise SubmitError(
                 f"model {spec.model_name}:{spec.model_version} is not registered in the "
                 "workspace: register it with `mnist-submit model register --sdk v2 RUN_ID`"
             ) from None
+        kind = getattr(model, "type", None)
+        if spec.image is None and kind != AssetTypes.MLFLOW_MODEL:
+            raise SubmitError(
+                f"model {spec.model_name}:{spec.model_version} is a {kind or 'custom_model'}, "
+                "and only an MLflow model deploys without an image: pass --image with the "
+                "serving image, or register the run's MLflow model (model register --sdk v2)"
+            )
         deployments = self.client.online_deployments
         # A refused request (quota, an unknown size) raises here and is the SDK's one line.
         poller = deployments.begin_create_or_update(build_deployment(spec))
@@ -179,8 +254,7 @@ class EndpointOperations:
         )
         if response.status_code != 200:
             raise SubmitError(
-                f"endpoint {spec.endpoint} answered {response.status_code}: "
-                f"{_answer_reason(response)}"
+                f"endpoint {spec.endpoint} answered {_status(response)}: {_answer_reason(response)}"
             )
         return str(response.text)
 
@@ -192,14 +266,35 @@ class EndpointOperations:
 
 def _reason(exc: HttpResponseError) -> str:
     message = getattr(exc, "message", None) or str(exc)
-    return " ".join(str(message).split())[:300] or type(exc).__name__
+    return _one_line(message) or type(exc).__name__
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
+def _status(response: object) -> str:
+    """The answer's status; for Azure's 424, what the model's container answered, from the
+    headers Azure adds (``MODEL_ERROR_STATUS``, ``MODEL_ERROR_REASON``)."""
+    status = getattr(response, "status_code", None)
+    headers = getattr(response, "headers", None) or {}
+    if status != 424:
+        return str(status)
+    code = _one_line(headers.get(MODEL_ERROR_STATUS) or "", 20)
+    reason = _one_line(headers.get(MODEL_ERROR_REASON) or "", 200)
+    if not code and not reason:
+        return "424 (a model error: its container answered something other than 200)"
+    said = f"{code}: {reason}" if code and reason else code or reason
+    return f"424 (a model error: its container answered {said})"
 
 
 def _answer_reason(response: object) -> str:
     """The scoring entry's ``{"message": ...}``, or the start of whatever else came back."""
+    body = getattr(response, "content", b"") or b""
     try:
-        message = response.json().get("message")  # type: ignore[attr-defined]
-    except (ValueError, AttributeError):
-        message = None
+        doc = loads(body, what="the endpoint's answer")  # depth-bounded: it comes from outside
+    except ValueError:
+        doc = None
+    message = doc.get("message") if isinstance(doc, dict) else None
     text = message if isinstance(message, str) else getattr(response, "text", "")
-    return " ".join(str(text).split())[:300] or "(no body)"
+    return _one_line(text) or "(no body)"

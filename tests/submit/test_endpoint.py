@@ -450,3 +450,141 @@ def test_help_names_every_command_without_loading_an_sdk() -> None:
     assert (started.exit_code, started.loaded) == (0, [])
     for command in ("create", "deploy", "invoke", "delete"):
         assert f"  {command} " in started.stdout
+
+
+# -- What the deployment declares (issue 21, item 5 and item 2's no-code deployment) -------------
+
+
+def deployment_dry_run(args: list[str], tmp_path: Path) -> Any:
+    from azure.ai.ml import load_online_deployment
+
+    result = CliRunner().invoke(cli, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    return load_online_deployment(saved(result.output, tmp_path / "deployment.yml"))
+
+
+@with_quiet
+def test_the_deployment_declares_the_serving_worker_model(tmp_path: Path) -> None:
+    from serve import settings
+
+    deployment = deployment_dry_run(DEPLOY, tmp_path)
+    # From serve/settings.py, the numbers mnist-serve starts gunicorn with: they cannot drift.
+    assert deployment.request_settings.request_timeout_ms == settings.REQUEST_TIMEOUT_S * 1000
+    assert (
+        deployment.request_settings.max_concurrent_requests_per_instance
+        == settings.MAX_CONCURRENT_REQUESTS
+    )
+    assert deployment.environment_variables == {"WORKER_COUNT": str(settings.WORKERS)}
+    for probe in (deployment.liveness_probe, deployment.readiness_probe):
+        assert (probe.initial_delay, probe.period, probe.timeout) == (10, 10, 2)
+        assert (probe.success_threshold, probe.failure_threshold) == (1, 30)
+
+
+@with_quiet
+def test_without_an_image_an_mlflow_model_is_deployed_without_code(tmp_path: Path) -> None:
+    from azure.ai.ml.entities import ManagedOnlineDeployment
+
+    from serve import settings
+
+    args = ["endpoint", "deploy", "mnist-ep", "--model", "keras-mnist:2"]
+    deployment = deployment_dry_run(args, tmp_path)
+    assert isinstance(deployment, ManagedOnlineDeployment)
+    assert deployment.model == "keras-mnist:2"
+    # No environment and no scoring script: Azure's own for an MLflow model.
+    assert (deployment.environment, deployment.code_configuration) == (None, None)
+    # Azure's server runs synchronous workers there: one request per worker.
+    assert deployment.request_settings.max_concurrent_requests_per_instance == settings.WORKERS
+    assert deployment.liveness_probe.failure_threshold == 30
+
+
+@with_quiet
+def test_a_no_code_deployment_of_a_custom_model_is_one_line_before_deploying() -> None:
+    from azure.ai.ml.entities import Model
+
+    custom = Model(name="keras-mnist", version="1", type="custom_model", path="outputs/model")
+    client = workspace(**{"models.get": custom})
+    result = invoke(["endpoint", "deploy", "mnist-ep", "--model", "keras-mnist:1"], client)
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: model keras-mnist:1 is a custom_model, and only an MLflow model deploys without "
+        "an image: pass --image with the serving image, or register the run's MLflow model "
+        "(model register --sdk v2)\n",
+    )
+    assert "online_deployments.begin_create_or_update" not in [name for name, _ in client.log]
+
+    mlflow = Model(name="keras-mnist", version="1", type="mlflow_model", path="outputs/mlflow")
+    client = workspace(**{"models.get": mlflow})
+    result = invoke(["endpoint", "deploy", "mnist-ep", "--model", "keras-mnist:1"], client)
+    assert result.exit_code == 0, result.output
+    calls = dict(client.log)
+    deployment = calls["online_deployments.begin_create_or_update"][0][0]
+    assert deployment.environment is None
+
+
+@with_quiet
+@pytest.mark.parametrize("model", ["azureml:keras-mnist:1", "keras-mnist:1"])
+def test_the_sdks_own_asset_form_is_the_same_model(model: str, tmp_path: Path) -> None:
+    args = ["endpoint", "deploy", "mnist-ep", "--model", model, "--image", IMAGE]
+    result = CliRunner().invoke(cli, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "model: azureml:keras-mnist:1\n" in result.output  # never azureml:azureml:
+    assert "azureml:azureml:" not in result.output
+
+
+@pytest.mark.parametrize("model", ["azureml:keras-mnist", "keras-mnist:1:2", "azureml:"])
+def test_a_model_reference_with_a_stray_colon_is_refused(model: str) -> None:
+    fake = FakeBackend()
+    args = ["endpoint", "deploy", "mnist-ep", "--model", model, "--image", IMAGE, *WS]
+    result = CliRunner().invoke(cli, args, obj=fake.factory)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        f"Error: Invalid value: --model must be NAME:VERSION, got {model!r}"
+    )
+    assert fake.calls == []
+
+
+class ModelError(Scoring):
+    """Azure's front end as its troubleshooting guide describes it: the container's 400 reaches
+    the client as 424, with the container's status and reason in two headers."""
+
+    headers_sent: ClassVar[dict[str, str]] = {
+        "ms-azureml-model-error-statuscode": "400",
+        "ms-azureml-model-error-reason": "model_error",
+    }
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        data = json.dumps({"message": "the body is not a PNG (Content-Type image/png)"}).encode()
+        self.send_response(424)
+        for name, value in self.headers_sent.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class BareModelError(ModelError):
+    headers_sent: ClassVar[dict[str, str]] = {}
+
+
+@with_quiet
+@pytest.mark.parametrize(
+    ("handler", "said"),
+    [
+        (ModelError, "424 (a model error: its container answered 400: model_error)"),
+        (BareModelError, "424 (a model error: its container answered something other than 200)"),
+    ],
+)
+def test_azures_424_is_one_line_with_the_containers_own_answer(
+    handler: type[ModelError], said: str, tmp_path: Path
+) -> None:
+    image = tmp_path / "digit.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n...")
+    with serve(handler) as url:
+        result = invoke(["endpoint", "invoke", "mnist-ep", "--file", str(image)], workspace(url))
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: endpoint mnist-ep answered {said}: the body is not a PNG (Content-Type "
+        "image/png)\n",
+    )
