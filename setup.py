@@ -1,8 +1,8 @@
 """Install the trainer, the submit wrapper and the benchmarks; heavy dependencies live in extras.
 
-Pins are exact where a result must be reproducible (the training stack, the SDKs, the checkers);
-the image installs the same pins from docker/requirements-*.txt, which a test keeps in step with
-these lists.
+Pins are exact where a result must be reproducible (the training stack, the SDKs, the checkers).
+Every install (the images, scripts/test.sh) installs a hash-locked file of requirements/, made
+from these lists by scripts/lock.sh; tests/test_locks.py keeps each lock in step with them.
 """
 
 from pathlib import Path
@@ -15,8 +15,46 @@ EXTRAS = {
     # Faster gzip than the standard library's zlib (measured in benchmarks/decode.py).
     "fast-gzip": ["isal==1.9.1"],
     # Keras 3 on TensorFlow 2.21; on a GPU machine use the `gpu` extra instead of `train`.
-    "train": ["tensorflow==2.21.0", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
-    "gpu": ["tensorflow[and-cuda]==2.21.0", "keras==3.15.1", "matplotlib==3.11.2", "isal==1.9.1"],
+    # TensorFlow no longer depends on TensorBoard; `tensorboard --logdir logs/tensorboard`
+    # (docs/training.md) needs its own package, pinned to the TensorFlow release.
+    "train": [
+        "tensorflow==2.21.0",
+        "keras==3.15.1",
+        "matplotlib==3.11.2",
+        "isal==1.9.1",
+        "tensorboard==2.21.0",
+        # The ONNX export at the end of training (trainer/export.py); tf2onnx 1.16.1 and older
+        # need protobuf 3.20, which TensorFlow 2.21 excludes.
+        "tf2onnx==1.17.0",
+        "onnx==1.23.2",
+    ],
+    # The CUDA and cuDNN libraries TensorFlow loads come as its `and-cuda` extra's nvidia-*
+    # wheels, bounded only by the next major version (<13): pinned to the extra's lower bounds,
+    # the CUDA 12.5 / cuDNN 9.3 TensorFlow 2.21 is built and tested against
+    # (tests/image/test_requirements.py checks them against TensorFlow's metadata).
+    "gpu": [
+        "tensorflow[and-cuda]==2.21.0",
+        "keras==3.15.1",
+        "matplotlib==3.11.2",
+        "isal==1.9.1",
+        "tensorboard==2.21.0",
+        # The ONNX export at the end of training (trainer/export.py); tf2onnx 1.16.1 and older
+        # need protobuf 3.20, which TensorFlow 2.21 excludes.
+        "tf2onnx==1.17.0",
+        "onnx==1.23.2",
+        "nvidia-cublas-cu12==12.5.3.2",
+        "nvidia-cuda-cupti-cu12==12.5.82",
+        "nvidia-cuda-nvcc-cu12==12.5.82",
+        "nvidia-cuda-nvrtc-cu12==12.5.82",
+        "nvidia-cuda-runtime-cu12==12.5.82",
+        "nvidia-cudnn-cu12==9.3.0.75",
+        "nvidia-cufft-cu12==11.2.3.61",
+        "nvidia-curand-cu12==10.3.6.82",
+        "nvidia-cusolver-cu12==11.6.3.83",
+        "nvidia-cusparse-cu12==12.5.1.3",
+        "nvidia-nccl-cu12==2.27.7",
+        "nvidia-nvjitlink-cu12==12.5.82",
+    ],
     # Metric sinks, optional: Azure ML SDK v1 runs and MLflow (what SDK v2 jobs use).
     # azureml-dataprep is what azureml-core's dataset context manager downloads a v1 FileDataset
     # with inside the job (`--data-mode download`). 5.2.1 is the newest release that leaves
@@ -27,7 +65,9 @@ EXTRAS = {
     # azureml-mlflow provides. Its releases after 1.60.0 cap mlflow-skinny (1.62.0.post6:
     # <=3.15.0), so the two are pinned as a pair; a newer mlflow-skinny would make pip fall
     # back to azureml-mlflow 1.60.0 without a word.
-    "mlflow": ["mlflow-skinny==3.15.0", "azureml-mlflow==1.62.0.post6"],
+    # pandas: mlflow-skinny's pyfunc flavour (the MLflow model of trainer/export.py) imports it
+    # and does not declare it; below 3, as full mlflow 3.15 requires.
+    "mlflow": ["mlflow-skinny==3.15.0", "azureml-mlflow==1.62.0.post6", "pandas==2.3.3"],
     # The submit wrapper's two SDKs; each is imported only when its --sdk is chosen.
     # azureml-train-core brings HyperDrive (v1 sweeps); azure-identity gives v1 the same
     # credential chain as v2 (service principal, managed identity) without the azure-cli package.
@@ -61,7 +101,13 @@ EXTRAS = {
         "azure-monitor-opentelemetry-exporter==1.0.0b40",
         "gunicorn==27.0.1",
         "pillow==13.0.0",
+        # mnist-serve's ONNX backend (serve/backends.py): serving without TensorFlow.
+        "onnxruntime==1.31.1",
     ],
+    # The full MLflow tracking server the Azure ML emulation (tests/azureml/) runs, test-only:
+    # scripts/test.sh installs it into its own venv, .venv-mlflow/, from
+    # requirements/mlflow-server.txt; never in the image (about 850 MB).
+    "mlflow-server": ["mlflow==3.15.0"],
     "dev": [
         "pytest==9.2.0",
         "pytest-cov==7.1.0",
@@ -77,7 +123,7 @@ EXTRAS["all"] = sorted(
     {
         req
         for name, reqs in EXTRAS.items()
-        if name not in {"dev", "gpu", "jax-cuda12"}
+        if name not in {"dev", "gpu", "jax-cuda12", "mlflow-server"}
         for req in reqs
     }
 )
@@ -88,6 +134,8 @@ setup(
     description="Azure ML's Keras MNIST tutorial rebuilt as a fast, containerized GPU trainer",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="MIT",
+    license_files=["LICENSE"],
     # keras 3.15 and matplotlib 3.11 need Python 3.11; TensorFlow 2.21 has wheels up to 3.13.
     python_requires=">=3.11",
     packages=find_packages(

@@ -10,8 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # System packages: Python, the real Fashion-MNIST data (Debian's dataset-fashion-mnist), and
 # podman + buildah + runc + debootstrap for the container tests (no Docker engine is assumed).
-# Set-up is skipped once done (as in scripts/train.sh): apt when every package is installed,
-# pip until setup.py changes.
+# Set-up is skipped once done: apt when every package is installed, pip until a lock changes.
 packages=(
     python3 python3-venv ca-certificates
     dataset-fashion-mnist
@@ -26,13 +25,15 @@ if [ -n "$missing" ]; then
         apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
-stamp=.venv/.installed-all-dev
-if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
-    python3 -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[all,dev]'
-    touch "$stamp"
-fi
+# The environments come from the hash-locked files in requirements/ (scripts/lock.sh makes them
+# from setup.py): everything of `.[all,dev]` plus the project, editable, in .venv; the full
+# MLflow server the Azure ML emulation runs (tests/azureml/), test-only, in .venv-mlflow. Each
+# is skipped while its lock (and setup.py) is unchanged and installed again when one changes
+# (scripts/venv-from-lock.sh).
+bash scripts/venv-from-lock.sh .venv requirements/dev.txt --project
+bash scripts/venv-from-lock.sh .venv-mlflow requirements/mlflow-server.txt
+KERAS_MNIST_MLFLOW_VENV="$PWD/.venv-mlflow"
+export KERAS_MNIST_MLFLOW_VENV
 # shellcheck disable=SC1091
 source .venv/bin/activate
 

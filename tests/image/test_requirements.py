@@ -1,4 +1,10 @@
-"""The image's requirement files, setup.py's extras and TensorFlow's own metadata agree."""
+"""The images' lock files, setup.py's extras and TensorFlow's own metadata agree.
+
+tests/test_locks.py checks that every lock is current with setup.py; this file checks what the
+images need of them: exact, hashed pins; a CPU image that differs from the GPU image only in the
+TensorFlow wheel; the CUDA wheels TensorFlow is built against; a serving lock without TensorFlow;
+and one OS and Python minor version for the images, CI and development (docs/image.md).
+"""
 
 from __future__ import annotations
 
@@ -15,18 +21,20 @@ from packaging.requirements import Requirement
 
 from tests.paths import REPO
 
+LOCKS = REPO / "requirements"
 DOCKER = REPO / "docker"
+# The images' Python and glibc: Debian bookworm's (scripts/lock_inputs.py targets the same).
+IMAGE_PYTHON = "3.11"
+IMAGE_GLIBC_MINOR = 36
 
 
 def read_requirements(path: Path) -> dict[str, Requirement]:
-    """Every requirement of a pip file, following `-r` includes, keyed by normalized name."""
+    """Every pin of a lock file (uv's format: `name==version \\` then hashes), keyed by
+    normalized name."""
     reqs: dict[str, Requirement] = {}
     for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("-r "):
-            reqs.update(read_requirements(path.parent / line[3:].strip()))
+        line = raw.split("#", 1)[0].strip().rstrip("\\").strip()
+        if not line or line.startswith("--"):
             continue
         req = Requirement(line)
         reqs[_norm(req.name)] = req
@@ -65,23 +73,30 @@ def _exact(req: Requirement) -> str:
     return specs[0].version
 
 
-@pytest.mark.parametrize("name", ["requirements-gpu.txt", "requirements-cpu.txt"])
-def test_every_image_requirement_is_an_exact_pin(name: str) -> None:
-    reqs = read_requirements(DOCKER / name)
-    assert len(reqs) >= 9
-    for req in reqs.values():
-        _exact(req)
+def _versions(name: str) -> dict[str, str]:
+    return {n: _exact(r) for n, r in read_requirements(LOCKS / name).items()}
 
 
-def test_gpu_requirements_equal_setup_extras() -> None:
-    extras, _, _ = setup_literals()
-    image_extras = ("gpu", "azureml", "mlflow", "fast-gzip", "serve")
-    wanted = _pins([req for name in image_extras for req in extras[name]])
-    got = read_requirements(DOCKER / "requirements-gpu.txt")
-    for name, req in wanted.items():
-        assert name in got, f"requirements-gpu.txt lacks {req}"
-        assert _exact(got[name]) == _exact(req), f"{got[name]} != setup.py's {req}"
-        assert got[name].extras == req.extras, f"{got[name]} != setup.py's {req}"
+@pytest.mark.parametrize("name", ["cpu.txt", "gpu.txt", "serve.txt", "bootstrap.txt"])
+def test_every_image_lock_entry_is_an_exact_pin_with_hashes(name: str) -> None:
+    """`pip install --require-hashes` refuses a file where one package has no hash; check each
+    package's block here so that the failure names it."""
+    text = (LOCKS / name).read_text(encoding="utf-8")
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+    assert len(blocks) == len(read_requirements(LOCKS / name)) >= 4
+    for block in blocks:
+        assert re.match(r"[A-Za-z0-9][\w.-]*==\S+ \\\n", block), block[:200]
+        assert "--hash=sha256:" in block, block[:200]
+
+
+def test_cpu_image_differs_from_gpu_image_only_in_tensorflow() -> None:
+    """The image CI builds and runs holds the GPU image's packages at the same versions, less
+    the CUDA wheels and with TensorFlow's CPU wheel of the same release."""
+    cpu, gpu = _versions("cpu.txt"), _versions("gpu.txt")
+    assert cpu.pop("tensorflow-cpu") == gpu.pop("tensorflow")
+    cuda = {n for n in gpu if n.startswith("nvidia-")}
+    assert len(cuda) == 12
+    assert cpu == {n: v for n, v in gpu.items() if n not in cuda}
 
 
 def test_train_extra_is_the_gpu_extra_without_cuda_wheels() -> None:
@@ -91,28 +106,40 @@ def test_train_extra_is_the_gpu_extra_without_cuda_wheels() -> None:
     train_tf, gpu_tf = train.pop("tensorflow"), gpu.pop("tensorflow")
     assert (train_tf.extras, gpu_tf.extras) == (set(), {"and-cuda"})
     assert _exact(train_tf) == _exact(gpu_tf)
+    gpu = {n: r for n, r in gpu.items() if not n.startswith("nvidia-")}
     assert {n: str(r) for n, r in train.items()} == {n: str(r) for n, r in gpu.items()}
 
 
-def test_cpu_requirements_differ_from_gpu_only_in_tensorflow() -> None:
-    extras, _, _ = setup_literals()
-    gpu = read_requirements(DOCKER / "requirements-gpu.txt")
-    cpu = read_requirements(DOCKER / "requirements-cpu.txt")
-    tf_version = _exact(_pins(extras["train"])["tensorflow"])
-    assert _exact(cpu.pop("tensorflow-cpu")) == tf_version
-    assert _exact(gpu.pop("tensorflow")) == tf_version
-    gpu_rest = {n: str(r) for n, r in gpu.items() if not n.startswith("nvidia-")}
-    assert {n: str(r) for n, r in cpu.items()} == gpu_rest
+def test_serving_lock_has_no_training_stack() -> None:
+    """The lean serving image (issue 21.4): onnxruntime and the server, none of the heavy rest."""
+    serve = _versions("serve.txt")
+    assert {"onnxruntime", "azureml-inference-server-http", "gunicorn", "pillow"} <= set(serve)
+    heavy = {"tensorflow", "tensorflow-cpu", "keras", "azureml-core", "azure-ai-ml"}
+    heavy |= {"azureml-mlflow", "mlflow", "mlflow-skinny", "numba", "llvmlite", "onnx", "tf2onnx"}
+    assert heavy.isdisjoint(serve), sorted(heavy & set(serve))
 
 
-def test_trainer_requirements_pin_setup_install_requires() -> None:
-    """The trainer image's own list pins exactly setup.py's install_requires, within its ranges."""
+def test_one_os_and_python_for_images_ci_and_development() -> None:
+    """The GPU image is the image CI builds (docs/image.md, "One OS, one Python"): Debian
+    bookworm, whose Python 3.11 is the one every lock targets, and the one running this test."""
+    dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^ARG OS_IMAGE=debian:bookworm-slim$", dockerfile, re.MULTILINE)
+    assert "nvidia/cuda" not in dockerfile.split("FROM", 1)[1]
+    podman = (REPO / "tests" / "image" / "podman.py").read_text(encoding="utf-8")
+    assert '"--variant=minbase", "bookworm"' in podman  # CI's stand-in: the same release
+    inputs = (REPO / "scripts" / "lock_inputs.py").read_text(encoding="utf-8")
+    assert f'PYTHON_VERSION = "{IMAGE_PYTHON}"' in inputs
+    assert f'PLATFORM = "x86_64-manylinux_2_{IMAGE_GLIBC_MINOR}"' in inputs
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == IMAGE_PYTHON
+
+
+def test_trainer_locks_pin_setup_install_requires() -> None:
+    """Every lock that installs the project holds install_requires within its ranges."""
     _, install, _ = setup_literals()
-    ranges = _pins(install)
-    pins = read_requirements(DOCKER / "requirements-trainer.txt")
-    assert set(pins) == set(ranges)
-    for name, pin in pins.items():
-        assert ranges[name].specifier.contains(_exact(pin)), f"{pin} outside setup.py's {name}"
+    for name in ("cpu.txt", "gpu.txt", "dev.txt"):
+        pins = _versions(name)
+        for req in map(Requirement, install):
+            assert req.specifier.contains(pins[_norm(req.name)]), f"{name}: {req}"
 
 
 def test_setup_version_is_the_trainer_version() -> None:
@@ -122,10 +149,16 @@ def test_setup_version_is_the_trainer_version() -> None:
     assert setup_literals()[2] == trainer.__version__
 
 
+def test_setup_declares_the_licence_file() -> None:
+    text = (REPO / "setup.py").read_text(encoding="utf-8")
+    assert 'license="MIT"' in text
+    assert (REPO / "LICENSE").read_text(encoding="utf-8").startswith("MIT License\n")
+
+
 def resolve_for_cuda_image(tmp_path: Path, *requirements: str) -> dict[str, dict]:
-    """What pip would install for the CUDA base's Python 3.12 and glibc 2.39 (Ubuntu 24.04), from
-    PyPI's metadata only (no wheel downloaded): normalized name -> the wheel's metadata."""
-    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)]
+    """What pip would install for the GPU image's Python 3.11 and glibc 2.36 (Debian bookworm),
+    from PyPI's metadata only (no wheel downloaded): normalized name -> the wheel's metadata."""
+    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(IMAGE_GLIBC_MINOR, 4, -1)]
     platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64", "linux_x86_64"]
     report = tmp_path / "report.json"
     proc = subprocess.run(
@@ -139,7 +172,7 @@ def resolve_for_cuda_image(tmp_path: Path, *requirements: str) -> dict[str, dict
             "--ignore-installed",
             "--only-binary=:all:",
             "--python-version",
-            "3.12",
+            IMAGE_PYTHON,
             *(arg for p in platforms for arg in ("--platform", p)),
             "--report",
             str(report),
@@ -172,16 +205,19 @@ def _tensorflow_cuda_bounds() -> dict[str, str]:
 
 
 def test_cuda_wheels_are_the_ones_tensorflow_is_built_against() -> None:
-    """The nvidia-* pins are the lower bounds of TensorFlow's own `and-cuda` extra."""
+    """The nvidia-* pins (setup.py's `gpu` extra and so the GPU lock) are the lower bounds of
+    TensorFlow's own `and-cuda` extra."""
     bounds = _tensorflow_cuda_bounds()
     assert "nvidia-cudnn-cu12" in bounds
-    gpu = read_requirements(DOCKER / "requirements-gpu.txt")
-    pinned = {n: _exact(r) for n, r in gpu.items() if n.startswith("nvidia-")}
+    extras, _, _ = setup_literals()
+    pinned = {n: _exact(r) for n, r in _pins(extras["gpu"]).items() if n.startswith("nvidia-")}
     assert pinned == bounds
+    locked = {n: v for n, v in _versions("gpu.txt").items() if n.startswith("nvidia-")}
+    assert locked == bounds
 
 
-def test_cuda_base_tag_matches_tensorflow_build_info() -> None:
-    """docker/Dockerfile's default FROM carries the CUDA version TensorFlow was built with."""
+def test_cuda_wheels_match_tensorflow_build_info() -> None:
+    """The CUDA runtime and cuDNN wheels carry the versions TensorFlow was built with."""
     try:
         dist = importlib.metadata.distribution("tensorflow")
     except importlib.metadata.PackageNotFoundError:
@@ -192,28 +228,7 @@ def test_cuda_base_tag_matches_tensorflow_build_info() -> None:
     cudnn = re.search(r"'cudnn_version', '(\d+)", text)
     assert cuda, f"no cuda_version in {build_info}"
     assert cudnn, f"no cudnn_version in {build_info}"
-    dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
-    tag = re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:(\S+)$", dockerfile, re.MULTILINE)
-    assert tag, "docker/Dockerfile has no `ARG CUDA_IMAGE=nvidia/cuda:...`"
-    assert tag.group(1).startswith(f"{cuda.group(1)}-runtime-"), tag.group(1)
-    cudnn_pin = _exact(read_requirements(DOCKER / "requirements-gpu.txt")["nvidia-cudnn-cu12"])
-    assert cudnn_pin.split(".")[0] == cudnn.group(1)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["requirements-gpu.txt", "requirements-cpu.txt"])
-def test_requirements_resolve_for_the_cuda_image(tmp_path: Path, name: str) -> None:
-    """Each stack installs on the CUDA base's Python 3.12 and glibc 2.39 (Ubuntu 24.04).
-
-    CI builds only the CPU variant, on Debian's Python 3.11, so this resolves both lists for the
-    real base against PyPI without downloading the wheels (pip reads their metadata only).
-    Every pin must come out as pinned (azureml-mlflow above all: with a newer mlflow-skinny than
-    it allows, an unpinned one silently falls back to 1.60.0), with numpy 2.
-    """
-    installed = {
-        name: meta["version"]
-        for name, meta in resolve_for_cuda_image(tmp_path, "-r", str(DOCKER / name)).items()
-    }
-    for pinned, req in read_requirements(DOCKER / name).items():
-        assert installed[pinned] == _exact(req), pinned
-    assert installed["numpy"].startswith("2."), installed["numpy"]
+    gpu = _versions("gpu.txt")
+    major_minor = ".".join(cuda.group(1).split(".")[:2])
+    assert gpu["nvidia-cuda-runtime-cu12"].startswith(f"{major_minor}."), gpu
+    assert gpu["nvidia-cudnn-cu12"].split(".")[0] == cudnn.group(1)

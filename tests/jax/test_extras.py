@@ -10,7 +10,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.image.test_requirements import (
-    DOCKER,
+    LOCKS,
     _exact,
     _norm,
     read_requirements,
@@ -52,7 +52,7 @@ def test_the_gpu_extra_resolves_and_conflicts_with_the_images_cuda_pins(tmp_path
         assert installed[name]["version"] == jax, name
     assert "nvidia-cudnn-cu12" in installed
 
-    image = {n: _exact(r) for n, r in read_requirements(DOCKER / "requirements-gpu.txt").items()}
+    image = {n: _exact(r) for n, r in read_requirements(LOCKS / "gpu.txt").items()}
     env = {"extra": "with-cuda", "sys_platform": "linux"}
     cuda = [Requirement(line) for line in installed["jax-cuda12-plugin"]["requires_dist"]]
     cuda = [r for r in cuda if r.marker is not None and r.marker.evaluate(env)]
