@@ -1,6 +1,6 @@
-# The trainer image: the trainer installed on the CUDA base (docker/Dockerfile); flags after the
-# image name go to `mnist-train`, any other command runs as given (docker/entrypoint.sh). Build
-# both with scripts/build-images.sh.
+# The trainer image: the trainer installed on a base of docker/Dockerfile; flags after the image
+# name go to `mnist-train`, any other command runs as given (docker/entrypoint.sh). Build all
+# images with scripts/build-images.sh.
 #
 #   docker run --gpus all -v /path/to/mnist:/data:ro -v "$PWD/outputs:/workspace/outputs" \
 #       keras-mnist-trainer:0.1.0 --data-folder /data --epochs 5
@@ -10,28 +10,30 @@ FROM ${BASE_IMAGE} AS trainer
 # Installing needs root: the venv belongs to root so the training user cannot change it.
 USER 0:0
 
-# The dependency list first: on the base it is already satisfied (no download), and a change to
-# the source below does not invalidate this layer.
-COPY docker/requirements-trainer.txt /opt/requirements/
-RUN python -m pip install --no-cache-dir --disable-pip-version-check \
-        -r /opt/requirements/requirements-trainer.txt
-
 # The pass-through entrypoint (docker/entrypoint.sh says what it does); readable and executable
 # for any uid.
 COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh
 
-# Then the package, without dependencies (installed above or in the base) and without build
-# isolation (setuptools is already in the venv), so this step needs no network; `pip check`
-# fails the build if the base lacks something the package declares.
-COPY setup.py pyproject.toml README.md /opt/src/
+# The package, without dependencies (the base holds its whole lock) and without build isolation
+# (setuptools is in the venv, pinned), so this step needs no network. `pip check` fails the
+# build if the base lacks something the package declares, except numba on the serving base:
+# only the training data core imports it, and serving never does. The licence notices follow.
+COPY setup.py pyproject.toml README.md LICENSE docker/third_party_licenses.py /opt/src/
 COPY trainer /opt/src/trainer
 COPY submit /opt/src/submit
 COPY benchmarks /opt/src/benchmarks
 COPY serve /opt/src/serve
 RUN python -m pip install --no-cache-dir --disable-pip-version-check --no-deps \
         --no-build-isolation /opt/src \
-    && python -m pip check \
+    && if ! python -m pip check >/tmp/pip-check.txt; then \
+        ! grep -v '^keras-mnist-trainer [^ ]* requires numba, which is not installed\.$' \
+            /tmp/pip-check.txt; \
+    fi \
+    && rm /tmp/pip-check.txt \
+    && install -D -m 0644 /opt/src/LICENSE /usr/share/licenses/keras-mnist-trainer/LICENSE \
+    && python /opt/src/third_party_licenses.py \
+        /usr/share/licenses/keras-mnist-trainer/THIRD-PARTY-LICENSES.txt \
     && rm -rf /opt/src \
     && mkdir -p /workspace/outputs /workspace/logs \
     && chown -R "${TRAINER_UID:-1000}:${TRAINER_UID:-1000}" /workspace
@@ -52,16 +54,48 @@ EXPOSE 5001
 
 # Flags after the image name go to the trainer; any other command (`python -m trainer ...`,
 # `bash -c "..."`, `mnist-serve --model /model`, Azure ML's job command) runs as given, like the
-# docker-library images.
+# docker-library images. `docker stop` sends SIGTERM to PID 1, which the entrypoint's `exec`
+# makes the trainer (or the server) itself: both stop on it within seconds (tests/image/).
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["--help"]
 
-# The serving image, `docker build --target serve`: the same layers, whose own command is the
-# inference server on the model Azure ML mounts at $AZUREML_MODEL_DIR. Azure's online endpoints
-# run an image's own ENTRYPOINT and CMD and take no command (azure-ai-docs,
-# how-to-deploy-custom-container.md); the trainer image's CMD shows help and exits.
+# OCI annotations, filled in by scripts/build-images.sh ("created" is the commit's time, so the
+# same commit builds the same configuration). Last in the stage, so that they cache nothing.
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+ARG SOURCE=""
+ARG BASE_IMAGE
+LABEL org.opencontainers.image.title="keras-mnist-trainer" \
+      org.opencontainers.image.description="Azure ML's Keras MNIST tutorial as a fast trainer" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
+
+# A serving image, `--target serve`: the same layers, whose own command is the inference server
+# on the model Azure ML mounts at $AZUREML_MODEL_DIR (onnxruntime if the folder has model.onnx
+# and TensorFlow is absent, else TensorFlow). Azure's online endpoints run an image's own
+# ENTRYPOINT and CMD and take no command (azure-ai-docs, how-to-deploy-custom-container.md); the
+# trainer image's CMD shows help and exits.
 FROM trainer AS serve
+# The server's own route: 200 "Healthy" once the model is loaded (what the deployment's
+# liveness and readiness probes ask too). No curl in the image: Python's urllib exits 1 on an
+# error status or no answer.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5001/', timeout=2)"]
 CMD ["mnist-serve"]
+LABEL org.opencontainers.image.title="keras-mnist-serve" \
+      org.opencontainers.image.description="The trained model behind Azure ML's inference server"
+
+# The lean serving image, keras-mnist-serve (scripts/build-images.sh --variant serve): this
+# target on the serving base (requirements/serve.txt: onnxruntime and the inference server; no
+# TensorFlow, Azure ML SDK or MLflow). The backend is named, so that a model folder without
+# model.onnx fails at start with one line.
+FROM serve AS serve-onnx
+CMD ["mnist-serve", "--backend", "onnx"]
 
 # The default target, last: the trainer image as above.
 FROM trainer

@@ -85,7 +85,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
             "podman",
             "--variant",
             "cpu",
-            "--cuda-image",
+            "--os-image",
             standin,
             # Builds need PyPI; the host's network avoids CNI, which needs iptables.
             "--network",

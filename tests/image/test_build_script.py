@@ -50,13 +50,35 @@ def build(
     return proc, lines
 
 
+def labels() -> str:
+    """The OCI label arguments the script passes for this checkout's commit."""
+    revision = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    created = subprocess.run(
+        ["git", "log", "-1", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ"],
+        cwd=REPO,
+        env={**os.environ, "TZ": "UTC"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    source = subprocess.run(
+        ["git", "remote", "get-url", "origin"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"--build-arg VERSION={V} --build-arg REVISION={revision} "
+        f"--build-arg CREATED={created} --build-arg SOURCE={source}"
+    )
+
+
 def test_gpu_images_by_default_tagged_with_the_package_version(engine: tuple[Path, Path]) -> None:
     proc, calls = build(engine)
     assert proc.returncode == 0, proc.stderr
     assert calls == [
-        "build --format docker --build-arg REQUIREMENTS=requirements-gpu.txt "
-        f"-t keras-mnist-base:{V} -f docker/Dockerfile docker",
-        f"build --format docker --build-arg BASE_IMAGE=keras-mnist-base:{V} "
+        f"build --format docker --build-arg LOCK=gpu.txt {labels()} "
+        f"-t keras-mnist-base:{V} -f docker/Dockerfile .",
+        f"build --format docker --build-arg BASE_IMAGE=keras-mnist-base:{V} {labels()} "
         f"-t keras-mnist-trainer:{V} -f Dockerfile .",
     ]
 
@@ -66,7 +88,7 @@ def test_cpu_variant_with_stand_in_base_registry_and_extra_args(engine: tuple[Pa
         engine,
         "--variant",
         "cpu",
-        "--cuda-image",
+        "--os-image",
         "localhost/standin:1",
         "--registry",
         "myacr.azurecr.io/",
@@ -76,18 +98,29 @@ def test_cpu_variant_with_stand_in_base_registry_and_extra_args(engine: tuple[Pa
     assert proc.returncode == 0, proc.stderr
     base = f"myacr.azurecr.io/keras-mnist-base:{V}-cpu"
     assert calls == [
-        "build --format docker --build-arg REQUIREMENTS=requirements-cpu.txt "
-        f"--build-arg CUDA_IMAGE=localhost/standin:1 --network host -t {base} "
-        "-f docker/Dockerfile docker",
-        f"build --format docker --build-arg BASE_IMAGE={base} --network host "
+        "build --format docker --build-arg LOCK=cpu.txt "
+        f"--build-arg OS_IMAGE=localhost/standin:1 {labels()} --network host -t {base} "
+        "-f docker/Dockerfile .",
+        f"build --format docker --build-arg BASE_IMAGE={base} {labels()} --network host "
         f"-t myacr.azurecr.io/keras-mnist-trainer:{V}-cpu -f Dockerfile .",
+    ]
+
+
+def test_serve_variant_is_the_lean_serving_image(engine: tuple[Path, Path]) -> None:
+    proc, calls = build(engine, "--variant", "serve")
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [
+        f"build --format docker --build-arg LOCK=serve.txt {labels()} "
+        f"-t keras-mnist-serve-base:{V} -f docker/Dockerfile .",
+        f"build --format docker --build-arg BASE_IMAGE=keras-mnist-serve-base:{V} "
+        f"{labels()} --target serve-onnx -t keras-mnist-serve:{V} -f Dockerfile .",
     ]
 
 
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--variant", "tpu"], "Error: unknown --variant 'tpu'; use gpu or cpu"),
+        (["--variant", "tpu"], "Error: unknown --variant 'tpu'; use gpu, cpu or serve"),
         (
             ["--engine", "no-such-engine"],
             "Error: no-such-engine is not installed; install it or pass --engine",
@@ -108,7 +141,7 @@ def test_registry_prefix_names_images_for_push(engine: tuple[Path, Path]) -> Non
     assert proc.returncode == 0, proc.stderr
     assert calls[-1] == (
         f"build --format docker --build-arg BASE_IMAGE=myacr.azurecr.io/keras-mnist-base:{V} "
-        f"-t myacr.azurecr.io/keras-mnist-trainer:{V} -f Dockerfile ."
+        f"{labels()} -t myacr.azurecr.io/keras-mnist-trainer:{V} -f Dockerfile ."
     )
     assert proc.stdout.splitlines()[-1].startswith(
         f"built myacr.azurecr.io/keras-mnist-trainer:{V} in "
@@ -120,6 +153,6 @@ def test_help_describes_the_options() -> None:
         ["bash", str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0
-    assert proc.stdout.startswith("Build the CUDA base image")
+    assert proc.stdout.startswith("Build a base image")
     assert "--variant" in proc.stdout
     assert "set -euo" not in proc.stdout

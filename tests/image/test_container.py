@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import trainer
 from tests.image.images import TRAINER_UID, Images
-from tests.image.test_requirements import read_requirements
+from tests.image.test_requirements import LOCKS, _norm, read_requirements
 from tests.paths import FASHION, REPO
+
+LOCK = LOCKS / "cpu.txt"  # what scripts/build-images.sh --variant cpu installs
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -115,16 +119,47 @@ def test_image_config(images: Images) -> None:
     assert env["PYTHONUNBUFFERED"] == "1"
 
 
-def test_stack_is_the_pinned_one(images: Images) -> None:
-    script = (
-        "import importlib.metadata as m, json; print(json.dumps({d: m.version(d) for d in %r}))"
-    )
-    pins = read_requirements(REPO / "docker" / "requirements-cpu.txt")
-    names = sorted(pins)
-    proc = images.run("--entrypoint", "python", images.trainer, "-c", script % (names,))
+def test_stack_is_exactly_the_lock(images: Images) -> None:
+    """`pip freeze --all` in the image, less the project itself, is requirements/cpu.txt: every
+    package at its locked version and nothing else (the base installs with --no-deps)."""
+    proc = images.run("--entrypoint", "python", images.trainer, "-m", "pip", "freeze", "--all")
     assert proc.returncode == 0, proc.stderr
-    installed = json.loads(proc.stdout)
-    assert installed == {n: next(iter(pins[n].specifier)).version for n in names}
+    frozen = dict(line.split("==", 1) for line in proc.stdout.splitlines())
+    assert frozen.pop("keras-mnist-trainer") == trainer.__version__
+    locked = {n: next(iter(r.specifier)).version for n, r in read_requirements(LOCK).items()}
+    assert {_norm(n): v for n, v in frozen.items()} == locked
+
+
+def test_labels_and_licences(images: Images) -> None:
+    """OCI labels on both images, filled by scripts/build-images.sh; the licence notices."""
+    revision = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for image, title in (
+        (images.base, "keras-mnist-base"),
+        (images.trainer, "keras-mnist-trainer"),
+    ):
+        labels = inspect(images, image)["Config"]["Labels"]
+        assert labels["org.opencontainers.image.title"] == title
+        assert labels["org.opencontainers.image.version"] == trainer.__version__
+        assert labels["org.opencontainers.image.revision"] in {revision, "unknown"}
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", labels["org.opencontainers.image.created"]
+        )
+        assert labels["org.opencontainers.image.licenses"] == "MIT"
+    folder = "/usr/share/licenses/keras-mnist-trainer"
+    proc = images.run(
+        images.trainer,
+        "sh",
+        "-c",
+        f"head -1 {folder}/LICENSE; cat {folder}/THIRD-PARTY-LICENSES.txt",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("MIT License\n")
+    for package in ("tensorflow-cpu", "keras", "numpy", "azureml-core"):
+        assert re.search(rf"^{package} [^:]+: \S", proc.stdout, re.MULTILINE | re.IGNORECASE), (
+            package
+        )
 
 
 @pytest.mark.parametrize(

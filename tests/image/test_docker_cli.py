@@ -55,7 +55,7 @@ def test_build_script_and_run_with_docker(docker_env: dict[str, str], images: Im
             "docker",
             "--variant",
             "cpu",
-            "--cuda-image",
+            "--os-image",
             STANDIN_IMAGE,
             "--network",
             "host",
