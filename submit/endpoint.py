@@ -255,13 +255,16 @@ def read_request(path: Path, limit: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise refuse(f"cannot be read: {os.strerror(exc.errno or errno.EIO)}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise refuse("is not a regular file (a device, FIFO, socket or folder): send a file")
         if info.st_size > limit:
             raise refuse(f"is {info.st_size:,} bytes; the endpoint takes at most {limit:,}")
-        body = file.read(limit + 1)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            body = file.read(limit + 1)
+    finally:
+        os.close(fd)
     if len(body) > limit:
         raise refuse(f"is more than {limit:,} bytes; the endpoint takes at most {limit:,}")
     return body

@@ -12,6 +12,13 @@ the folder itself or its parent, and the download would land outside the dataset
 Every download is bounded: ``$MNIST_SUBMIT_TIMEOUT`` (``submit.network``) for the connection
 and each read, ten times that for the whole file, so a server that drips a byte at a time
 cannot hold the command either, and ``MAX_BYTES``, since no idx file is bigger.
+
+A file is data only when it is whole: as long as its ``Content-Length`` said, and a gzip stream
+that decompresses to its end with its checksum right (``whole_gzip``). An early end of the
+connection is not an error to ``read1`` (it returns ``b""``), and gzip's magic number is in
+the first two bytes of a truncated file as of a whole one, so neither alone can tell. The same
+check decides whether a file already in the folder is kept, so a truncated file left by an
+older version is fetched again rather than uploaded.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +41,8 @@ from trainer.files import atomic_write
 GZIP_MAGIC = b"\x1f\x8b"
 # The largest idx file, Fashion-MNIST's training images, is 26 MB compressed and 47 MB raw.
 MAX_BYTES = 64 << 20
+# The largest decompressed idx file is 47 MB; a stream inflating past this is no dataset file.
+MAX_RAW_BYTES = 128 << 20
 # The whole of one file may take this many timeouts: 10 minutes by default, 1.6 MB/min at 26 MB.
 FILE_DEADLINE_TIMEOUTS = 10
 _CHUNK = 1 << 16
@@ -78,18 +88,42 @@ def local_folder(spec: DataSpec) -> Path:
     return default_cache_dir() / "mnist-submit" / f"{spec.dataset}-{key}"
 
 
-def _is_gzip(path: Path) -> bool:
+def whole_gzip(data: bytes) -> str | None:
+    """Why ``data`` is not one whole gzip stream (None if it is): no gzip magic, cut short,
+    corrupt (gzip's CRC-32 and length trailer, RFC 1952), or inflating past ``MAX_RAW_BYTES``."""
+    if not data.startswith(GZIP_MAGIC):
+        return "is not a gzip file"
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing, trailer checked
+    left, raw = data, 0
+    try:
+        while not inflater.eof:
+            out = inflater.decompress(left, _CHUNK)
+            left = inflater.unconsumed_tail
+            raw += len(out)
+            if raw > MAX_RAW_BYTES:
+                return f"inflates past {MAX_RAW_BYTES >> 20} MB, more than any dataset file"
+            if not out and not left:  # all input taken, no output pending: the stream stops here
+                break
+    except zlib.error:
+        return "is a corrupt gzip file"
+    if not inflater.eof:
+        return "is a gzip file cut short"
+    return None
+
+
+def _is_whole(path: Path) -> bool:
     with path.open("rb") as file:
-        return file.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        data = file.read(MAX_BYTES + 1)
+    return len(data) <= MAX_BYTES and whole_gzip(data) is None
 
 
 def fetch(urls: Sequence[str], folder: Path) -> Path:
-    """Download each URL into ``folder`` (kept if already there and gzip); return ``folder``."""
+    """Download each URL into ``folder`` (kept if already there and whole); return ``folder``."""
     check_urls(urls)
     folder.mkdir(parents=True, exist_ok=True)
     for url in urls:
         target = folder / idx_name(url)
-        if target.is_file() and _is_gzip(target):
+        if target.is_file() and _is_whole(target):
             continue
         progress(f"downloading {url}")
         # Committed only when complete and gzip, so an interrupted download is never data.
@@ -99,12 +133,13 @@ def fetch(urls: Sequence[str], folder: Path) -> Path:
 
 
 def _download(url: str) -> bytes:
-    """The body at ``url``: bounded in time and size, gzip, or one-line SubmitError."""
+    """The body at ``url``: bounded in time and size, whole, gzip, or one-line SubmitError."""
     timeout = timeout_s()
     deadline = time.monotonic() + FILE_DEADLINE_TIMEOUTS * timeout
     body = bytearray()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
+            announced = response.headers.get("Content-Length")
             while chunk := response.read1(_CHUNK):
                 body += chunk
                 if len(body) > MAX_BYTES:
@@ -123,8 +158,16 @@ def _download(url: str) -> bytes:
         raise SubmitError(
             f"cannot download {url} ({reason}): check the URL and the network"
         ) from None
-    if not body.startswith(GZIP_MAGIC):
+    if announced is not None and announced.strip().isdigit() and len(body) != int(announced):
+        raise SubmitError(
+            f"{url} ended after {len(body):,} of the {int(announced):,} bytes it announced (the "
+            "connection was cut): retry"
+        )
+    problem = whole_gzip(bytes(body))
+    if problem == "is not a gzip file":
         raise SubmitError(
             f"{url} did not return a gzip file: check the URL (or a proxy in the way)"
         )
+    if problem is not None:
+        raise SubmitError(f"{url} {problem}: retry, or check the URL")
     return bytes(body)

@@ -432,3 +432,140 @@ def test_a_timeout_that_is_no_deadline_is_refused(
     assert_one_error_line(
         result, f"Error: ${TIMEOUT_VAR} must be a number of seconds above 0, got {value!r}"
     )
+
+
+# -- c. Never silently wrong: a download is whole or it is not data (issue 20 c) --------------
+
+# A real dataset file's worth of gzip: big enough that half of it is many reads.
+WHOLE = gzip.compress(b"\x00\x00\x08\x01" + bytes(range(256)) * 2000)
+
+
+class Truncated(QuietHandler):
+    """Announces the whole file and sends half of it, then hangs up: an early end of stream."""
+
+    announce: ClassVar[bool] = True
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.announce:
+            self.send_header("Content-Length", str(len(WHOLE)))
+        self.end_headers()
+        self.wfile.write(WHOLE[: len(WHOLE) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+
+class TruncatedUnannounced(Truncated):
+    announce: ClassVar[bool] = False
+
+
+class Whole(QuietHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(WHOLE)))
+        self.end_headers()
+        self.wfile.write(WHOLE)
+
+
+@pytest.mark.parametrize(
+    ("handler", "why"),
+    [
+        (
+            Truncated,
+            f"ended after {len(WHOLE) // 2:,} of the {len(WHOLE):,} bytes it announced "
+            "(the connection was cut): retry",
+        ),
+        (TruncatedUnannounced, "is a gzip file cut short: retry, or check the URL"),
+    ],
+)
+def test_a_truncated_download_is_refused_and_never_kept(
+    handler: type[QuietHandler], why: str, tmp_path: Path
+) -> None:
+    name = "train-labels-idx1-ubyte.gz"
+    with serve(handler) as url, pytest.raises(SubmitError) as raised:
+        fetch([f"{url}/{name}"], tmp_path / "d")
+    assert raised.value.message == f"{url}/{name} {why}"
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_a_truncated_file_left_in_the_folder_is_fetched_again(tmp_path: Path) -> None:
+    name = "train-labels-idx1-ubyte.gz"
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / name).write_bytes(WHOLE[: len(WHOLE) // 2])  # starts with gzip's magic number
+    with serve(Whole) as url:
+        fetch([f"{url}/{name}"], folder)
+    assert (folder / name).read_bytes() == WHOLE
+
+
+def test_a_corrupt_gzip_is_refused(tmp_path: Path) -> None:
+    from submit.fetch import whole_gzip
+
+    corrupt = bytearray(WHOLE)
+    corrupt[-6] ^= 0xFF  # inside the CRC-32 of the trailer
+    assert whole_gzip(bytes(corrupt)) == "is a corrupt gzip file"
+    assert whole_gzip(WHOLE) is None
+    assert whole_gzip(b"<html>") == "is not a gzip file"
+    assert whole_gzip(gzip.compress(bytes(200 << 20))) == (
+        "inflates past 128 MB, more than any dataset file"
+    )
+
+
+# -- b. invoke --file reads one regular file, bounded (issue 20 b) -----------------------------
+
+
+def invoke_file(path: Path) -> subprocess.CompletedProcess[str]:
+    """``endpoint invoke --file PATH`` as a process with 1 GiB of address space at most, so that a
+    command reading without end fails on its own rather than taking the machine."""
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        "from submit.cli import cli; cli(sys.argv[1:])"
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", code, "endpoint", "invoke", "mnist-ep", "--file", str(path), *WS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("kind", ["dev-zero-link", "fifo", "folder"])
+def test_invoke_refuses_what_is_not_a_regular_file_before_reading(
+    kind: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "digit.png"
+    if kind == "dev-zero-link":
+        path.symlink_to("/dev/zero")  # its size reads 0: no size check alone can stop it
+    elif kind == "fifo":
+        os.mkfifo(path)  # no writer: an open without O_NONBLOCK waits forever
+    else:
+        path.mkdir()
+    start = time.monotonic()
+    done = invoke_file(path)
+    assert time.monotonic() - start < 30
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --file: digit.png is not a regular file (a device, FIFO, "
+        "socket or folder): send a file"
+    )
+
+
+def test_invoke_follows_a_link_to_a_regular_file_and_bounds_its_size(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    with big.open("wb") as file:
+        file.truncate((16 << 20) + 1)
+    link = tmp_path / "digit.idx"
+    link.symlink_to(big)
+    done = invoke_file(link)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --file: digit.idx is 16,777,217 bytes; the endpoint takes at "
+        "most 16,777,216"
+    )
+    missing = invoke_file(tmp_path / "none.png")
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --file: none.png cannot be read: No such file or directory"
+    )
