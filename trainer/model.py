@@ -1,25 +1,27 @@
-"""The seed's model: Dense(h1, relu) -> Dense(h2, relu) -> Dense(10, softmax) on 784 pixels."""
+"""The tutorial's model: Dense(h1, relu) -> Dense(h2, relu) -> Dense(10, softmax) on 784 pixels.
+
+The one definition of it: ``mnist-train`` and the benchmarks (the tutorial's ``model.fit``
+included) build it here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-NUM_PIXELS = 784
-NUM_CLASSES = 10
+from trainer.data.sources import NUM_CLASSES, NUM_PIXELS
 
 
 def build_model(
     first_layer_neurons: int = 300,
     second_layer_neurons: int = 100,
     learning_rate: float = 0.001,
-    *,
-    compile: bool = True,
 ) -> Any:
-    """The tutorial's Sequential model, compiled as the seed did (RMSprop, categorical CE).
+    """The tutorial's Sequential model, compiled as the tutorial compiled it: RMSprop at
+    ``learning_rate``, categorical cross-entropy, accuracy, and Keras's other defaults.
 
-    ``compile`` uses Keras's defaults on purpose: that is the seed's method the benchmarks
-    compare against. Under a mixed-precision policy the softmax stays float32 so that the loss
-    is computed in full precision.
+    Under a mixed-precision policy the softmax stays float32 so that the loss is computed in
+    full precision. To train it another way, compile it again (``model.compile`` replaces the
+    optimizer and the loss).
     """
     import keras
 
@@ -32,10 +34,9 @@ def build_model(
         ],
         name="mnist_dnn",
     )
-    if compile:
-        model.compile(
-            optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
-            loss="categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model

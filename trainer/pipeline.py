@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer import step
+
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at module import
 
 
@@ -34,9 +36,6 @@ def make_dataset(
     batch_size: int,
     seed: int,
     epoch: int,
-    *,
-    shuffle: bool = True,
-    prefetch: bool = True,
 ) -> Any:
     """One epoch as a ``tf.data.Dataset`` of (float32 (b, 784) in [0, 1], float32 one-hot (b, 10)).
 
@@ -47,15 +46,14 @@ def make_dataset(
     import tensorflow as tf
 
     n = len(images)
-    order = epoch_permutation(n, seed, epoch) if shuffle else np.arange(n, dtype=np.int32)
+    order = epoch_permutation(n, seed, epoch)
     x = tf.constant(np.ascontiguousarray(images))
     y = tf.constant(np.ascontiguousarray(labels))
 
     def gather(idx: Any) -> tuple[Any, Any]:
-        xb = tf.cast(tf.gather(x, idx), tf.float32) / 255.0
-        yb = tf.one_hot(tf.cast(tf.gather(y, idx), tf.int32), 10, dtype=tf.float32)
-        return xb, yb
+        xb, yb = step.gather_batch(x, y, idx)
+        return xb, step.one_hot(yb)
 
     ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
     ds = ds.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.prefetch(AUTOTUNE) if prefetch else ds
+    return ds.prefetch(AUTOTUNE)

@@ -31,13 +31,13 @@ import pytest
 from tests.paths import FASHION, REPO
 from trainer.engines.xla_epoch import XlaEpochEngine
 
-# Both models of a comparison: the trainer's network, compiled like build_model but with SGD.
+# Both models of a comparison: the trainer's network, compiled again with SGD.
 TWINS = """
 import keras
 
 def twins(seed):
     keras.utils.set_random_seed(seed)
-    models = [build_model(compile=False), build_model(compile=False)]
+    models = [build_model(), build_model()]
     models[1].set_weights(models[0].get_weights())
     for model in models:
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data.errors import DataError
+from trainer.data.sources import NUM_CLASSES
 
 
 def _numba_cache_fallback() -> None:
@@ -74,7 +75,7 @@ def images_to_float(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_labels(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+def check_labels(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """Return ``labels`` (1-D integers) after checking every one is in ``[0, num_classes)``."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
@@ -89,7 +90,7 @@ def check_labels(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
     return labels
 
 
-def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """Integer labels (1-D) to float32 one-hot rows of shape ``(n, num_classes)``."""
     labels = check_labels(labels, num_classes)
     out = np.zeros((labels.shape[0], num_classes), dtype=np.float32)

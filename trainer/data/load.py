@@ -18,14 +18,12 @@ from trainer.data.errors import DataError
 from trainer.data.idx import decode_content, idx_content, read_file
 from trainer.data.kernels import images_to_float, one_hot
 from trainer.data.paths import PathArg, as_path, shown
-from trainer.data.sources import DATASETS
+from trainer.data.sources import DATASETS, IMAGE_SHAPE, NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
 # Debian/Ubuntu's `apt-get install dataset-fashion-mnist` puts the four .gz files here.
 SYSTEM_DATASETS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)

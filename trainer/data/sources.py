@@ -71,6 +71,13 @@ SOURCES: dict[str, Source] = {
 }
 DATASETS = tuple(SOURCES)  # ("mnist", "fashion-mnist")
 
+# What every dataset here holds (Fashion-MNIST is "a direct drop-in replacement" for MNIST, its
+# README says): 28x28 grey images in 10 classes. The one definition of each; the loader checks
+# the files against it and the model's input and output layers are sized by it.
+IMAGE_SHAPE = (28, 28)
+NUM_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+NUM_CLASSES = 10
+
 
 def known_size(md5: str) -> int | None:
     """The size of the published file with this MD5, whichever Source names it (a caller may

@@ -1,5 +1,5 @@
-"""What the TensorFlow engines share: compiled evaluation on uint8 images and the compile-time
-estimate."""
+"""What the engines share: evaluation in chunks, TensorFlow's compiled evaluation call, and the
+compile-time estimate. The math of both lives in ``trainer.step``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer import step
 from trainer.engines import Scores
 
 EVAL_CHUNK = 10_000  # test images per compiled evaluation call: the whole test set in one
@@ -22,29 +23,26 @@ def first_call_overhead(times: Sequence[float]) -> float | None:
 
 
 def make_eval_fn(model: Any, jit_compile: bool) -> Callable[..., Any]:
-    """A compiled (sum of losses, number correct) of the model on uint8 images."""
-    import keras
+    """TensorFlow: a compiled ``step.eval_sums`` of the model on uint8 images."""
     import tensorflow as tf
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def evaluate(x: Any, y: Any) -> tuple[Any, Any]:
-        probs = model(tf.cast(x, tf.float32) / 255.0, training=False)
-        y = tf.cast(y, tf.int32)
-        losses = keras.losses.categorical_crossentropy(tf.one_hot(y, 10), probs)
-        hits = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), y)
-        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(hits, tf.int32))
+        return step.eval_sums(model(step.scale_pixels(x), training=False), y)
 
     return evaluate
 
 
-def evaluate_with(fn: Callable[..., Any], x_test: np.ndarray, y_test: np.ndarray) -> Scores:
-    """Mean loss and accuracy from ``make_eval_fn``'s function, in chunks of ``EVAL_CHUNK``."""
-    import tensorflow as tf
-
+def evaluate_in_chunks(
+    fn: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]], x_test: np.ndarray, y_test: np.ndarray
+) -> Scores:
+    """Mean loss and accuracy from ``fn(uint8 images, int32 labels) -> (loss sum, hits)``,
+    called on chunks of ``EVAL_CHUNK`` (any backend's compiled function)."""
     loss_sum, correct = 0.0, 0
     for start in range(0, len(x_test), EVAL_CHUNK):
-        xb, yb = x_test[start : start + EVAL_CHUNK], y_test[start : start + EVAL_CHUNK]
-        part_loss, part_correct = fn(tf.constant(xb), tf.constant(yb))
+        xb = np.ascontiguousarray(x_test[start : start + EVAL_CHUNK])
+        yb = y_test[start : start + EVAL_CHUNK].astype(np.int32)
+        part_loss, part_correct = fn(xb, yb)
         loss_sum += float(part_loss)
         correct += int(part_correct)
     return {"loss": loss_sum / len(x_test), "accuracy": correct / len(x_test)}

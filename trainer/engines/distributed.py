@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from trainer import step
 from trainer.engines import Scores, call_plan
-from trainer.engines.common import evaluate_with, first_call_overhead, make_eval_fn
+from trainer.engines.common import evaluate_in_chunks, first_call_overhead, make_eval_fn
 from trainer.pipeline import epoch_permutation
 
 
@@ -83,23 +84,21 @@ class DistributedEngine:
         the optimizer. (On GPUs, NCCL's all-reduce could be compiled into the step as well;
         unmeasured here, so left out.)
         """
-        import keras
         import tensorflow as tf
+        from keras import ops
 
         model, optimizer = self.model, self.model.optimizer
         variables = model.trainable_variables
 
         @tf.function(jit_compile=True, reduce_retracing=True)
         def gradients(x: Any, y: Any, idx: Any, global_batch: Any) -> tuple[Any, Any, Any]:
-            xb = tf.cast(tf.gather(x, idx), tf.float32) / 255.0
-            yb = tf.gather(y, idx)
+            xb, yb = step.gather_batch(x, y, idx)
             with tf.GradientTape() as tape:
                 probs = model(xb, training=True)
-                per_example = keras.losses.categorical_crossentropy(tf.one_hot(yb, 10), probs)
-                loss = tf.reduce_sum(per_example) / global_batch
+                loss_sum = ops.sum(step.losses(probs, yb))
+                loss = loss_sum / global_batch
             grads = tape.gradient(optimizer.scale_loss(loss), variables)
-            hits = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), yb)
-            return grads, tf.reduce_sum(per_example), tf.reduce_sum(tf.cast(hits, tf.float32))
+            return grads, loss_sum, ops.cast(step.hits(probs, yb), "float32")
 
         return gradients
 
@@ -116,7 +115,7 @@ class DistributedEngine:
         share, extra = divmod(batch, self.replicas)
         x, y = self.x, self.y
 
-        def step(order: Any, first: Any) -> None:
+        def replica_step(order: Any, first: Any) -> None:
             # This replica's contiguous share of the global batch starting at ``first``.
             rid = tf.distribute.get_replica_context().replica_id_in_sync_group
             offset = first + rid * share + tf.minimum(rid, extra)
@@ -130,7 +129,7 @@ class DistributedEngine:
         @tf.function
         def train(order: Any, start: Any) -> None:
             for i in tf.range(steps):
-                strategy.run(step, args=(order, start + i * batch))
+                strategy.run(replica_step, args=(order, start + i * batch))
 
         self._train_fns[key] = train
         return train
@@ -153,7 +152,7 @@ class DistributedEngine:
         """Every worker evaluates the whole test set on its (identical) copy of the weights."""
         if self._eval is None:
             self._eval = make_eval_fn(self.model, jit_compile=True)
-        return evaluate_with(self._eval, x_test, y_test)
+        return evaluate_in_chunks(self._eval, x_test, y_test)
 
     def compile_seconds(self) -> float | None:
         return first_call_overhead(self.call_times)

@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from trainer import step
 from trainer.engines import Scores, call_plan
-from trainer.engines.common import EVAL_CHUNK
+from trainer.engines.common import evaluate_in_chunks
 from trainer.pipeline import epoch_permutation
-
-NUM_CLASSES = 10
 
 
 class JaxEpochEngine:
@@ -61,7 +60,7 @@ class JaxEpochEngine:
         model.optimizer.build(model.trainable_variables)
         self._train_fns: dict[tuple[int, int], Any] = {}
         self._compile_s: dict[tuple[int, int], float] = {}
-        self._eval_fns: dict[int, Any] = {}
+        self._eval: Any = None
         self.call_times: list[tuple[tuple[int, int], float]] = []
         self._ahead: tuple[int, np.ndarray] | None = None
 
@@ -105,6 +104,7 @@ class JaxEpochEngine:
         import jax
         import jax.numpy as jnp
         import keras
+        from keras import ops
 
         model, optimizer = self.model, self.model.optimizer
 
@@ -112,8 +112,7 @@ class JaxEpochEngine:
             trainable: Any, non_trainable: Any, opt_vars: Any, xb: Any, yb: Any
         ) -> tuple[Any, Any]:
             probs, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=True)
-            targets = jax.nn.one_hot(yb, NUM_CLASSES, dtype=probs.dtype)
-            loss = jnp.mean(keras.losses.categorical_crossentropy(targets, probs))
+            loss = ops.mean(step.losses(probs, yb))
             # Loss scaling (mixed_float16) reads the optimizer's scale: as Keras's JAX trainer
             # does it, inside a stateless scope over the optimizer's current values.
             mapping = list(zip(optimizer.variables, opt_vars, strict=True))
@@ -126,20 +125,19 @@ class JaxEpochEngine:
         def run(state: Any, x: Any, y: Any, order: Any, start: Any) -> Any:
             idx = jax.lax.dynamic_slice_in_dim(order, start, steps * batch)
 
-            def step(carry: Any, idx_b: Any) -> tuple[Any, None]:
+            def one_step(carry: Any, idx_b: Any) -> tuple[Any, None]:
                 (trainable, non_trainable, opt_vars), loss_sum, correct = carry
-                xb = jnp.take(x, idx_b, axis=0).astype(jnp.float32) / 255.0
-                yb = jnp.take(y, idx_b, axis=0)
+                xb, yb = step.gather_batch(x, y, idx_b)
                 (_, (loss, probs, non_trainable)), grads = grad_fn(
                     trainable, non_trainable, opt_vars, xb, yb
                 )
                 trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-                hits = jnp.sum(jnp.argmax(probs, axis=1) == yb, dtype=jnp.int32)
                 loss_sum = loss_sum + loss.astype(jnp.float32) * batch
-                return ((trainable, non_trainable, opt_vars), loss_sum, correct + hits), None
+                correct = correct + step.hits(probs, yb)
+                return ((trainable, non_trainable, opt_vars), loss_sum, correct), None
 
             init = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-            (state, loss_sum, correct), _ = jax.lax.scan(step, init, idx.reshape(steps, batch))
+            (state, loss_sum, correct), _ = jax.lax.scan(one_step, init, idx.reshape(steps, batch))
             return state, loss_sum, correct
 
         return jax.jit(run)
@@ -180,36 +178,26 @@ class JaxEpochEngine:
 
     def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> Scores:
         """Mean categorical cross-entropy and accuracy on a test set (uint8 images)."""
-        import jax
-
         trainable, non_trainable, _ = self._state()
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(x_test), EVAL_CHUNK):
-            xb = jax.device_put(np.ascontiguousarray(x_test[start : start + EVAL_CHUNK]))
-            yb = jax.device_put(y_test[start : start + EVAL_CHUNK].astype(np.int32))
-            part_loss, part_correct = self._eval_fn(len(xb))(trainable, non_trainable, xb, yb)
-            loss_sum += float(part_loss)
-            correct += int(part_correct)
-        return {"loss": loss_sum / len(x_test), "accuracy": correct / len(x_test)}
+        fn = self._eval_fn()
+        return evaluate_in_chunks(
+            lambda xb, yb: fn(trainable, non_trainable, xb, yb), x_test, y_test
+        )
 
-    def _eval_fn(self, size: int) -> Any:
-        if size not in self._eval_fns:
+    def _eval_fn(self) -> Any:
+        """``step.eval_sums`` of the model, jitted (one compile per chunk size)."""
+        if self._eval is None:
             import jax
-            import jax.numpy as jnp
-            import keras
 
             model = self.model
 
             def evaluate(trainable: Any, non_trainable: Any, x: Any, y: Any) -> Any:
-                xb = x.astype(jnp.float32) / 255.0
+                xb = step.scale_pixels(x)
                 probs, _ = model.stateless_call(trainable, non_trainable, xb, training=False)
-                targets = jax.nn.one_hot(y, NUM_CLASSES, dtype=probs.dtype)
-                losses = keras.losses.categorical_crossentropy(targets, probs)
-                hits = jnp.sum(jnp.argmax(probs, axis=1) == y, dtype=jnp.int32)
-                return jnp.sum(losses.astype(jnp.float32)), hits
+                return step.eval_sums(probs, y)
 
-            self._eval_fns[size] = jax.jit(evaluate)
-        return self._eval_fns[size]
+            self._eval = jax.jit(evaluate)
+        return self._eval
 
     def compile_seconds(self) -> float | None:
         """Seconds spent tracing and compiling every training shape so far (measured, ahead of

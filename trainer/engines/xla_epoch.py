@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from trainer import step
 from trainer.engines import Scores, call_plan
-from trainer.engines.common import evaluate_with, first_call_overhead, make_eval_fn
+from trainer.engines.common import evaluate_in_chunks, first_call_overhead, make_eval_fn
 from trainer.pipeline import epoch_permutation
 
 
@@ -85,8 +86,8 @@ class XlaEpochEngine:
         return self._train_fns[key]
 
     def _build_train_fn(self, steps: int, batch: int) -> Callable[..., Any]:
-        import keras
         import tensorflow as tf
+        from keras import ops
 
         model, optimizer = self.model, self.model.optimizer
         variables = model.trainable_variables
@@ -97,19 +98,15 @@ class XlaEpochEngine:
             correct = tf.constant(0, tf.int32)
             for i in tf.range(steps):
                 idx = tf.slice(order, [start + i * batch], [batch])
-                xb = tf.cast(tf.gather(x, idx), tf.float32) / 255.0
-                yb = tf.gather(y, idx)
+                xb, yb = step.gather_batch(x, y, idx)
                 with tf.GradientTape() as tape:
                     probs = model(xb, training=True)
-                    loss = tf.reduce_mean(
-                        keras.losses.categorical_crossentropy(tf.one_hot(yb, 10), probs)
-                    )
+                    loss = ops.mean(step.losses(probs, yb))
                     scaled = optimizer.scale_loss(loss)
                 grads = tape.gradient(scaled, variables)
                 optimizer.apply(grads, variables)
                 loss_sum += loss * batch
-                hits = tf.equal(tf.argmax(probs, axis=1, output_type=tf.int32), yb)
-                correct += tf.reduce_sum(tf.cast(hits, tf.int32))
+                correct += step.hits(probs, yb)
             return loss_sum, correct
 
         return train
@@ -134,7 +131,7 @@ class XlaEpochEngine:
         """Mean categorical cross-entropy and accuracy on a test set (uint8 images)."""
         if self._eval_fn is None:
             self._eval_fn = make_eval_fn(self.model, self.jit_compile)
-        return evaluate_with(self._eval_fn, x_test, y_test)
+        return evaluate_in_chunks(self._eval_fn, x_test, y_test)
 
     def compile_seconds(self) -> float | None:
         """First-call wall time minus the median later call of the same shape, summed per shape.
