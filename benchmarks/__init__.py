@@ -1,4 +1,4 @@
-"""mnist-bench: decode, input-pipeline and training throughput, side by side with the tutorial's method."""
+"""mnist-bench: decode, input pipeline, training, scaling and serving, side by side with the tutorial's way."""
 
 from trainer import __version__
 

@@ -50,6 +50,25 @@ def known_peak(device_name: str | None) -> dict[str, float] | None:
     return None
 
 
+def peak_tflops(
+    given: float | None, info: dict[str, Any], *, tf32: bool
+) -> tuple[float | None, str | None]:
+    """The peak to hold achieved TFLOP/s against, and where it came from (None: unknown).
+
+    ``given`` (``--peak-tflops``) wins; else a GPU's datasheet peak in the math mode in force
+    (TF32 when the framework's matmuls use it, FP32 otherwise); a CPU has none in the table.
+    """
+    if given:
+        return given, "--peak-tflops"
+    if info.get("device_kind") not in ("gpu", "cuda"):
+        return None, None
+    peaks = known_peak(info.get("device_name"))
+    if peaks is None:
+        return None, None
+    mode = "tf32" if tf32 else "fp32"
+    return peaks[mode], f"NVIDIA datasheet, {mode} dense, {info.get('device_name')}"
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -148,6 +167,7 @@ def describe_jax() -> dict[str, Any]:
     import jax
     import jaxlib
     import keras
+    import numpy
 
     device = jax.devices()[0]
     info: dict[str, Any] = {
@@ -155,6 +175,8 @@ def describe_jax() -> dict[str, Any]:
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
         "device_kind": device.platform,
         "device_name": device.device_kind if device.platform != "cpu" else cpu_model(),
         "device_count": jax.device_count(),

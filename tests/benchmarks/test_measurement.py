@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 
 from benchmarks import flops
-from benchmarks.default_path import steady_step_ms
-from benchmarks.device import known_peak
-from benchmarks.harness import BenchmarkError, RunTiming, run_record, summarize
-from benchmarks.options import QUICK, BenchOptions, resolve_options
+from benchmarks.commands.train import QUICK, Settings, settings
+from benchmarks.device import known_peak, peak_tflops
+from benchmarks.epoch_engine import steady_step_ms
+from benchmarks.errors import BenchmarkError
+from benchmarks.rounds import alternate, order
 from benchmarks.stats import percentiles, spread
+from benchmarks.training import RunTiming, run_record, summarize
 
 
-def test_flops_match_a_hand_count_of_the_seed_network():
+def test_flops_match_a_hand_count_of_the_tutorials_network():
     # Multiply-adds per image: 784*300 + 300*100 + 100*10 = 235,200 + 30,000 + 1,000 = 266,200.
     macs = 784 * 300 + 300 * 100 + 100 * 10
     assert flops.forward_flops_per_image() == 2 * macs == 532_400
@@ -39,10 +41,10 @@ def test_flops_reject_impossible_networks(layers):
 
 
 def test_parameter_count_matches_keras():
-    keras = pytest.importorskip("keras")
-    from benchmarks.seed import build_seed_model
+    pytest.importorskip("keras")
+    from trainer.model import build_model
 
-    assert build_seed_model(keras).count_params() == flops.parameter_count()
+    assert build_model().count_params() == flops.parameter_count()
 
 
 def test_percentiles_are_true_percentiles():
@@ -84,7 +86,7 @@ def test_summary_pairs_rounds_for_the_speedup():
     runs = []
     # Round 0: baseline 1000 img/s, fast 4000; round 1 (slow machine): 500 and 3000.
     for r, (base_s, fast_s) in enumerate([(1.0, 0.25), (2.0, 1 / 3)]):
-        for method, t, acc in (("seed-fit", base_s, 0.80), ("default", fast_s, 0.81)):
+        for method, t, acc in (("tutorial-fit", base_s, 0.80), ("XlaEpochEngine", fast_s, 0.81)):
             rec = run_record(
                 _timing([9.0, t], accuracy=acc),
                 backend="tensorflow",
@@ -96,16 +98,16 @@ def test_summary_pairs_rounds_for_the_speedup():
             runs.append(rec)
     rows = summarize(
         runs,
-        baselines={"tensorflow": "seed-fit"},
-        seed_key=("tensorflow", "seed-fit"),
+        baselines={"tensorflow": "tutorial-fit"},
+        tutorial_key=("tensorflow", "tutorial-fit"),
         peaks={"tensorflow": 10.0},
-        layers=flops.SEED_LAYERS,
+        layers=flops.TUTORIAL_LAYERS,
     )
     by_method = {r["method"]: r for r in rows}
-    fast = by_method["default"]
+    fast = by_method["XlaEpochEngine"]
     assert fast["speedup"] == pytest.approx(5.0)  # median of the paired ratios 4 and 6
     assert (fast["speedup_min"], fast["speedup_max"]) == (pytest.approx(4.0), pytest.approx(6.0))
-    assert fast["speedup_vs_seed"] == pytest.approx(3500 / 750)  # ratio of medians, unpaired
+    assert fast["speedup_vs_tutorial"] == pytest.approx(3500 / 750)  # ratio of medians, unpaired
     assert fast["accuracy_delta_pts"] == pytest.approx(1.0)
     assert fast["images_per_s"] == pytest.approx(3500.0)
     assert fast["achieved_tflops"] == pytest.approx(3500 * 1_126_800 / 1e12)
@@ -114,7 +116,8 @@ def test_summary_pairs_rounds_for_the_speedup():
     assert fast["ms_per_step_p50"] == pytest.approx(1.5)
     assert fast["step_samples"] == 4
     assert fast["step_tflops_p50"] == pytest.approx(50 * 1_126_800 / 1.5e-3 / 1e12)
-    assert by_method["seed-fit"]["speedup"] == 1.0
+    assert by_method["tutorial-fit"]["speedup"] == 1.0
+    assert fast["baseline"] == "tensorflow/tutorial-fit"
 
 
 def test_step_times_are_full_batch_calls_after_the_warmup():
@@ -135,25 +138,46 @@ def test_known_peaks_come_from_the_datasheets():
     assert known_peak("Intel(R) Xeon(R) Processor") is None
 
 
+def test_peak_is_the_flag_else_the_datasheet_of_a_known_gpu():
+    h100 = {"device_kind": "gpu", "device_name": "NVIDIA H100 80GB HBM3"}
+    assert peak_tflops(None, h100, tf32=False) == (
+        67.0,
+        "NVIDIA datasheet, fp32 dense, " + h100["device_name"],
+    )
+    assert peak_tflops(None, h100, tf32=True)[0] == 494.5
+    assert peak_tflops(12.0, h100, tf32=True) == (12.0, "--peak-tflops")
+    assert peak_tflops(None, {"device_kind": "cpu", "device_name": "AMD EPYC"}, tf32=False) == (
+        None,
+        None,
+    )
+
+
+def test_rounds_rotate_so_every_method_takes_every_place():
+    assert [order(["a", "b"], r) for r in range(3)] == [["a", "b"], ["b", "a"], ["a", "b"]]
+    assert [order("abc", r) for r in range(3)] == [list("abc"), list("bca"), list("cab")]
+    assert list(alternate(["a", "b"], 2)) == [(0, "a"), (0, "b"), (1, "b"), (1, "a")]
+    assert order([], 3) == []
+
+
 def test_quick_size_fills_only_what_was_not_given():
-    opts = resolve_options(True, epochs=3, rounds=None)
+    opts = settings(True, epochs=3, rounds=None)
     assert opts.epochs == 3
     assert opts.rounds == QUICK["rounds"]
     assert opts.train_images == 12_000
-    assert resolve_options(False) == BenchOptions()
+    assert settings(False) == Settings()
 
 
 @pytest.mark.parametrize("n", [500, 520])  # 520: an 11th step of 20 images, left out
 def test_fit_step_timer_sums_to_the_epoch(n):
-    """The seed method's per-step stamps cover the epoch they were taken in."""
+    """The tutorial method's per-step stamps cover the epoch they were taken in."""
     pytest.importorskip("tensorflow")
-    from benchmarks.seed import run_seed_fit
+    from benchmarks.tutorial import tutorial_fit
     from trainer.data import Splits
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(n, 784), dtype=np.uint8)
     y = (x[:, :10].argmax(axis=1)).astype(np.uint8)
-    timing = run_seed_fit(Splits(x, y, x[:100], y[:100]), 50, 2, 0)
+    timing = tutorial_fit(Splits(x, y, x[:100], y[:100]), 50, 2, 0)
     assert len(timing.epoch_s) == 2
     assert len(timing.step_ms) == 10  # the steady epoch's 10 full-batch steps
     assert sum(timing.step_ms) / 1e3 <= timing.epoch_s[1]

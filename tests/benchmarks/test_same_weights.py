@@ -1,10 +1,10 @@
 """The methods compared are the same model: same weights in, same predictions out, step for step.
 
-From identical initial weights, one epoch of the trainer's default engine on each backend (the
-XLA epoch loop on TensorFlow, the ``jax.jit`` scan on JAX, both through
-``benchmarks.default_path.run_fast`` as the benchmark runs them) must leave the model where the
-seed's method (``train_on_batch`` on float32 arrays and one-hot labels, in the same batch order,
-the last smaller batch included) leaves it. Otherwise a speedup would compare different
+From identical initial weights, one epoch of the trainer's epoch engine on each backend
+(``XlaEpochEngine`` on TensorFlow, ``JaxEpochEngine`` on JAX, both through
+``benchmarks.epoch_engine.epoch_engine_fit`` as the benchmark runs them) must leave the model
+where the tutorial's method (``train_on_batch`` on float32 arrays and one-hot labels, in the same
+batch order, the last smaller batch included) leaves it. Otherwise a speedup would compare different
 training.
 """
 
@@ -33,20 +33,20 @@ ONE_THREAD = {
 # as train_on_batch does.
 N_TRAIN, N_TEST, BATCH, SEED = 230, 100, 50, 3
 
-# Shared by both backends: load a small real split, train a reference with the seed's method in
-# the fast paths' batch order, and report how far predictions moved and how far apart they end.
+# Shared by both backends: load a small real split, train a reference with the tutorial's method
+# in the epoch engines' batch order, and report how far predictions moved and how far apart they end.
 REFERENCE = f"""
 import numpy as np
 from trainer.data import Splits, images_to_float, load_dataset, one_hot
 from trainer.pipeline import epoch_permutation
-from benchmarks.seed import build_seed_model
+from trainer.model import build_model
 
 s = load_dataset({str(FASHION)!r}, dataset="fashion-mnist")
 data = Splits(s.x_train[:{N_TRAIN}], s.y_train[:{N_TRAIN}], s.x_test[:{N_TEST}], s.y_test[:{N_TEST}])
 x_test = images_to_float(data.x_test)
 keras.utils.set_random_seed(1)
-reference = build_seed_model(keras)
-fast = build_seed_model(keras)
+reference = build_model()
+fast = build_model()
 fast.set_weights(reference.get_weights())
 
 def predict(model):
@@ -94,19 +94,19 @@ def check(result: dict) -> None:
 
 @needs_fashion
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")
-def test_trainer_default_path_matches_the_seeds_method():
+def test_xla_epoch_engine_matches_the_tutorials_method():
     body = f"""
-from benchmarks.default_path import run_fast
-run_fast(data, epochs=1, batch_size={BATCH}, seed={SEED}, model=fast)
+from benchmarks.epoch_engine import epoch_engine_fit
+epoch_engine_fit(data, {BATCH}, 1, {SEED}, model=fast)
 """
     check(run_script(body, "tensorflow"))
 
 
 @needs_fashion
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
-def test_trainer_default_path_on_jax_matches_the_seeds_method():
+def test_jax_epoch_engine_matches_the_tutorials_method():
     body = f"""
-from benchmarks.default_path import run_fast
-run_fast(data, epochs=1, batch_size={BATCH}, seed={SEED}, model=fast)
+from benchmarks.epoch_engine import epoch_engine_fit
+epoch_engine_fit(data, {BATCH}, 1, {SEED}, model=fast)
 """
     check(run_script(body, "jax"))

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import main
-from benchmarks.scale import UNITS
+from benchmarks.commands.scale import UNITS
 from tests.data.conftest import FASHION, needs_fashion
 
 

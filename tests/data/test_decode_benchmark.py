@@ -1,4 +1,4 @@
-"""benchmarks/decode.py refuses to time a decoder that disagrees with the seed's, in one line.
+"""mnist-bench decode refuses to time a decoder that disagrees with the tutorial's, in one line.
 
 The successful run, rows and printout included, is tested once, through the command line, in
 tests/benchmarks/test_cli.py (test_decode_suite_reports_every_method).
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from benchmarks import decode
+from benchmarks import decoders
 from benchmarks.cli import main
 from tests.data.conftest import small_dataset
 
-REAL_IDX2NUMPY = decode.idx2numpy_load
+REAL_IDX2NUMPY = decoders.idx2numpy_load
 CHECK = "Error: decode check failed: {}; no timings reported (run pytest tests/data to find why)"
 
 
@@ -31,7 +31,7 @@ def _off_by_one(splits: Any) -> Any:
 
 
 def _wrong_load_dataset(only_uncached: bool):
-    real = decode.load_dataset
+    real = decoders.load_dataset
 
     def load(*args: Any, **kwargs: Any) -> Any:
         splits = real(*args, **kwargs)
@@ -53,7 +53,7 @@ def _wrong_idx2numpy(files: dict[str, Path]) -> list[np.ndarray]:
         (
             "load_dataset",
             _wrong_load_dataset(only_uncached=False),
-            "load_dataset + to_float(one_hot_labels=True) differs from the seed's x_train",
+            "load_dataset + images_to_float/one_hot differs from the tutorial's x_train",
         ),
         (
             "load_dataset",
@@ -65,9 +65,9 @@ def _wrong_idx2numpy(files: dict[str, Path]) -> list[np.ndarray]:
 )
 def test_a_disagreeing_decoder_fails_before_any_timing(tmp_path, monkeypatch, target, wrong, what):
     small_dataset(tmp_path / "data")
-    monkeypatch.setattr(decode, target, wrong)
+    monkeypatch.setattr(decoders, target, wrong)
     timed = []
-    monkeypatch.setattr(decode, "_time_alternating", lambda *args: timed.append(args))
+    monkeypatch.setattr(decoders, "_time_alternating", lambda *args: timed.append(args))
     result = CliRunner().invoke(main, ["decode", "--data-folder", str(tmp_path / "data")])
     assert result.exit_code == 1
     assert result.output == CHECK.format(what) + "\n"
@@ -75,14 +75,14 @@ def test_a_disagreeing_decoder_fails_before_any_timing(tmp_path, monkeypatch, ta
 
 
 def test_raw_idx_files_are_refused_in_one_line(tmp_path):
-    # The data core reads raw idx files, but the seed's loader, idx2numpy's and the floor read gzip.
+    # The data core reads raw idx files; the tutorial's loader, idx2numpy's and the floor read gzip.
     small_dataset(tmp_path, gz=False)
     result = CliRunner().invoke(
         main, ["decode", "--dataset", "mnist", "--data-folder", str(tmp_path)]
     )
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: {tmp_path / 'train-images-idx3-ubyte'}: not gzip; the decode benchmark times the seed's gzip loader, so give it "
+        f"Error: {tmp_path / 'train-images-idx3-ubyte'}: not gzip; the decode benchmark times the tutorial's gzip loader, so give it "
         "a folder with the four .gz files (or pass --download)\n"
     )
 
@@ -114,7 +114,7 @@ def test_repeats_given_beat_quick(tmp_path, monkeypatch, quick, repeats, expecte
         seen.append(n)
         raise RuntimeError("stop before timing")
 
-    monkeypatch.setattr(decode, "_time_alternating", record)
+    monkeypatch.setattr(decoders, "_time_alternating", record)
     with pytest.raises(RuntimeError, match="stop before timing"):
-        decode.run(str(tmp_path), repeats=repeats, quick=quick)
+        decoders.run(str(tmp_path), repeats=repeats, quick=quick)
     assert seen == [expected]

@@ -20,10 +20,10 @@ EPOCHS = 2  # on 12,000 images: about 0.84, and a second epoch for the compile-t
 STEPS = EPOCHS * 12_000 // 50
 
 # Seeds 1 and 2 on JAX through the benchmark's JAX child (TensorFlow unimportable there), with a
-# spy on the trainer's engine: its "default" rows must be JaxEpochEngine's epochs.
+# spy on the trainer's engine: its "JaxEpochEngine" rows must be JaxEpochEngine's epochs.
 SEEDS = """
 import json, sys
-from benchmarks import jax_backend
+from benchmarks import jax_child
 from trainer.engines import jax_epoch
 
 epochs = []
@@ -37,7 +37,7 @@ jax_epoch.JaxEpochEngine.train_epoch = spy
 config = {"data_folder": sys.argv[1], "dataset": "fashion-mnist", "download": False,
           "train_images": None, "steps_per_call": 0, "batch_sizes": [50], "epochs": int(sys.argv[2]),
           "rounds": 2, "seed": 1, "min_accuracy": 0.6}
-result = jax_backend.run_child(config, log=lambda msg: None)
+result = jax_child.run_child(config, log=lambda msg: None)
 print("RESULT", json.dumps({"runs": result["runs"], "engine_epochs": epochs,
                             "tensorflow": "tensorflow" in sys.modules}))
 """
@@ -64,7 +64,7 @@ def test_accuracy_is_within_a_point_of_tensorflows_over_three_seeds(
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the TensorFlow side runs in this process, whose Keras is not TensorFlow's")
-    from benchmarks.default_path import run_fast
+    from benchmarks.epoch_engine import epoch_engine_fit
     from trainer.data import load_dataset
 
     metrics = json.loads((jax_run[0] / "outputs" / "metrics.json").read_text())
@@ -79,13 +79,13 @@ def test_accuracy_is_within_a_point_of_tensorflows_over_three_seeds(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     child = json.loads(proc.stdout.split("RESULT ", 1)[1])
-    default = [run for run in child["runs"] if run["method"] == "default"]
+    default = [run for run in child["runs"] if run["method"] == "JaxEpochEngine"]
     assert child["engine_epochs"] == [0, 1, 0, 1]  # both rounds' default rows: the engine's
     assert not child["tensorflow"]
     jax = [metrics["final"]["test_accuracy"], *(run["test_accuracy"] for run in default)]
 
     splits = load_dataset(subset, "fashion-mnist")
-    tensorflow = [run_fast(splits, epochs=EPOCHS, seed=seed).test_accuracy for seed in (0, 1, 2)]
+    tensorflow = [epoch_engine_fit(splits, 50, EPOCHS, seed).test_accuracy for seed in (0, 1, 2)]
     assert abs(np.mean(jax) - np.mean(tensorflow)) <= 0.01, (jax, tensorflow)
     assert min(jax) >= 0.8, jax
 

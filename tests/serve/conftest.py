@@ -131,7 +131,7 @@ def fashion() -> Any:
 
 def train_model(root: Path, fashion: Any) -> Path:
     """``outputs/model`` of a real ``python -m trainer`` run (two epochs on 3,000 images)."""
-    from benchmarks.scale import write_subset
+    from benchmarks.datasets import write_subset
 
     data = write_subset(root / "data", fashion, TRAIN_IMAGES, TEST_IMAGES)
     args = ["--data-folder", str(data), "--epochs", "2", "--output-dir", str(root / "outputs")]

@@ -138,7 +138,7 @@ def test_fast_path_matches_the_seeds_method_accuracy_over_seeds(
     trained: tuple[Path, str], fashion: object
 ) -> None:
     """Mean test accuracy after 3 epochs over three seeds, the default engine against the seed's
-    method (benchmarks/seed.py: model.fit on float arrays). Over seeds, because single runs
+    method (benchmarks/tutorial.py: model.fit on float arrays). Over seeds, because single runs
     scatter by about a point: shuffle orders differ, and even on the same order rounding
     differences between XLA and TF's kernels grow through RMSprop into a different (equally
     good) model.
@@ -146,17 +146,17 @@ def test_fast_path_matches_the_seeds_method_accuracy_over_seeds(
     How far apart the two means may be is set by that scatter, not by this machine: the same
     seed gives another accuracy with another thread count (0.8694 with two threads, 0.8653
     with one, seed 0), and over seeds 0-7 one run's test accuracy scatters with a standard
-    deviation of 0.0055 (0.858-0.873; 2026-12-01, `run_fast`, 3 epochs). Two means of three
+    deviation of 0.0055 (0.858-0.873; 2026-12-01, `epoch_engine_fit`, 3 epochs). Two means of three
     then differ by about 0.0045 by chance alone: 0.02 is over four of those, while a path that
     trains worse (a wrong learning rate, lost batches) misses by more."""
-    from benchmarks.default_path import run_fast
-    from benchmarks.seed import run_seed_fit
+    from benchmarks.epoch_engine import epoch_engine_fit
+    from benchmarks.tutorial import tutorial_fit
 
     fast = [
         json.loads((trained[0] / "outputs" / "metrics.json").read_text())["final"]["test_accuracy"]
     ]
-    fast += [run_fast(fashion, epochs=EPOCHS, seed=seed).test_accuracy for seed in (1, 2)]
-    plain = [run_seed_fit(fashion, 50, EPOCHS, seed).test_accuracy for seed in (0, 1, 2)]
+    fast += [epoch_engine_fit(fashion, 50, EPOCHS, seed).test_accuracy for seed in (1, 2)]
+    plain = [tutorial_fit(fashion, 50, EPOCHS, seed).test_accuracy for seed in (0, 1, 2)]
     assert abs(np.mean(fast) - np.mean(plain)) <= 0.02, (fast, plain)
     assert min(fast) >= 0.84
 

@@ -1,29 +1,29 @@
-"""Decode benchmark: the four idx files (Fashion-MNIST by default), the seed's way and ours.
+"""The decode suite's machinery: the methods it times, the check that they agree, the clock.
 
-Methods, timed in alternating order in one process (each after one untimed warm-up):
+Methods, timed in rotating order in one process (each after one untimed warm-up):
 
-- ``seed``: the tutorial's loader rebuilt from its description: ``gzip.open``, ``struct`` header,
-  ``np.frombuffer``, reshape to (n, 784), float64 ``/ 255`` and ``np.eye(10)[labels]`` one-hot;
+- ``tutorial``: the tutorial's loader rebuilt from its description: ``gzip.open``, ``struct``
+  header, ``np.frombuffer``, reshape to (n, 784), float64 ``/ 255`` and ``np.eye(10)[labels]``
+  one-hot;
 - ``idx2numpy``: ``idx2numpy.convert_from_file`` on ``gzip.open`` (uint8, no scaling);
 - ``cold``: ``load_dataset`` into a fresh, empty cache folder: read, decode, validate and hash,
   until the uint8 arrays are returned; the cache entry is then written on a background thread,
   which is waited for outside the clock (so it does not bleed into the next method);
 - ``cold+write``: the same, with the clock stopped only once the cache entry is on disk;
 - ``warm``: ``load_dataset`` on a cache hit: memory-map and CRC-check the entry; uint8 arrays;
-- ``cold+float`` / ``warm+float``: the same, then ``Splits.to_float(one_hot_labels=True)``,
-  which gives the seed's output (float32 instead of float64);
+- ``cold+float`` / ``warm+float``: the same, then the data core's ``images_to_float`` and
+  ``one_hot``, which give the tutorial's output (float32 instead of float64);
 - ``floor``: reading the four files and inflating them with the fastest gzip library installed,
   one after the other, nothing else: no decoder built on that library can beat it.
 
 Every result is forced (arrays materialized or checked page by page) before the clock stops,
-and the outputs are compared with the seed's before anything is timed: a decoder that disagrees
-raises ``BenchmarkError`` and no number is reported.
-Run: ``mnist-bench decode [--data-folder D] [--dataset D] [--repeats N] [--quick] [--json PATH]``;
-this module only measures and formats.
+and the outputs are compared with the tutorial's before anything is timed: a decoder that
+disagrees raises ``BenchmarkError`` and no number is reported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib.util
 import os
@@ -38,17 +38,17 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from benchmarks.harness import BenchmarkError
-from trainer.data import Splits, load_dataset
+from benchmarks.errors import BenchmarkError
+from benchmarks.rounds import order
+from trainer.data import Splits, images_to_float, load_dataset, one_hot
 from trainer.data.cache import default_cache_dir, flush_writes
 from trainer.data.gz import BACKEND_NAME, backend_module
 from trainer.data.load import resolve_files
 
 GZIP_MAGIC = b"\x1f\x8b"
-TARGETS = {"cold_vs_floor_max": 1.3, "cold_speedup_min": 2.0, "warm_speedup_min": 30.0}
 
 
-def seed_load(files: dict[str, Path]) -> tuple[np.ndarray, ...]:
+def tutorial_load(files: dict[str, Path]) -> tuple[np.ndarray, ...]:
     """The tutorial's utils.load_data/one_hot_encode path, rebuilt from its description."""
 
     def load(path: Path, label: bool) -> np.ndarray:
@@ -82,16 +82,10 @@ def floor_inflate(files: dict[str, Path]) -> int:
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from benchmarks.device import cpu_model
+
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "gzip_library": BACKEND_NAME,
         "numpy": np.__version__,
@@ -109,15 +103,15 @@ def run(
     """Time every method ``repeats`` times (default 7, 3 if ``quick``); one row per method.
 
     Rows: ``suite`` ("decode"), ``method``, ``median_ms``, ``p90_ms`` (numpy's linearly
-    interpolated 90th percentile), ``min_ms``, ``runs``, ``ratio_to_seed`` (median / seed's
-    median; 0.5 = twice as fast), ``speedup_vs_seed`` (its inverse), ``ratio_to_floor``
+    interpolated 90th percentile), ``min_ms``, ``runs``, ``ratio_to_tutorial`` (median / the
+    tutorial's median; 0.5 = twice as fast), ``speedup_vs_tutorial`` (its inverse), ``ratio_to_floor``
     (median / floor's median), ``floor_ms``, ``median_cpu_ms`` (median process CPU time, all
     threads, user + system: steadier than wall time on a shared machine),
     ``cpu_ratio_to_floor``, ``output`` and ``machine``. The files are found as
     ``load_dataset(data_folder, dataset, download)`` finds them; every method then reads those.
 
     Raises ``DataError`` when the files are missing or malformed, and ``BenchmarkError`` when
-    idx2numpy is not installed or a method's output differs from the seed's.
+    idx2numpy is not installed or a method's output differs from the tutorial's.
     """
     if repeats is None:
         repeats = 3 if quick else 7
@@ -142,12 +136,12 @@ def run(
 
 
 def _check_gzip(files: dict[str, Path]) -> None:
-    """The seed's loader, idx2numpy's and the floor all read gzip: raw idx files cannot be timed."""
+    """The tutorial's loader, idx2numpy's and the floor read gzip: raw idx files cannot be timed."""
     for path in files.values():
         with path.open("rb") as f:
             if f.read(2) != GZIP_MAGIC:
                 raise BenchmarkError(
-                    f"{path}: not gzip; the decode benchmark times the seed's gzip loader, so "
+                    f"{path}: not gzip; the decode benchmark times the tutorial's gzip loader, so "
                     "give it a folder with the four .gz files (or pass --download)"
                 )
 
@@ -170,20 +164,20 @@ def _methods(
             splits = load_dataset(folder, dataset, cache_dir=scratch / f"c{next(counter)}")
             if wait_for_write:
                 flush_writes()
-            return splits.to_float(one_hot_labels=True) if as_float else splits
+            return to_float(splits) if as_float else splits
 
         return go
 
     def warm(as_float: bool) -> Callable[[], object]:
         def go() -> object:
             splits = load_dataset(folder, dataset, cache_dir=warm_cache)
-            return splits.to_float(one_hot_labels=True) if as_float else splits
+            return to_float(splits) if as_float else splits
 
         return go
 
     load_dataset(folder, dataset, cache_dir=warm_cache)  # fill the warm cache
     return {
-        "seed": ("float64 x/255 + np.eye one-hot", lambda: seed_load(files)),
+        "tutorial": ("float64 x/255 + np.eye one-hot", lambda: tutorial_load(files)),
         "idx2numpy": ("uint8", lambda: idx2numpy_load(files)),
         "cold": ("uint8 (n,784)", cold(False)),
         "cold+write": ("uint8 (n,784), cache entry on disk", cold(False, True)),
@@ -204,9 +198,7 @@ def _time_alternating(
         methods[name][1]()
         flush_writes()
     for round_ in range(repeats):
-        # Rotate the order every round so that drift on a shared machine hits all alike.
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in order(names, round_):
             start, start_cpu = time.perf_counter(), time.process_time()
             result = methods[name][1]()
             times[name].append((time.perf_counter() - start) * 1e3)
@@ -217,24 +209,33 @@ def _time_alternating(
 
 
 def _check_outputs(files: dict[str, Path], dataset: str, warm_cache: Path) -> None:
-    """The benchmark is void unless every method returns the seed's data: raise if one does not."""
-    x_train, y_train, x_test, y_test = seed_load(files)
+    """The benchmark is void unless every method returns the tutorial's data: raise if not."""
+    x_train, y_train, x_test, y_test = tutorial_load(files)
     folder = _folder(files)
     ours: Splits = load_dataset(folder, dataset, cache_dir=warm_cache)
     cold = load_dataset(folder, dataset, use_cache=False)  # decoded, not mapped
     for name in ("x_train", "y_train", "x_test", "y_test"):
         if not np.array_equal(getattr(cold, name), getattr(ours, name)):
             _disagree(f"a cold load_dataset and a cached one differ in {name}")
-    floats = ours.to_float(one_hot_labels=True)
-    seeds = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    for name, seed in seeds.items():
-        if not np.array_equal(getattr(floats, name), seed.astype(np.float32)):
-            _disagree(
-                f"load_dataset + to_float(one_hot_labels=True) differs from the seed's {name}"
-            )
+    floats = to_float(ours)
+    theirs_float = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    for name, expected in theirs_float.items():
+        if not np.array_equal(getattr(floats, name), expected.astype(np.float32)):
+            _disagree(f"load_dataset + images_to_float/one_hot differs from the tutorial's {name}")
     theirs = idx2numpy_load(files)
     if not np.array_equal(theirs[0].reshape(-1, 784), ours.x_train):
         _disagree("idx2numpy and load_dataset differ in x_train")
+
+
+def to_float(splits: Splits) -> Splits:
+    """The tutorial's float output from the data core: float32 x/255, one-hot float32 labels."""
+    return dataclasses.replace(
+        splits,
+        x_train=images_to_float(splits.x_train),
+        x_test=images_to_float(splits.x_test),
+        y_train=one_hot(splits.y_train),
+        y_test=one_hot(splits.y_test),
+    )
 
 
 def _disagree(what: str) -> NoReturn:
@@ -246,7 +247,7 @@ def _disagree(what: str) -> NoReturn:
 def _rows(
     times: dict[str, tuple[str, list[float], list[float]]], host: dict[str, Any]
 ) -> list[dict]:
-    seed = float(np.median(times["seed"][1]))
+    tutorial = float(np.median(times["tutorial"][1]))
     floor = float(np.median(times["floor"][1]))
     floor_cpu = float(np.median(times["floor"][2]))
     rows = []
@@ -261,8 +262,8 @@ def _rows(
                 "p90_ms": float(np.percentile(samples, 90)),
                 "min_ms": float(min(samples)),
                 "runs": len(samples),
-                "ratio_to_seed": median / seed,
-                "speedup_vs_seed": seed / median,
+                "ratio_to_tutorial": median / tutorial,
+                "speedup_vs_tutorial": tutorial / median,
                 "ratio_to_floor": median / floor,
                 "floor_ms": floor,
                 "median_cpu_ms": float(np.median(cpu)),
@@ -271,30 +272,3 @@ def _rows(
             }
         )
     return rows
-
-
-def table(rows: list[dict]) -> str:
-    head = f"{'method':<11} {'output':<34} {'median ms':>9} {'p90 ms':>8} {'min ms':>8} "
-    head += f"{'x seed':>7} {'x floor':>7} {'cpu ms':>7} {'cpu x floor':>11}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['method']:<11} {r['output']:<34} {r['median_ms']:>9.1f} {r['p90_ms']:>8.1f} "
-            f"{r['min_ms']:>8.1f} {r['ratio_to_seed']:>7.3f} {r['ratio_to_floor']:>7.2f} "
-            f"{r['median_cpu_ms']:>7.1f} {r['cpu_ratio_to_floor']:>11.2f}"
-        )
-    return "\n".join(lines)
-
-
-def verdict(rows: list[dict]) -> str:
-    """One line: cold and warm against the floor and the seed, each with its target."""
-    by = {r["method"]: r for r in rows}
-    cold, warm = by["cold"], by["warm"]
-    return (
-        f"cold: {cold['ratio_to_floor']:.2f}x the floor in wall time, "
-        f"{cold['cpu_ratio_to_floor']:.2f}x in CPU time (target <= "
-        f"{TARGETS['cold_vs_floor_max']}), {cold['speedup_vs_seed']:.1f}x faster than the "
-        f"seed (target >= {TARGETS['cold_speedup_min']}); warm: "
-        f"{warm['speedup_vs_seed']:.0f}x faster than the seed (target >= "
-        f"{TARGETS['warm_speedup_min']:.0f})"
-    )

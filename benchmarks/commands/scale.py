@@ -1,6 +1,6 @@
 """``mnist-bench scale``: N local workers of ``mnist-train`` against one process, on the same cores.
 
-Each round starts, one after the other and alternating so that machine noise hits both:
+Each round starts, one after the other and in rotating order so that machine noise hits all:
 
 - one ``python -m trainer`` process (no TF_CONFIG: the default XLA engine);
 - N ``python -m trainer`` workers at once, each with its own TF_CONFIG naming N tasks on
@@ -24,19 +24,22 @@ import re
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import click
 
-from benchmarks.harness import BenchmarkError
+from benchmarks import flags
+from benchmarks.errors import BenchmarkError
+from benchmarks.report import Result, boundary, check_outputs, emit, environment, log, table
+from benchmarks.rounds import alternate
 
 EPOCH_LINE = re.compile(
     r"^(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) Epoch (?P<epoch>\d+)/\d+ .*  "
@@ -53,30 +56,99 @@ UNITS = {
 }
 
 
+def options(f: flags.F) -> flags.F:
+    return flags.apply(
+        f,
+        flags.quick("Seconds, not minutes: 3,000 images, batch 50 and 500, 1 round."),
+        flags.data,
+        click.option(
+            "--workers",
+            type=click.IntRange(min=2),
+            default=2,
+            show_default=True,
+            help="Local workers.",
+        ),
+        flags.batch_sizes("50,4096; quick 50,500"),
+        click.option(
+            "--epochs", type=click.IntRange(min=2), help="Per run, the first a warm-up [4]."
+        ),
+        flags.rounds("2; quick 1"),
+        flags.train_images("all; quick 3000"),
+        click.option(
+            "--deadline",
+            type=click.FloatRange(min=1),
+            default=1800.0,
+            show_default=True,
+            help="Seconds one run (all its workers) may take before every process is killed.",
+        ),
+    )
+
+
+@click.command("scale")
+@options
+@flags.outputs
+def command(json_path: str | None, chart_path: str | None, **given: Any) -> None:
+    """Data-parallel scaling: N local workers (TF_CONFIG on 127.0.0.1) against one process.
+
+    Runs `mnist-train` itself: one process, N workers at once, and one process at a worker's
+    share of the batch (its compute alone), alternating in rounds on the same cores. Reports
+    total images/s, scaling efficiency, ms/step split into compute and collective+wait, and how
+    steady the epochs are.
+
+    \b
+    Example:
+      mnist-bench scale --workers 2 --batch-sizes 50,4096 --json scale.jsonl --chart scale.png
+    """
+    check_outputs(json_path, chart_path)
+    env = environment(sys.argv)
+    with boundary():
+        result = measure(**given)
+    emit(env, [result], json_path, chart_path)
+
+
+def measure(
+    quick: bool = False,
+    data_folder: str = flags.DEFAULT_DATA_FOLDER,
+    dataset: str = "fashion-mnist",
+    download: bool = False,
+    workers: int = 2,
+    batch_sizes: tuple[int, ...] | None = None,
+    epochs: int | None = None,
+    rounds: int | None = None,
+    train_images: int | None = None,
+    deadline: float = 1800.0,
+) -> Result:
+    from trainer.data import load_dataset
+
+    splits = load_dataset(data_folder, dataset, download=download)
+    n_train = min(train_images or (3000 if quick else len(splits.x_train)), len(splits.x_train))
+    rows = run(
+        splits,
+        workers=workers,
+        batch_sizes=batch_sizes or ((50, 500) if quick else (50, 4096)),
+        epochs=epochs or (2 if quick else 4),
+        rounds=rounds or (1 if quick else 2),
+        train_images=n_train,
+        test_images=min(1000 if quick else len(splits.x_test), len(splits.x_test)),
+        deadline_s=deadline,
+        log=log,
+    )
+    heading = f"scale: {dataset}, {rows[0]['train_images']:,} images, steady epochs only"
+    return Result(
+        suite="scale",
+        records=rows,
+        text=heading + "\n" + text_table(rows),
+        chart=partial(chart, rows),
+        title=f"mnist-bench scale, {dataset}, {workers} workers on one machine",
+    )
+
+
 @dataclass(frozen=True)
 class Epochs:
     """What one process (or the chief of a group) logged for its steady epochs."""
 
     train_s: list[float]  # training part of each steady epoch
     wall_s: list[float]  # time between consecutive epoch lines (training, test, checkpoint)
-
-
-def write_subset(folder: Path, splits: Any, n_train: int, n_test: int) -> Path:
-    """The first images of each split as the four raw idx files (uint8, big-endian dims)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    parts = {
-        "train-images-idx3-ubyte": splits.x_train[:n_train].reshape(-1, 28, 28),
-        "train-labels-idx1-ubyte": splits.y_train[:n_train],
-        "t10k-images-idx3-ubyte": splits.x_test[:n_test].reshape(-1, 28, 28),
-        "t10k-labels-idx1-ubyte": splits.y_test[:n_test],
-    }
-    for name, array in parts.items():
-        data = np.ascontiguousarray(array, dtype=np.uint8)
-        header = struct.pack(">HBB", 0, 0x08, data.ndim) + struct.pack(
-            f">{data.ndim}I", *data.shape
-        )
-        (folder / name).write_bytes(header + data.tobytes())
-    return folder
 
 
 def _free_ports(n: int) -> list[int]:
@@ -99,6 +171,12 @@ def _parse(stdout: str, epochs: int) -> Epochs:
     return Epochs(train_s=[float(m["train_s"]) for m in rows[1:]], wall_s=wall)
 
 
+def _worker_args(data: Path, out: Path, batch: int, epochs: int) -> list[str]:
+    args = [sys.executable, "-m", "trainer", "--data-folder", str(data)]
+    args += ["--batch-size", str(batch), "--epochs", str(epochs), "--no-resume"]
+    return [*args, "--output-dir", str(out / "outputs"), "--log-dir", str(out / "logs")]
+
+
 def _run_group(
     data: Path, workdir: Path, batch: int, workers: int, epochs: int, deadline_s: float
 ) -> list[Epochs]:
@@ -110,27 +188,16 @@ def _run_group(
     env.pop("AZUREML_RUN_ID", None)
     try:
         for index in range(workers):
-            out = workdir / f"w{index}"
             task_env = dict(env)
             if workers > 1:
                 task = {"type": "worker", "index": index}
                 task_env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": task})
-            args = [sys.executable, "-m", "trainer", "--data-folder", str(data)]
-            args += ["--batch-size", str(batch), "--epochs", str(epochs), "--no-resume"]
-            args += ["--output-dir", str(out / "outputs"), "--log-dir", str(out / "logs")]
+            args = _worker_args(data, workdir / f"w{index}", batch, epochs)
             log = open(workdir / f"w{index}.log", "w+", encoding="utf-8")  # noqa: SIM115
-            procs.append(
-                (
-                    subprocess.Popen(
-                        args,
-                        env=task_env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    ),
-                    log,
-                )
+            proc = subprocess.Popen(
+                args, env=task_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+            procs.append((proc, log))
         end = time.monotonic() + deadline_s
         for proc, _ in procs:
             proc.wait(timeout=max(1.0, end - time.monotonic()))
@@ -185,37 +252,33 @@ def run(
         raise BenchmarkError("--workers must be at least 2")
     if epochs < 2:
         raise BenchmarkError("--epochs must be at least 2: the first one compiles")
+    from benchmarks import datasets
+
     rows = []
     with tempfile.TemporaryDirectory(prefix="mnist-bench-scale-") as scratch:
         root = Path(scratch)
-        data = write_subset(root / "data", data_splits, train_images, test_images)
+        data = datasets.write_subset(root / "data", data_splits, train_images, test_images)
         for batch in batch_sizes:
             share = max(1, batch // workers)
-            single: list[dict[str, Any]] = []
-            multi: list[dict[str, Any]] = []
-            part: list[dict[str, Any]] = []
-            for r in range(rounds):
-                for name, n, b, into in (
-                    ("one process", 1, batch, single),
-                    (f"{workers} workers", workers, batch, multi),
-                    (f"one process at batch {share}", 1, share, part),
-                ):
-                    log(f"scale: batch {batch}, round {r + 1}/{rounds}: {name}")
-                    work = root / f"b{batch}-r{r}-{len(into)}-{n}-{b}"
-                    work.mkdir()
-                    into.append(
-                        _steady(_run_group(data, work, b, n, epochs, deadline_s), train_images)
-                    )
-            rows.append(_record(batch, workers, single, multi, part, train_images, rounds, epochs))
+            # What each run is: (processes at once, batch size); its runs over the rounds.
+            groups = {"single": (1, batch), "multi": (workers, batch), "part": (1, share)}
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in groups}
+            for r, name in alternate(list(groups), rounds):
+                n, b = groups[name]
+                log(f"scale: batch {batch}, round {r + 1}/{rounds}: {n} process(es) at batch {b}")
+                work = root / f"b{batch}-r{r}-{name}"
+                work.mkdir()
+                runs[name].append(
+                    _steady(_run_group(data, work, b, n, epochs, deadline_s), train_images)
+                )
+            rows.append(_record(batch, workers, runs, train_images, rounds, epochs))
     return rows
 
 
 def _record(
     batch: int,
     workers: int,
-    single: list[dict[str, Any]],
-    multi: list[dict[str, Any]],
-    part: list[dict[str, Any]],
+    runs: dict[str, list[dict[str, Any]]],
     images: int,
     rounds: int,
     epochs: int,
@@ -223,6 +286,7 @@ def _record(
     def median(runs: list[dict[str, Any]], key: str) -> float:
         return float(statistics.median(r[key] for r in runs))
 
+    single, multi, part = runs["single"], runs["multi"], runs["part"]
     steps = -(-images // batch)
     multi_ips, single_ips = median(multi, "images_per_s"), median(single, "images_per_s")
     ms_per_step = 1e3 * images / multi_ips / steps
@@ -249,21 +313,9 @@ def _record(
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    from benchmarks.report import table as text_table
-
-    headers = [
-        "workers",
-        "batch",
-        "images/s",
-        "wall images/s",
-        "one process",
-        "efficiency",
-        "ms/step",
-        "compute",
-        "collective+wait",
-        "epoch spread",
-    ]
+def text_table(rows: list[dict[str, Any]]) -> str:
+    headers = ["workers", "batch", "images/s", "wall images/s", "one process", "efficiency"]
+    headers += ["ms/step", "compute", "collective+wait", "epoch spread"]
     body = [
         [
             str(r["workers"]),
@@ -279,24 +331,21 @@ def table(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    return text_table(headers, body)
+    return table(headers, body)
 
 
-def write_chart(path: str, rows: list[dict[str, Any]], title: str) -> None:
-    import matplotlib
+def chart(rows: list[dict[str, Any]], path: str, title: str) -> None:
+    from benchmarks.report import bar_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"batch {r['batch_size']}" for r in rows]
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(x - 0.2, [r["single_images_per_s"] for r in rows], 0.4, label="one process")
-    ax.bar(x + 0.2, [r["images_per_s"] for r in rows], 0.4, label=f"{rows[0]['workers']} workers")
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("images/s")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    bar_chart(
+        path,
+        [f"batch {r['batch_size']}" for r in rows],
+        {
+            "one process": [r["single_images_per_s"] for r in rows],
+            f"{rows[0]['workers']} workers": [r["images_per_s"] for r in rows],
+        },
+        title=title,
+        xlabel="global batch size",
+        ylabel="images/s",
+        log_scale=False,
+    )

@@ -1,11 +1,12 @@
-"""The seed's method, rebuilt from the tutorial's description, on whichever Keras backend is loaded.
+"""The tutorial's method, on whichever Keras backend is loaded.
 
-Azure ML's keras_mnist.py: a Sequential 784-300-100-10 (ReLU, ReLU, softmax), compiled with
-RMSprop(0.001), categorical cross-entropy and accuracy, and ``model.fit`` on float32 arrays
-scaled by 1/255 with one-hot labels, batch 50, shuffled, with Keras's default compile (no XLA,
-one step per execution). The seed also evaluated on the test set after every epoch; that is left
-out here (it is not training throughput) and test accuracy is measured once after the last epoch,
-the same way for every method.
+Azure ML's keras_mnist.py: the tutorial's model (``trainer.model.build_model``: a Sequential
+784-300-100-10, ReLU, ReLU, softmax, compiled with RMSprop(0.001), categorical cross-entropy and
+accuracy) and ``model.fit`` on float32 arrays scaled by 1/255 with one-hot labels, batch 50,
+shuffled, with Keras's default compile (no XLA, one step per execution). The tutorial also
+evaluated on the test set after every epoch; that is left out here (it is not training
+throughput) and test accuracy is measured once after the last epoch, the same way for every
+method.
 
 Step timing: a callback stamps the clock at each batch end, so p50/p90/p99 of a ``fit`` step are
 the host-side cadence of steps. Epoch time is read after the epoch's loss has been converted to a
@@ -19,28 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import RunTiming
+from benchmarks.training import RunTiming
 from trainer.data import Splits, images_to_float, one_hot
-
-LEARNING_RATE = 0.001
-
-
-def build_seed_model(keras: Any) -> Any:
-    """The tutorial's network, compiled as the tutorial compiled it."""
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(784,)),
-            keras.layers.Dense(300, activation="relu"),
-            keras.layers.Dense(100, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(
-        loss="categorical_crossentropy",
-        optimizer=keras.optimizers.RMSprop(learning_rate=LEARNING_RATE),
-        metrics=["accuracy"],
-    )
-    return model
+from trainer.model import build_model
 
 
 def test_accuracy(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
@@ -82,19 +64,19 @@ def _step_timer(keras: Any) -> Any:
     return StepTimer()
 
 
-def run_seed_fit(data: Splits, batch_size: int, epochs: int, seed: int) -> RunTiming:
-    """Train the seed's way for ``epochs`` and time it; epoch 1 is the warm-up (tracing)."""
+def tutorial_fit(data: Splits, batch_size: int, epochs: int, seed: int) -> RunTiming:
+    """Train the tutorial's way for ``epochs`` and time it; epoch 1 is the warm-up (tracing)."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = build_seed_model(keras)
+    model = build_model()
     x, y = images_to_float(data.x_train), one_hot(data.y_train)
     timer = _step_timer(keras)
     model.fit(
         x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer]
     )
     # Full batches only: fit's last, smaller batch (when batch_size does not divide the data)
-    # is no sample of a step at batch_size; the fast paths leave it out the same way.
+    # is no sample of a step at batch_size; the epoch engines leave it out the same way.
     full_steps = len(x) // batch_size
     steady = [s for epoch in timer.step_s[1:] for s in epoch[:full_steps]]
     return RunTiming(

@@ -1,14 +1,14 @@
-"""The same Keras model on Keras's JAX backend, run in a child process with KERAS_BACKEND=jax.
+"""The train suite's JAX rows, in a child process with KERAS_BACKEND=jax.
 
 Two methods, alternated in rounds like the TensorFlow ones:
 
-- ``seed-fit``: the seed's method (``model.fit`` on float32 arrays) on the JAX backend;
-- ``default``: the trainer's default engine on JAX, ``trainer.engines.jax_epoch.JaxEpochEngine``
-  (whole epochs in one ``jax.jit`` call, the uint8 data on the device), run by
-  ``benchmarks.default_path.run_default`` exactly as the TensorFlow row runs ``XlaEpochEngine``.
+- ``tutorial-fit``: the tutorial's method (``model.fit`` on float32 arrays) on the JAX backend;
+- ``JaxEpochEngine``: the trainer's JAX epoch engine (whole epochs in one ``jax.jit`` call, the
+  uint8 data on the device), run by ``benchmarks.epoch_engine`` exactly as the TensorFlow rows
+  run ``XlaEpochEngine``.
 
 Nothing here imports TensorFlow: this runs on machines where JAX is the only framework.
-The child is ``python -m benchmarks.jax_backend CONFIG_JSON OUTPUT_JSON``.
+The child is ``python -m benchmarks.jax_child CONFIG_JSON OUTPUT_JSON``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import BenchmarkError
+from benchmarks.errors import BenchmarkError
 
 
 def available() -> bool:
@@ -33,18 +33,18 @@ def available() -> bool:
 def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
     """Run the JAX benchmark in this process (KERAS_BACKEND must already be ``jax``)."""
     from benchmarks.datasets import load
-    from benchmarks.default_path import run_default
     from benchmarks.device import describe_jax
-    from benchmarks.harness import Method, run_rounds
-    from benchmarks.seed import run_seed_fit
+    from benchmarks.epoch_engine import epoch_engine_fit
+    from benchmarks.training import Method, run_rounds
+    from benchmarks.tutorial import tutorial_fit
 
     data = load(
         config["data_folder"], config["dataset"], config["download"], config["train_images"]
     )
     steps_per_call = config["steps_per_call"]
     methods: dict[str, Method] = {
-        "seed-fit": run_seed_fit,
-        "default": partial(run_default, steps_per_call=steps_per_call),
+        "tutorial-fit": tutorial_fit,
+        "JaxEpochEngine": partial(epoch_engine_fit, steps_per_call=steps_per_call),
     }
     env = describe_jax()
     runs = run_rounds(
@@ -62,8 +62,11 @@ def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
     return {"environment": env, "runs": runs}
 
 
-def run_subprocess(config: dict[str, Any]) -> dict[str, Any]:
-    """Run the JAX benchmark in a child with KERAS_BACKEND=jax; its progress goes to stderr."""
+def run_subprocess(config: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+    """Run the JAX benchmark in a child with KERAS_BACKEND=jax; its progress goes to stderr.
+
+    ``timeout_s``: the child is killed after that many seconds and the run fails.
+    """
     import tempfile
 
     env = dict(os.environ, KERAS_BACKEND="jax")
@@ -71,11 +74,17 @@ def run_subprocess(config: dict[str, Any]) -> dict[str, Any]:
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "jax.json"
-        proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.jax_backend", json.dumps(config), str(out)],
-            env=env,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.jax_child", json.dumps(config), str(out)],
+                env=env,
+                check=False,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            raise BenchmarkError(
+                f"the JAX benchmark did not finish within {timeout_s:.0f} s; it was stopped"
+            ) from None
         if proc.returncode != 0 or not out.exists():
             raise BenchmarkError(
                 f"the JAX benchmark exited with status {proc.returncode}; its output is above"
