@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from serve import __version__
+from serve import __version__, backends, settings
 from serve.model import ModelError, check_model, find_model
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -49,13 +49,23 @@ exec_server = os.execve
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
+    default=settings.WORKERS,
     show_default=True,
     envvar="WORKER_COUNT",
-    help="Server worker processes, each with its own copy of the model; one answers one request "
-    "at a time. [env: WORKER_COUNT, the server's own]",
+    help="Server worker processes, each with its own copy of the model and "
+    f"{settings.THREADS_PER_WORKER} threads, so one answers up to "
+    f"{settings.THREADS_PER_WORKER} requests at once (serve/settings.py). "
+    "[env: WORKER_COUNT, the server's own]",
 )
-def cli(model_dir: Path | None, port: int, workers: int) -> None:
+@click.option(
+    "--backend",
+    type=click.Choice(backends.BACKENDS),
+    default="auto",
+    show_default=True,
+    help="What runs the model: tensorflow (Keras on model.keras) or onnx (onnxruntime on "
+    "model.onnx, no TensorFlow needed); auto takes TensorFlow where it is installed, else onnx.",
+)
+def cli(model_dir: Path | None, port: int, workers: int, backend: str) -> None:
     """Serve a model mnist-train wrote with Azure ML's inference server.
 
     POST images to /score: JSON ({"data": [...]}, 28x28 lists or 784-long rows of 0-255), a PNG
@@ -76,6 +86,7 @@ def cli(model_dir: Path | None, port: int, workers: int) -> None:
         )
     try:
         info = check_model(find_model(model_dir))
+        chosen = backends.choose(backend, info.folder)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
     if importlib.util.find_spec(SERVER_MODULE) is None:
@@ -94,12 +105,18 @@ def cli(model_dir: Path | None, port: int, workers: int) -> None:
     # TensorFlow's C++ INFO lines at import (oneDNN, CUDA probes), as the trainer hides them
     # (trainer/runtime.py); warnings still show. Read before TensorFlow is first imported.
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # gunicorn 25.1 and later open a control socket in $HOME/.gunicorn (gunicorn/config.py,
-    # ControlSocket), a side effect a model server does not need and a read-only home refuses.
-    env.setdefault("GUNICORN_CMD_ARGS", "--no-control-socket")
+    env[backends.BACKEND_VAR] = chosen
+    # The worker model (serve/settings.py says why): the server builds gunicorn's command line
+    # without a worker class (amlserver_linux.py), and gunicorn reads GUNICORN_CMD_ARGS under
+    # it. The user's own arguments come last, so they win.
+    env["GUNICORN_CMD_ARGS"] = " ".join(
+        (*settings.GUNICORN_ARGS, env.get("GUNICORN_CMD_ARGS", ""))
+    ).strip()
+    model_file = info.folder / backends.ONNX_FILE if chosen == "onnx" else None
+    shown = f"{model_file} ({info.widths()})" if model_file else info.describe()
     click.echo(
-        f"Serving {info.describe()} on port {port} with {workers} worker(s): POST /score, "
-        "GET / for liveness and readiness",
+        f"Serving {shown} with {chosen} on port {port} with {workers} worker(s) of "
+        f"{settings.THREADS_PER_WORKER} threads: POST /score, GET / for liveness and readiness",
         err=True,
     )
     sys.stdout.flush()

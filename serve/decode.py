@@ -20,13 +20,13 @@ per request.
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any
 
 import numpy as np
 
 from serve.model import PIXELS
+from trainer.jsonio import loads
 
 MAX_IMAGES = 1024
 MAX_BYTES = 16 << 20  # 16 MiB: a JSON batch of 1,024 images is under 3.5 MiB
@@ -36,9 +36,22 @@ IDX_UBYTE = b"\x00\x00\x08"
 IDX_TYPE = "application/octet-stream"
 JSON_LIKE = ("application/json", "text/", "application/x-www-form-urlencoded")
 ACCEPTED = (
-    'send {"data": IMAGES} as JSON (28x28 nested lists or 784-long rows of integers 0-255), '
-    "a PNG or PGM image, or an idx body (docs/serving.md)"
+    'send {"data": IMAGES} as JSON (28x28 nested lists or 784-long rows of integers 0-255 or '
+    "of decimals in [0, 1]), a PNG or PGM image, or an idx body (docs/serving.md)"
 )
+# The one rule for JSON pixels (issues 20 c and 21.5), decided by how each token is written,
+# not by the array numpy would make of them: a request whose pixels are all integer tokens
+# (7, 255) holds bytes 0-255, as MNIST stores them; one with any decimal token (0.5, 1.0, 1e-3)
+# holds intensities in [0, 1], as the tutorial's client sends X_test / 255.0 (there an integer
+# token can only be 0 or 1, which JavaScript's JSON.stringify writes for 0.0 and 1.0); true and
+# false are never pixels.
+PIXEL_RULE = (
+    "JSON pixels are integer tokens 0-255, or decimal tokens in [0, 1] (then 0 and 1 may be "
+    "written as integers), never true or false"
+)
+# {"data": [images [rows [pixels]]]} is 4 levels deep; deeper is not an image (and the standard
+# library's parser would recurse once per level: 100,000 "[" ended in a RecursionError).
+JSON_DEPTH = 8
 
 
 class RequestError(Exception):
@@ -117,13 +130,14 @@ def decode_idx(body: bytes) -> np.ndarray:
 
 def decode_json(body: bytes) -> np.ndarray:
     try:
-        doc = json.loads(body)
-    except UnicodeDecodeError:
-        raise RequestError(
-            400, f"the body is neither an image nor UTF-8 JSON: {ACCEPTED}"
-        ) from None
+        doc = loads(body, what="the body", max_depth=JSON_DEPTH)
     except ValueError as exc:
-        raise RequestError(400, f"the body is not JSON ({exc}): {ACCEPTED}") from None
+        text = str(exc).rstrip(".")
+        if "UTF-8" in text:
+            raise RequestError(
+                400, f"the body is neither an image nor UTF-8 JSON: {ACCEPTED}"
+            ) from None
+        raise RequestError(400, f"{text}: {ACCEPTED}") from None
     if isinstance(doc, dict):
         if "data" not in doc:
             keys = ", ".join(sorted(map(str, doc))[:5])
@@ -132,43 +146,78 @@ def decode_json(body: bytes) -> np.ndarray:
     return pixels_from_lists(doc)
 
 
-def _kind_name(array: np.ndarray) -> str:
-    return {"b": "booleans", "f": "decimals", "U": "strings", "S": "strings"}.get(
-        array.dtype.kind, "values that are not numbers"
+def token_types(data: list[Any]) -> set[type]:
+    """The Python types of every value at the leaves of nested lists (``list`` excluded): how
+    the JSON tokens were written, which numpy's upcast would hide (``[True, 5]`` -> ints)."""
+    found: set[type] = set()
+    stack = [data]
+    while stack:
+        kinds = set(map(type, item := stack.pop()))
+        if list in kinds:
+            stack.extend(x for x in item if type(x) is list)
+            kinds.discard(list)
+        found |= kinds
+    return found
+
+
+def _scale_of(types: set[type]) -> str:
+    """``"bytes"`` (integer tokens 0-255) or ``"unit"`` (float tokens in [0, 1]), by the rule."""
+    if bool in types:
+        raise RequestError(400, f"true and false are not pixel values: {PIXEL_RULE}")
+    other = types - {int, float}
+    if other:
+        names = {str: "strings", dict: "objects", type(None): "null"}
+        found = ", ".join(sorted(names.get(t, t.__name__) for t in other))
+        raise RequestError(400, f"pixel values must be numbers; found {found}: {PIXEL_RULE}")
+    return "unit" if float in types else "bytes"
+
+
+def _shape_images(array: np.ndarray) -> np.ndarray:
+    if array.shape in ((SIDE, SIDE), (PIXELS,)):
+        return array.reshape(1, PIXELS)
+    if (array.ndim == 3 and array.shape[1:] == (SIDE, SIDE)) or (
+        array.ndim == 2 and array.shape[1] == PIXELS
+    ):
+        return array.reshape(len(array), PIXELS)
+    raise RequestError(
+        400,
+        "expected one 28x28 image, one 784-long row, or a list of either; got an array of "
+        f"shape {'x'.join(map(str, array.shape))}",
     )
 
 
 def pixels_from_lists(data: Any) -> np.ndarray:
-    """Nested lists of integers 0-255 (one image or several) to ``(n, 784)`` uint8."""
+    """Nested lists of pixels (one image or several) to ``(n, 784)`` uint8, by ``PIXEL_RULE``.
+
+    Float pixels are rounded to the nearest of the 256 levels (``round(255 * x)``): the levels
+    the model was trained on, and exactly the bytes back for the tutorial's ``X / 255.0``.
+    """
     if not isinstance(data, list):
         raise RequestError(400, f"the images must be a JSON list, not {type(data).__name__}")
+    scale = _scale_of(token_types(data))
     try:
-        array = np.array(data)
+        array = np.array(data, dtype=np.float64 if scale == "unit" else None)
     except (ValueError, OverflowError):
         raise RequestError(
             400, "the images are not a regular array (rows of different lengths or nesting)"
         ) from None
     if array.size == 0:
         raise RequestError(400, "no images in the request")
-    if array.dtype.kind not in "iu":
-        raise RequestError(400, f"pixel values must be integers 0-255; found {_kind_name(array)}")
-    if array.shape in ((SIDE, SIDE), (PIXELS,)):
-        array = array.reshape(1, PIXELS)
-    elif (array.ndim == 3 and array.shape[1:] == (SIDE, SIDE)) or (
-        array.ndim == 2 and array.shape[1] == PIXELS
-    ):
-        array = array.reshape(len(array), PIXELS)
-    else:
-        raise RequestError(
-            400,
-            "expected one 28x28 image, one 784-long row, or a list of either; got an array of "
-            f"shape {'x'.join(map(str, array.shape))}",
-        )
+    if array.dtype.kind not in "iuf":  # an integer beyond 64 bits makes an object array
+        raise RequestError(400, f"pixel values must be integers 0-255: {PIXEL_RULE}")
+    array = _shape_images(array)
     check_count(len(array))
-    low, high = int(array.min()), int(array.max())
+    low, high = array.min(), array.max()
+    if scale == "unit":
+        if low < 0 or high > 1:
+            bad = low if low < 0 else high
+            raise RequestError(
+                400, f"decimal pixel values must be in [0, 1]; found {bad:g}: {PIXEL_RULE}"
+            )
+        return np.rint(array * 255.0).astype(np.uint8)
     if low < 0 or high > 255:
         bad = low if low < 0 else high
-        raise RequestError(400, f"pixel values must be 0-255; found {bad}")
+        raise RequestError(400, f"integer pixel values must be 0-255; found {bad}: {PIXEL_RULE}")
     return array.astype(np.uint8)
 
 

@@ -38,24 +38,30 @@ from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import (
     AMLResponse,
 )
+from gunicorn.http.errors import ParseException
 
+from serve import backends, settings
 from serve.decode import MAX_BYTES, RequestError, decode
-from serve.model import ModelError, Predictor, load
+from serve.model import ModelError, check_model, find_model
 
 MODEL_DIR_VAR = "AZUREML_MODEL_DIR"
+READ_SIZE = 1 << 16
 log = logging.getLogger("azmlinfsrv.mnist")  # under the server's logger, which it configures
 
-predictor: Predictor | None = None
+predictor: backends.Predictor | None = None
 
 
 def init() -> None:
-    """Load the model below ``$AZUREML_MODEL_DIR`` once, before the worker takes requests."""
+    """Load the model below ``$AZUREML_MODEL_DIR`` once, before the worker takes requests, with
+    the backend ``mnist-serve`` chose (``$MNIST_SERVE_BACKEND``; ``auto`` when unset)."""
     global predictor
     root = os.environ.get(MODEL_DIR_VAR)
     if not root:
         raise ModelError(f"{MODEL_DIR_VAR} is not set: start the server with mnist-serve --model")
-    predictor = load(Path(root))
-    log.info("serving %s", predictor.info.describe())
+    info = check_model(find_model(Path(root)))
+    backend = backends.choose(os.environ.get(backends.BACKEND_VAR, "auto"), info.folder)
+    predictor = backends.load(info.folder, info, backend)
+    log.info("serving %s with %s", info.describe(), backend)
 
 
 @rawhttp
@@ -90,17 +96,52 @@ def run(request: Any) -> AMLResponse:
 
 
 def read_body(request: Any) -> bytes:
-    """At most ``MAX_BYTES`` of the body; a longer one is a 413, read no further."""
+    """At most ``MAX_BYTES`` of the body, within ``REQUEST_TIMEOUT_S``; a longer one is a 413,
+    a slower one a 408, a cut or malformed one (a bad chunk size, a chunk cut short) a 400."""
     too_big = RequestError(
         413, f"the body is over {MAX_BYTES:,} bytes (16 MiB), the most one request may carry"
     )
     if request.content_length is not None and request.content_length > MAX_BYTES:
         raise too_big
-    # The stream ends at Content-Length, or with the last chunk of a chunked body.
-    body = request.stream.read(MAX_BYTES + 1)
-    if len(body) > MAX_BYTES:
+    # gunicorn's threads read with blocking sockets and no timeout (workers/gthread.py): a
+    # client that stops sending would hold this thread for good. Its socket is in the WSGI
+    # environ; each read below waits at most until the request's deadline.
+    sock = request.environ.get("gunicorn.socket")
+    deadline = time.monotonic() + settings.REQUEST_TIMEOUT_S
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size <= MAX_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if sock is not None:
+                sock.settimeout(left)
+            # The stream ends at Content-Length, or with the last chunk of a chunked body.
+            part = request.stream.read(min(READ_SIZE, MAX_BYTES + 1 - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except TimeoutError:
+        raise RequestError(
+            408, f"the body did not arrive within {settings.REQUEST_TIMEOUT_S} s"
+        ) from None
+    except (ParseException, OSError) as exc:  # NoMoreData is an OSError
+        raise RequestError(
+            400, f"the body is cut short or its chunked encoding is malformed ({_first_line(exc)})"
+        ) from None
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
+    if size > MAX_BYTES:
         raise too_big
-    return bytes(body)
+    return b"".join(parts)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def encode(probabilities: np.ndarray) -> str:

@@ -64,8 +64,9 @@ def test_the_trained_model_is_served_by_the_servers_own_command(
     result = CliRunner().invoke(cli, ["--model", str(trained_model.parent), "--port", "5050"])
     assert result.exit_code == 0, result.output
     assert result.output == (
-        f"Serving {trained_model.resolve() / 'model.keras'} (784-300-100-10) on port 5050 with 1 "
-        "worker(s): POST /score, GET / for liveness and readiness\n"
+        f"Serving {trained_model.resolve() / 'model.keras'} (784-300-100-10) with tensorflow on "
+        "port 5050 with 1 worker(s) of 32 threads: POST /score, GET / for liveness and "
+        "readiness\n"
     )
     [(program, argv, env)] = launched
     assert program == sys.executable
@@ -83,7 +84,53 @@ def test_the_trained_model_is_served_by_the_servers_own_command(
         "1",
     ]
     assert env["AML_APP_ROOT"] == str(Path(serve.cli.__file__).parent)
-    assert env["GUNICORN_CMD_ARGS"] == "--no-control-socket"
+    # The worker model of serve/settings.py, which gunicorn reads under the server's arguments.
+    assert env["GUNICORN_CMD_ARGS"] == (
+        "--worker-class gthread --threads 32 --graceful-timeout 5 --keep-alive 2 "
+        "--no-control-socket"
+    )
+    assert env["MNIST_SERVE_BACKEND"] == "tensorflow"
+
+
+def test_a_users_gunicorn_arguments_come_last_and_win(
+    trained_model: Path, launched: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", "--threads 8")
+    result = CliRunner().invoke(cli, ["--model", str(trained_model), "--backend", "onnx"])
+    assert result.exit_code == 0, result.output
+    [(_, _, env)] = launched
+    assert env["GUNICORN_CMD_ARGS"].endswith("--no-control-socket --threads 8")
+    assert env["MNIST_SERVE_BACKEND"] == "onnx"
+    assert f"Serving {trained_model.resolve() / 'model.onnx'} (784-300-100-10) with onnx" in (
+        result.output
+    )
+
+
+def test_a_config_json_that_inflates_is_refused_before_it_is_read(
+    tmp_path: Path, launched: list[Any]
+) -> None:
+    """A few KB that inflate to 64 MiB (the probe's was 3 MB to 1 GiB): the zip's directory
+    gives the size, and nothing is inflated; a deep one is one line too, not a RecursionError."""
+    path = tmp_path / "bomb" / "model.keras"
+    path.parent.mkdir()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", b" " * (64 << 20))
+    assert path.stat().st_size < 200_000
+    result = CliRunner().invoke(cli, ["--model", str(path.parent)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path} is not a Keras model file mnist-train wrote (its config.json is "
+        "67,108,864 bytes; the trainer's is a few KB, at most 1,048,576)\n"
+    )
+    (tmp_path / "deep").mkdir()
+    with zipfile.ZipFile(tmp_path / "deep" / "model.keras", "w") as archive:
+        archive.writestr("config.json", "[" * 100_000 + "]" * 100_000)
+    result = CliRunner().invoke(cli, ["--model", str(tmp_path / "deep")])
+    assert result.exit_code == 1
+    assert "config.json of" in result.output
+    assert "100000 levels deep" in result.output
+    assert len(result.output.splitlines()) == 1
+    assert launched == []
 
 
 def test_azure_mounts_the_model_below_azureml_model_dir(

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from serve.decode import MAX_IMAGES, RequestError, decode, idx_body, kind_of, media_type
-from serve.images import BOX, MAX_SIDE, centre_by_mass, decode_image, mnist_like, read_grey
+from serve.images import (
+    BOX,
+    MAX_PIXELS,
+    MAX_SIDE,
+    centre_by_mass,
+    decode_image,
+    mnist_like,
+    read_grey,
+)
 from serve.score import encode
 
 
@@ -223,10 +231,6 @@ def test_centre_of_mass_is_placed_on_the_field_centre() -> None:
             "the image is blank: no pixel differs from its background",
         ),
         (
-            png(np.zeros((1, MAX_SIDE + 1), np.uint8)),
-            f"the image is {MAX_SIDE + 1}x1; at most {MAX_SIDE}x{MAX_SIDE} pixels",
-        ),
-        (
             png(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))[:2000],
             "the body is not a readable PNG image",
         ),
@@ -238,3 +242,99 @@ def test_unusable_images_are_400s(body: bytes, message: str) -> None:
         decode(body, None)
     assert refused.value.status == 400
     assert refused.value.message.startswith(message), refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("shape", "bits"),
+    [((1, MAX_SIDE + 1), 8), ((4096, 4096), 16), ((1025, 1024), 8)],
+    ids=["too-wide", "16-bit-4096-square", "just-over-a-megapixel"],
+)
+def test_large_images_are_refused_from_their_header_before_decoding(
+    shape: tuple[int, int], bits: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 16-bit 4096x4096 PNG is 37 KB and held a worker 2.9 s (issue 20 b): refused from
+    the size in its header, and nothing is decoded (Pillow's load is never called)."""
+    from PIL import ImageFile
+
+    array = np.zeros(shape, np.uint16 if bits == 16 else np.uint8)
+    body = png(array)
+    assert len(body) < 60_000
+    loads: list[object] = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self))
+    with pytest.raises(RequestError) as refused:
+        decode(body, "image/png")
+    height, width = shape
+    assert refused.value.status == 413
+    assert refused.value.message.startswith(
+        f"the image is {width}x{height} pixels; at most {MAX_PIXELS:,} pixels (1024x1024) and "
+        f"{MAX_SIDE} on a side"
+    )
+    assert loads == []
+
+
+def test_the_largest_allowed_16_bit_image_is_decoded() -> None:
+    array = np.zeros((1024, 1024), np.uint16)
+    array[300:700, 450:550] = 50_000
+    pixels, kind = decode(png(array), None)
+    assert (kind, pixels.shape, pixels.dtype) == ("png", (1, 784), np.uint8)
+    assert pixels.max() == 255  # the contrast step stretched the ink to full brightness
+
+
+RULE = "JSON pixels are integer tokens 0-255, or decimal tokens in [0, 1]"
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        ([True] + [5] * 783, "true and false are not pixel values: " + RULE),
+        ([False] * 784, "true and false are not pixel values"),
+        ([0.5, 2] + [0.0] * 782, "decimal pixel values must be in [0, 1]; found 2: " + RULE),
+        ([-0.25] + [0.0] * 783, "decimal pixel values must be in [0, 1]; found -0.25"),
+        ([1.5] + [0.0] * 783, "decimal pixel values must be in [0, 1]; found 1.5"),
+        ([256] + [0] * 783, "integer pixel values must be 0-255; found 256: " + RULE),
+        ([-1] + [0] * 783, "integer pixel values must be 0-255; found -1"),
+        ([10**30] + [0] * 783, "pixel values must be integers 0-255"),
+        (["7"] * 784, "pixel values must be numbers; found strings: " + RULE),
+        ([None] * 784, "pixel values must be numbers; found null"),
+    ],
+    ids=[
+        "true-among-ints",
+        "all-false",
+        "float-request-with-2",
+        "negative-float",
+        "float-over-1",
+        "int-256",
+        "int-negative",
+        "int-beyond-64-bits",
+        "strings",
+        "nulls",
+    ],
+)
+def test_the_one_rule_for_json_pixels_refuses(pixels: list[Any], message: str) -> None:
+    """By the JSON token, not numpy's upcast: [True, 5] is not the integers [1, 5] (issue 20 c)."""
+    with pytest.raises(RequestError) as refused:
+        decode(json.dumps({"data": [pixels]}).encode(), "application/json")
+    assert refused.value.status == 400
+    assert refused.value.message.startswith(message), refused.value.message
+
+
+def test_the_tutorials_floats_and_integer_bytes_give_the_same_pixels(fashion: Any) -> None:
+    """The tutorial's client sends X_test / 255.0 (every pixel a decimal token): rounded back to
+    the 256 levels, exactly the bytes; JavaScript writes 0.0 and 1.0 as 0 and 1, accepted too."""
+    images = fashion.x_test[:32]
+    as_bytes, _ = decode(json.dumps({"data": images.tolist()}).encode(), None)
+    as_floats, _ = decode(json.dumps({"data": (images / 255.0).tolist()}).encode(), None)
+    assert np.array_equal(as_bytes, images)
+    assert np.array_equal(as_floats, images)
+    mixed = [0, 1, 0.5, 1.0, 0.0] + [0] * 779
+    pixels, _ = decode(json.dumps([mixed]).encode(), None)
+    assert pixels[0, :5].tolist() == [0, 255, 128, 255, 0]
+
+
+def test_deeply_nested_json_is_a_400_not_a_recursion_error() -> None:
+    with pytest.raises(RequestError) as refused:
+        decode(b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None)
+    assert refused.value.status == 400
+    assert refused.value.message.startswith(
+        "the body nests arrays and objects 100001 levels deep; at most 8 are accepted"
+    )

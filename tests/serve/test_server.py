@@ -47,6 +47,13 @@ def test_json_images_as_28x28_lists_and_as_rows(served: Server, fashion: Any, or
     assert_same_predictions(served.score(one, "application/json"), expected[:1])
 
 
+def test_the_tutorials_float_request(served: Server, fashion: Any, oracle: Any) -> None:
+    """Its client sends {"data": X_test / 255.0}: decimal tokens in [0, 1] (issue 21.5)."""
+    images = fashion.x_test[:16]
+    body = json.dumps({"data": (images / 255.0).tolist()}).encode()
+    assert_same_predictions(served.score(body, "application/json"), oracle(images))
+
+
 def test_idx_body_of_a_full_batch(served: Server, fashion: Any, oracle: Any) -> None:
     images = fashion.x_test[100 : 100 + MAX_IMAGES]
     answer = served.score(idx_body(images), "application/octet-stream")
@@ -93,22 +100,18 @@ def bad_requests() -> list[tuple[str, bytes, str | None, int, str]]:
     row = [0] * 784
     return [
         ("empty", b"", "application/json", 400, "the body is empty"),
-        ("not-json", b"seven", "application/json", 400, "the body is not JSON"),
+        ("not-json", b"seven", "application/json", 400, "the body is not valid JSON"),
         ("not-utf8", b"\xff\xfe\x00", None, 400, "the body is neither an image nor UTF-8 JSON"),
         ("no-data", b'{"images": []}', "application/json", 400, 'the JSON object has no "data"'),
         ("no-images", b'{"data": []}', "application/json", 400, "no images in the request"),
         ("wrong-shape", b"[[1, 2, 3]]", "application/json", 400, "expected one 28x28 image"),
         ("ragged", json.dumps([row, row[:-1]]).encode(), None, 400, "the images are not a regular"),
-        (
-            "decimals",
-            json.dumps([[0.5] * 784]).encode(),
-            None,
-            400,
-            "pixel values must be integers",
-        ),
-        ("strings", json.dumps([["7"] * 784]).encode(), None, 400, "pixel values must be integers"),
-        ("too-bright", json.dumps([[256] * 784]).encode(), None, 400, "pixel values must be 0-255"),
-        ("negative", json.dumps([[-1] * 784]).encode(), None, 400, "pixel values must be 0-255"),
+        ("float-over-1", json.dumps([[1.5] * 784]).encode(), None, 400, "decimal pixel values"),
+        ("true", json.dumps([[True, *row[1:]]]).encode(), None, 400, "true and false are not"),
+        ("strings", json.dumps([["7"] * 784]).encode(), None, 400, "pixel values must be numbers"),
+        ("too-bright", json.dumps([[256] * 784]).encode(), None, 400, "integer pixel values must"),
+        ("negative", json.dumps([[-1] * 784]).encode(), None, 400, "integer pixel values must"),
+        ("too-deep", b"[" * 50_000 + b"]" * 50_000, None, 400, "the body nests arrays"),
         (
             "too-many",
             json.dumps([row] * (MAX_IMAGES + 1)).encode(),
