@@ -28,6 +28,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 B = TypeVar("B")
 
+# SDK v1 (azureml-core) reached end of support on 30 June 2026: it still works, but gets no
+# fixes. Said once per command, on stderr, so a dry run's stdout stays the specification.
+V1_DEPRECATED = (
+    "Warning: SDK v1 (azureml-core) reached end of support on 30 June 2026 and gets no fixes; "
+    "drop --sdk v1 to use SDK v2 (azure-ai-ml), the default"
+)
+
 
 @dataclass(frozen=True)
 class Common:
@@ -53,6 +60,8 @@ def backend(common: Common) -> Backend:
 
         factory = load_backend
     be: Backend = factory(common.sdk, common.workspace)
+    if common.sdk == "v1":  # once the SDK is there: a missing one is the only line to read
+        click.echo(V1_DEPRECATED, err=True)
     return be
 
 

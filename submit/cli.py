@@ -17,19 +17,18 @@ from submit import __version__
 from submit.boundary import Common, backend, call, perform
 from submit.endpoint import endpoint
 from submit.errors import SubmitError
+from submit.helptexts import LOW_PRIORITY_HELP, SWEEP_TIMEOUT_HELP, VM_SIZE_HELP
+from submit.messages import finish
 from submit.options import (
     CONTEXT,
-    PASSWORD_VAR,
-    VM_SIZE_HELP,
     TrainerCommand,
     asset,
     common_options,
     dry_run_option,
-    finish,
     int_list,
-    registry_password,
     run_options,
 )
+from submit.password import PASSWORD_VAR, registry_password
 from submit.spec import (
     DATASET_URLS,
     DEFAULT_COMPUTE,
@@ -38,8 +37,9 @@ from submit.spec import (
     DEFAULT_EXPERIMENT,
     DEFAULT_IDLE_SECONDS,
     DEFAULT_MODEL_NAME,
+    DEFAULT_SWEEP_TIMEOUT_MINUTES,
     DEFAULT_VM_SIZE,
-    MODEL_PATH,
+    MODEL_TYPES,
     SWEEP_BATCH_SIZES,
     SWEEP_FIRST_LAYER,
     SWEEP_LOG_LR,
@@ -64,17 +64,17 @@ def cli() -> None:
     """Run the Keras MNIST trainer image on Azure ML: register, train, sweep, collect.
 
     \b
-    From nothing to a trained model (add --sdk v2 to any of them for azure-ai-ml):
+    From nothing to a trained model (SDK v2, azure-ai-ml; add --sdk v1 for azureml-core):
       mnist-submit env register --image myacr.azurecr.io/keras-mnist-trainer:0.1.0
       mnist-submit data register --dataset mnist
       mnist-submit compute create --name gpu-cluster
       mnist-submit run --data mnist:1 --wait -- --epochs 20
       mnist-submit model register RUN_ID
       mnist-submit model download keras-mnist:1 --target ./model
-      mnist-submit endpoint create mnist-ep   (then endpoint deploy/invoke/delete; SDK v2)
+      mnist-submit endpoint create mnist-ep   (then endpoint deploy/invoke/delete)
 
-    SDK v1 (azureml-core, the default) reached end of support on 30 June 2026; SDK v2
-    (--sdk v2, azure-ai-ml) is the way forward and takes the same commands.
+    SDK v1 (--sdk v1, azureml-core) reached end of support on 30 June 2026 and gets no fixes;
+    it takes the same commands except endpoint, and says so on stderr each time.
 
     The workspace comes from config.json or --subscription-id/--resource-group/
     --workspace-name. Sign-in is azure-identity's DefaultAzureCredential and never prompts: a
@@ -139,7 +139,7 @@ def env_register(
     \b
     Example:
       mnist-submit env register --image myacr.azurecr.io/keras-mnist-trainer:0.1.0
-      mnist-submit env register --sdk v2 --dockerfile Dockerfile --dry-run
+      mnist-submit env register --dockerfile Dockerfile --dry-run
     """
     if (image is None) == (dockerfile is None):
         raise click.UsageError("pass exactly one of --image and --dockerfile")
@@ -214,15 +214,15 @@ def data_register(
 ) -> None:
     """Register the dataset the trainer reads with --data-folder.
 
-    SDK v1 registers a FileDataset from the URLs (as the original sample did) or uploads the
-    folder; it needs azureml-dataprep (the `azureml` extra). SDK v2 uploads the folder, fetching the
-    URLs first into the trainer's cache folder ($MNIST_CACHE_DIR, else
-    ~/.cache/keras-mnist-trainer); the usual URLs land where the trainer's --download looks.
+    SDK v2 uploads the folder, fetching the URLs first into the trainer's cache folder
+    ($MNIST_CACHE_DIR, else ~/.cache/keras-mnist-trainer); the usual URLs land where the
+    trainer's --download looks. SDK v1 registers a FileDataset from the URLs (as the original
+    sample did) or uploads the folder; it needs azureml-dataprep (the `azureml` extra).
 
     \b
     Example:
       mnist-submit data register --dataset mnist
-      mnist-submit data register --sdk v2 --dataset fashion-mnist \\
+      mnist-submit data register --dataset fashion-mnist \\
           --folder /usr/share/datasets/fashion-mnist
     """
     if folder is not None and urls:
@@ -270,7 +270,7 @@ def compute() -> None:
     "--low-priority/--dedicated",
     default=False,
     show_default=True,
-    help="Low-priority nodes cost less but can be preempted (the trainer resumes).",
+    help=LOW_PRIORITY_HELP,
 )
 @click.option(
     "--idle-seconds",
@@ -320,7 +320,7 @@ def run(common: Common, run: RunSpec, wait: bool, dry_run: bool) -> None:
     \b
     Example:
       mnist-submit run --data mnist:1 --wait -- --epochs 20 --batch-size 50
-      mnist-submit run --sdk v2 --nodes 2 --dry-run -- --epochs 20
+      mnist-submit run --nodes 2 --dry-run -- --epochs 20
     """
     perform(
         common,
@@ -386,6 +386,14 @@ def run(common: Common, run: RunSpec, wait: bool, dry_run: bool) -> None:
 )
 @click.option("--max-total-runs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--max-concurrent-runs", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--sweep-timeout",
+    "sweep_timeout_minutes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SWEEP_TIMEOUT_MINUTES,
+    metavar="MINUTES",
+    help=SWEEP_TIMEOUT_HELP,
+)
 def sweep(
     common: Common,
     run: RunSpec,
@@ -402,6 +410,7 @@ def sweep(
     goal: str,
     max_total_runs: int,
     max_concurrent_runs: int,
+    sweep_timeout_minutes: int,
 ) -> None:
     """Search the sample's hyperparameters: random sampling, bandit early stopping.
 
@@ -411,7 +420,7 @@ def sweep(
     \b
     Example:
       mnist-submit sweep --data mnist:1 -- --epochs 20
-      mnist-submit sweep --sdk v2 --max-total-runs 40 --max-concurrent-runs 8 --dry-run
+      mnist-submit sweep --max-total-runs 40 --max-concurrent-runs 8 --dry-run
     """
     clash = [a for a in run.trainer_args if a.split("=", 1)[0] in SWEEPED_FLAGS]
     if clash:
@@ -432,6 +441,7 @@ def sweep(
         goal=goal,
         max_total_runs=max_total_runs,
         max_concurrent_runs=max_concurrent_runs,
+        timeout_minutes=sweep_timeout_minutes,
     )
     perform(
         common,
@@ -449,7 +459,17 @@ def model() -> None:
 @model.command("register", context_settings=CONTEXT)
 @click.argument("run_id")
 @click.option("--name", default=DEFAULT_MODEL_NAME, show_default=True, help="Model name.")
-@click.option("--path", default=MODEL_PATH, show_default=True, help="Folder in the run's outputs.")
+@click.option(
+    "--type",
+    "model_type",
+    type=click.Choice(sorted(MODEL_TYPES)),
+    help="mlflow_model: the MLflow model the trainer writes in outputs/mlflow_model (signature, "
+    "no-code deployment; SDK v2 only); custom_model: the outputs/model folder as it is "
+    "[default: mlflow_model on SDK v2, custom_model on SDK v1].",
+)
+@click.option(
+    "--path", help="Folder in the run's outputs [default: the --type's folder, see above]."
+)
 @click.option(
     "--experiment",
     default=DEFAULT_EXPERIMENT,
@@ -459,9 +479,15 @@ def model() -> None:
 @dry_run_option
 @common_options
 def model_register(
-    common: Common, run_id: str, name: str, path: str, experiment: str, dry_run: bool
+    common: Common,
+    run_id: str,
+    name: str,
+    model_type: str | None,
+    path: str | None,
+    experiment: str,
+    dry_run: bool,
 ) -> None:
-    """Register the model a run saved in outputs/model.
+    """Register the model a run saved: its MLflow model (SDK v2) or its outputs/model folder.
 
     For a sweep, the model of its best run (by the sweep's primary metric) is registered; a dry
     run, which looks nothing up, shows the ID as given.
@@ -470,7 +496,16 @@ def model_register(
     Example:
       mnist-submit model register keras-mnist_1700000000_1a2b3c4d
     """
-    spec = ModelSpec(run_id=run_id, name=name, path=path.strip("/"), experiment=experiment)
+    model_type = model_type or ("custom_model" if common.sdk == "v1" else "mlflow_model")
+    if common.sdk == "v1" and model_type != "custom_model":
+        raise click.BadParameter(
+            "SDK v1 registers folders only: use --type custom_model, or SDK v2 for mlflow_model",
+            param_hint="--type",
+        )
+    folder = (path or MODEL_TYPES[model_type]).strip("/")
+    spec = ModelSpec(
+        run_id=run_id, name=name, path=folder, experiment=experiment, model_type=model_type
+    )
     perform(
         common,
         dry_run,

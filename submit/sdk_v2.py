@@ -15,13 +15,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from azure.ai.ml import Input, MLClient, TensorFlowDistribution
+from azure.ai.ml import Input, MLClient, Output, TensorFlowDistribution
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import (
     AmlCompute,
     BuildContext,
     CommandComponent,
     CommandJob,
+    CommandJobLimits,
     Data,
     Environment,
     Model,
@@ -54,6 +55,8 @@ from submit.fetch import fetch, local_folder
 from submit.network import azure_core_options, progress
 from submit.sdk_v2_endpoints import EndpointOperations
 from submit.spec import (
+    CHECKPOINT_OUTPUT,
+    CHECKPOINT_URI,
     DATASET_URLS,
     LOG_UNIFORM_FLAG,
     SWEEPED_FLAGS,
@@ -111,6 +114,7 @@ def _command(spec: RunSpec, extra: list[str]) -> str:
     head = trainer_command(())
     if spec.data is not None:
         head += ["--data-folder", "${{inputs.data}}"]
+    head += ["--checkpoint-dir", f"${{{{outputs.{CHECKPOINT_OUTPUT}}}}}"]
     # Placeholders are Azure ML's, substituted before the shell runs; the user's flags are quoted.
     return " ".join([*head, *extra, *(shlex.quote(a) for a in spec.trainer_args)])
 
@@ -127,6 +131,14 @@ def _data_inputs(spec: RunSpec) -> dict[str, Input | str | bool | int | float]:
     }
 
 
+def _outputs() -> dict[str, Output]:
+    """The checkpoint folder, which outlives a preemption (``submit.spec.CHECKPOINT_URI``).
+    ./outputs stays the job's default artifacts output, where ``model register`` looks."""
+    return {
+        CHECKPOINT_OUTPUT: Output(type=AssetTypes.URI_FOLDER, mode="rw_mount", path=CHECKPOINT_URI)
+    }
+
+
 def _distribution(spec: RunSpec) -> TensorFlowDistribution | None:
     if spec.nodes == 1 and spec.workers_per_node == 1:
         return None
@@ -138,12 +150,14 @@ def build_job(spec: RunSpec) -> CommandJob:
     return CommandJob(
         command=_command(spec, []),
         inputs=_data_inputs(spec),
+        outputs=_outputs(),
         environment=f"azureml:{spec.env_name}:{spec.env_version}",
         compute=spec.compute,
         resources={"instance_count": spec.nodes},
         distribution=_distribution(spec),
         experiment_name=spec.experiment,
         display_name=spec.display_name,
+        limits=CommandJobLimits(timeout=spec.timeout_minutes * 60),
     )
 
 
@@ -167,6 +181,7 @@ def build_sweep(spec: SweepSpec) -> SweepJob:
         compute=run.compute,
         trial=trial,
         inputs=_data_inputs(run),
+        outputs=_outputs(),
         resources={"instance_count": run.nodes},
         sampling_algorithm="random",
         search_space={
@@ -177,7 +192,10 @@ def build_sweep(spec: SweepSpec) -> SweepJob:
         },
         objective=Objective(goal=spec.goal, primary_metric=spec.primary_metric),
         limits=SweepJobLimits(
-            max_total_trials=spec.max_total_runs, max_concurrent_trials=spec.max_concurrent_runs
+            max_total_trials=spec.max_total_runs,
+            max_concurrent_trials=spec.max_concurrent_runs,
+            timeout=spec.timeout_minutes * 60,
+            trial_timeout=run.timeout_minutes * 60,
         ),
         early_termination=BanditPolicy(
             evaluation_interval=spec.evaluation_interval, slack_factor=spec.slack_factor
@@ -232,11 +250,13 @@ def build_compute(spec: ComputeSpec) -> AmlCompute:
 
 
 def build_model(spec: ModelSpec) -> Model:
-    """The model folder a job saved under ./outputs, which Azure ML keeps as job artifacts."""
+    """A model folder a job saved under ./outputs, which Azure ML keeps as job artifacts: the
+    MLflow model (type mlflow_model: signature, lineage, no-code deployment) or the plain
+    folder (custom_model)."""
     return Model(
         name=spec.name,
         path=f"azureml://jobs/{spec.run_id}/outputs/artifacts/paths/{spec.path}/",
-        type=AssetTypes.CUSTOM_MODEL,
+        type=spec.model_type,
         description=spec.description,
     )
 

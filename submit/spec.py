@@ -28,6 +28,28 @@ DEFAULT_VM_SIZE = "Standard_NC4as_T4_v3"
 DEFAULT_IDLE_SECONDS = 180
 DEFAULT_MODEL_NAME = "keras-mnist"
 MODEL_PATH = "outputs/model"  # the trainer's --output-dir default is ./outputs; Azure ML keeps it
+# The MLflow model folder the trainer writes next to it (trainer/outputs.py): what SDK v2
+# registers by default, as type mlflow_model (signature, lineage, no-code deployment).
+MLFLOW_MODEL_PATH = "outputs/mlflow_model"
+MODEL_TYPES = {"mlflow_model": MLFLOW_MODEL_PATH, "custom_model": MODEL_PATH}
+
+# Job limits. Without one a job runs until the service's maximum job lifetime, billing a GPU node
+# all the while. 20 epochs of this model take minutes on one T4, so 2 hours only ever stops a
+# run that hangs; a sweep of 20 trials, 4 at a time, is 5 rounds of at most 2 hours each.
+DEFAULT_RUN_TIMEOUT_MINUTES = 120
+DEFAULT_SWEEP_TIMEOUT_MINUTES = 720
+
+# Checkpoints outlive a preemption only outside the job's working directory: a preempted job is
+# restarted, not resumed, on a fresh node with an empty working directory (Microsoft Learn,
+# "Create an Azure Machine Learning compute cluster", low-priority VMs). So the job declares a
+# named output, mounted read-write, at a datastore path keyed by the job's name, which a restart
+# of the same job keeps. ${{name}} is a server-side expression: "The job name. For pipelines,
+# it's the step job name" (Microsoft Learn, "Expressions in Azure Machine Learning SDK and CLI
+# v2", Server expressions; the others are ${{default_datastore}} and ${{output_name}}). A sweep's
+# trials are jobs with names of their own, so each trial should get its own folder; the docs do
+# not say so for sweeps in as many words, so docs/azureml.md's first-sweep checklist looks.
+CHECKPOINT_OUTPUT = "checkpoints"
+CHECKPOINT_URI = "azureml://datastores/workspaceblobstore/paths/keras-mnist/checkpoints/${{name}}/"
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -117,6 +139,7 @@ class RunSpec:
     workers_per_node: int = 1
     trainer_args: tuple[str, ...] = ()
     display_name: str | None = None
+    timeout_minutes: int = DEFAULT_RUN_TIMEOUT_MINUTES  # each trial's, in a sweep
 
     @property
     def worker_count(self) -> int:
@@ -136,6 +159,7 @@ class SweepSpec:
     goal: str = "maximize"
     max_total_runs: int = 20
     max_concurrent_runs: int = 4
+    timeout_minutes: int = DEFAULT_SWEEP_TIMEOUT_MINUTES  # the whole sweep's
 
     @property
     def choices(self) -> dict[str, tuple[int, ...]]:
@@ -150,6 +174,7 @@ class ModelSpec:
     name: str = DEFAULT_MODEL_NAME
     path: str = MODEL_PATH
     experiment: str = DEFAULT_EXPERIMENT
+    model_type: str = "custom_model"  # or "mlflow_model" (SDK v2 only)
     description: str = "Keras MNIST classifier trained on Azure ML"
 
 
@@ -167,9 +192,13 @@ def trainer_command(args: tuple[str, ...]) -> list[str]:
 
 
 def parse_asset(ref: str, what: str) -> tuple[str, str]:
-    """``NAME:VERSION`` to its parts; a bare name or "latest" is refused (runs must be repeatable)."""
-    name, sep, version = ref.partition(":")
-    if not name or not sep or not version:
+    """``NAME:VERSION`` to its parts; a bare name or "latest" is refused (runs must be repeatable).
+
+    The SDK's own form, ``azureml:NAME:VERSION``, is the same reference: its prefix is dropped
+    (the builders add it back), so it never reads ``azureml:azureml:...``.
+    """
+    name, sep, version = ref.removeprefix("azureml:").partition(":")
+    if not name or not sep or not version or ":" in version:
         raise ValueError(f"{what} must be NAME:VERSION, got {ref!r}")
     if version == "latest":
         raise ValueError(f"{what} {ref!r} floats; name an exact version")
@@ -222,7 +251,9 @@ class DeploymentSpec:
     endpoint: str
     model_name: str
     model_version: str
-    image: str  # the serving image: the trainer image whose default command is mnist-serve
+    # The serving image (whose default command is mnist-serve), or None: a no-code deployment
+    # of an MLflow model, which Azure serves with an image and a server of its own.
+    image: str | None = None
     name: str = DEFAULT_DEPLOYMENT
     instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = 1

@@ -72,7 +72,7 @@ def dry_run(sdk: str, args: list[str]) -> str:
     """The command's dry-run output with the real ``sdk`` backend."""
     result = CliRunner().invoke(cli, with_options(args, "--sdk", sdk, "--dry-run"))
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def assert_one_error_line(result: Result, expected: str, *progress: str) -> None:
@@ -403,6 +403,7 @@ def v1_with(workspace: object) -> Callable[[str, Callable[[], WorkspaceRef]], Ba
         from submit import sdk_v1
 
     def factory(sdk: str, ref: Callable[[], WorkspaceRef]) -> Backend:
+        assert sdk == "v1", "SDK v1 tests pass --sdk v1: v2 is the default"
         backend = sdk_v1.V1Backend(ref)
         backend._ws = workspace  # what the SDK would have fetched
         return backend

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from submit import __version__
+from submit.boundary import V1_DEPRECATED
 from submit.cli import cli
 from submit.errors import NoBestRun
 from submit.spec import (
@@ -35,9 +36,9 @@ def test_full_flow_through_the_backend_interface(tmp_path: Path) -> None:
     steps = [
         (
             ["env", "register", "--image", IMAGE, *WS],
-            "Registered environment keras-mnist:0.1.0 (SDK v1)\n",
+            "Registered environment keras-mnist:0.1.0 (SDK v2)\n",
         ),
-        (["data", "register", "--dataset", "mnist", *WS], "Registered dataset mnist:1 (SDK v1)\n"),
+        (["data", "register", "--dataset", "mnist", *WS], "Registered dataset mnist:1 (SDK v2)\n"),
         (
             ["run", "--data", "mnist:1", "--wait", *WS, "--", "--epochs", "20", "--seed", "7"],
             "Submitted keras-mnist_1_abc: https://ml.azure.com/runs/keras-mnist_1_abc\n"
@@ -46,7 +47,7 @@ def test_full_flow_through_the_backend_interface(tmp_path: Path) -> None:
         ),
         (
             ["model", "register", "keras-mnist_1_abc", *WS],
-            "Registered model keras-mnist:1 (SDK v1)\n",
+            "Registered model keras-mnist:1 (SDK v2)\n",
         ),
         (
             ["model", "download", "keras-mnist:1", "--target", str(target), *WS],
@@ -77,11 +78,16 @@ def test_full_flow_through_the_backend_interface(tmp_path: Path) -> None:
         ),
         ("wait", ("keras-mnist_1_abc", "keras-mnist")),
         ("model_run", ("keras-mnist_1_abc", "keras-mnist")),
-        ("register_model", ModelSpec(run_id="keras-mnist_1_abc")),
+        (
+            "register_model",
+            ModelSpec(
+                run_id="keras-mnist_1_abc", path="outputs/mlflow_model", model_type="mlflow_model"
+            ),
+        ),
         ("download_model", ("keras-mnist", "1", target)),
     ]
     assert (target / "saved_model.keras").read_bytes() == b"model"
-    assert fake.sdk == "v1"
+    assert fake.sdk == "v2"  # the default
     assert fake.workspace is not None
     assert fake.workspace() == WorkspaceRef("sub-1", "rg-1", "ws-1", source="options")
 
@@ -98,6 +104,7 @@ def test_options_map_to_specs_for_v2() -> None:
         "--workers-per-node": "2",
         "--experiment": "exp",
         "--display-name": "first",
+        "--timeout": "30",
     }
     trainer = ["--epochs", "5", "--dataset", "fashion-mnist"]
     result = invoke(fake, ["run", *flatten(options), "--dry-run", "--", *trainer])
@@ -113,8 +120,39 @@ def test_options_map_to_specs_for_v2() -> None:
         workers_per_node=2,
         trainer_args=tuple(trainer),
         display_name="first",
+        timeout_minutes=30,
     )
     assert fake.calls == [("render_run", spec)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["env", "register", "--image", IMAGE],
+        ["compute", "create"],
+        ["run"],
+        ["sweep"],
+        ["model", "register", "run-1"],
+    ],
+)
+def test_v2_is_the_default_and_v1_says_once_it_is_out_of_support(args: list[str]) -> None:
+    default, v1 = FakeBackend(), FakeBackend()
+    plain = invoke(default, [*args, *WS])
+    old = invoke(v1, [*args, "--sdk", "v1", *WS])
+    assert (default.sdk, plain.exit_code, plain.stderr) == ("v2", 0, "")
+    assert (v1.sdk, old.exit_code) == ("v1", 0), old.output
+    assert old.stderr == V1_DEPRECATED + "\n"
+    assert "30 June 2026" in V1_DEPRECATED
+
+
+def test_model_register_on_v1_is_a_folder() -> None:
+    fake = FakeBackend()
+    result = invoke(fake, ["model", "register", "run-1", "--sdk", "v1", *WS])
+    assert result.exit_code == 0, result.output
+    assert fake.calls[-1] == ("register_model", ModelSpec(run_id="run-1"))
+    refused = invoke(fake, ["model", "register", "run-1", "--sdk", "v1", "--type", "mlflow_model"])
+    assert refused.exit_code == 2
+    assert "SDK v1 registers folders only" in refused.output
 
 
 def flatten(options: dict[str, str]) -> list[str]:
@@ -189,7 +227,10 @@ def test_model_register_takes_a_sweeps_best_run() -> None:
     )
     assert fake.calls == [
         ("model_run", ("HD_123", "keras-mnist")),
-        ("register_model", ModelSpec(run_id="HD_123_7")),
+        (
+            "register_model",
+            ModelSpec(run_id="HD_123_7", path="outputs/mlflow_model", model_type="mlflow_model"),
+        ),
     ]
 
 
@@ -251,7 +292,7 @@ def test_env_register_variants_and_password_never_shown(
 def test_compute_create_and_data_folder() -> None:
     fake = FakeBackend()
     result = invoke(fake, ["compute", "create", "--max-nodes", "2", "--low-priority"])
-    assert (result.exit_code, result.output) == (0, "Compute gpu-cluster ready (SDK v1)\n")
+    assert (result.exit_code, result.output) == (0, "Compute gpu-cluster ready (SDK v2)\n")
     assert fake.calls[-1][1] == ComputeSpec(max_nodes=2, low_priority=True)
     folder = Path("fashion")
     folder.mkdir()
@@ -305,7 +346,7 @@ USAGE_ERRORS = [
         "Error: No such option '--epochs': trainer flags go after -- (mnist-submit run -- --epochs ...)",
     ),
     (["run", "--nodes", "0"], "Error: Invalid value for '--nodes': 0 is not in the range x>=1."),
-    (["run", "--sdk", "v3"], "Error: Invalid value for '--sdk': 'v3' is not one of 'v1', 'v2'."),
+    (["run", "--sdk", "v3"], "Error: Invalid value for '--sdk': 'v3' is not one of 'v2', 'v1'."),
     (
         ["sweep", "--", "--batch-size", "7"],
         "Error: --batch-size is sampled by the sweep: drop it after -- (use the sweep's options)",

@@ -81,7 +81,8 @@ def test_command_job_round_trips(tmp_path: Path, mode: str, expected_mode: str, 
     assert isinstance(job, CommandJob)
     assert sdk_v2.dump(job) == output
     assert job.command == (
-        "python -m trainer --data-folder ${{inputs.data}} --epochs 3 --log-dir './logs dir'"
+        "python -m trainer --data-folder ${{inputs.data}} --checkpoint-dir "
+        "${{outputs.checkpoints}} --epochs 3 --log-dir './logs dir'"
     )
     assert job.environment == "keras-mnist:0.1.0"  # the SDK strips "azureml:" on load
     assert job.compute == "c1"
@@ -122,7 +123,8 @@ def test_sweep_round_trips_with_the_samples_space(tmp_path: Path) -> None:
     assert (sweep.objective.primary_metric, sweep.objective.goal) == ("Accuracy", "maximize")
     assert (sweep.limits.max_total_trials, sweep.limits.max_concurrent_trials) == (20, 4)
     assert sweep.trial.command == (
-        "python -m trainer --data-folder ${{inputs.data}} --batch-size ${{search_space.batch_size}} "
+        "python -m trainer --data-folder ${{inputs.data}} --checkpoint-dir "
+        "${{outputs.checkpoints}} --batch-size ${{search_space.batch_size}} "
         "--first-layer-neurons ${{search_space.first_layer_neurons}} "
         "--second-layer-neurons ${{search_space.second_layer_neurons}} "
         "--learning-rate ${{search_space.learning_rate}} --epochs 20"
@@ -154,6 +156,10 @@ def test_compute_data_and_model_round_trip(tmp_path: Path) -> None:
 
     output = dry_run(["model", "register", "job-7"])
     model = load_model(saved(output, tmp_path / "model.yml"))
+    assert (model.name, model.type) == ("keras-mnist", "mlflow_model")
+    assert model.path == "azureml://jobs/job-7/outputs/artifacts/paths/outputs/mlflow_model/"
+    output = dry_run(["model", "register", "job-7", "--type", "custom_model"])
+    model = load_model(saved(output, tmp_path / "folder.yml"))
     assert (model.name, model.type) == ("keras-mnist", "custom_model")
     assert model.path == "azureml://jobs/job-7/outputs/artifacts/paths/outputs/model/"
 
@@ -211,11 +217,17 @@ def test_full_flow_through_the_real_backend(tmp_path: Path) -> None:
     assert args["data.get"] == (("mnist",), {"version": "1"})
     job = args["jobs.create_or_update"][0][0]
     assert isinstance(job, CommandJob)
-    assert job.command == "python -m trainer --data-folder ${{inputs.data}} --epochs 20"
+    assert job.command == (
+        "python -m trainer --data-folder ${{inputs.data}} --checkpoint-dir "
+        "${{outputs.checkpoints}} --epochs 20"
+    )
     assert args["jobs.stream"] == (("job-1",), {})
     model = args["models.create_or_update"][0][0]
     assert isinstance(model, Model)
-    assert model.path == "azureml://jobs/job-1/outputs/artifacts/paths/outputs/model/"
+    assert (model.type, model.path) == (
+        "mlflow_model",
+        "azureml://jobs/job-1/outputs/artifacts/paths/outputs/mlflow_model/",
+    )
     assert args["models.download"] == (
         (),
         {"name": "keras-mnist", "version": "1", "download_path": str(target)},
@@ -276,7 +288,7 @@ def test_a_sweep_is_registered_from_its_best_run() -> None:
     )
     name, ((model,), _) = client.log[-1]
     assert name == "models.create_or_update"
-    assert model.path == "azureml://jobs/sweep-1_3/outputs/artifacts/paths/outputs/model/"
+    assert model.path == "azureml://jobs/sweep-1_3/outputs/artifacts/paths/outputs/mlflow_model/"
 
 
 def test_a_sweep_without_a_best_run_registers_nothing() -> None:
@@ -290,3 +302,64 @@ def test_a_sweep_without_a_best_run_registers_nothing() -> None:
         "primary metric): wait for one, or pass the ID of one of its runs\n",
     )
     assert [name for name, _ in client.log] == ["jobs.get"]
+
+
+CHECKPOINTS = "azureml://datastores/workspaceblobstore/paths/keras-mnist/checkpoints/${{name}}/"
+
+
+def default_dry_run(args: list[str]) -> str:
+    """The dry run with no --sdk at all: what a user gets by default."""
+    result = CliRunner().invoke(cli, [*args[:1], "--dry-run", *args[1:]])
+    assert (result.exit_code, result.stderr) == (0, ""), result.output
+    return result.stdout
+
+
+def assert_checkpoint_output(job: Any) -> None:
+    # A named output on the datastore keyed by the job's name, mounted read-write: a preempted
+    # job, restarted on a fresh node, finds its checkpoints there again.
+    output = job.outputs["checkpoints"]
+    assert (output.type, output.mode, output.path) == ("uri_folder", "rw_mount", CHECKPOINTS)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "seconds"), [([], 7200), (["--timeout", "30"], 1800)], ids=["default", "flag"]
+)
+def test_run_by_default_is_a_v2_job_with_checkpoints_and_a_timeout(
+    tmp_path: Path, timeout: list[str], seconds: int
+) -> None:
+    output = default_dry_run(["run", *timeout, "--", "--epochs", "5"])
+    job = load_job(saved(output, tmp_path / "job.yml"))._to_job()
+    assert isinstance(job, CommandJob)
+    assert_checkpoint_output(job)
+    assert "--checkpoint-dir ${{outputs.checkpoints}} " in job.command
+    assert job.limits.timeout == seconds
+
+
+@pytest.mark.parametrize(
+    ("flags", "trial", "whole"),
+    [([], 7200, 43200), (["--timeout", "45", "--sweep-timeout", "300"], 2700, 18000)],
+    ids=["default", "flags"],
+)
+def test_sweep_by_default_is_a_v2_sweep_with_checkpoints_and_timeouts(
+    tmp_path: Path, flags: list[str], trial: int, whole: int
+) -> None:
+    output = default_dry_run(["sweep", *flags, "--", "--epochs", "5"])
+    sweep = load_job(saved(output, tmp_path / "sweep.yml"))
+    assert sweep.type == "sweep"
+    assert_checkpoint_output(sweep)
+    # Each trial passes the output to the trainer; ${{name}} in its path is the trial's own.
+    assert "--checkpoint-dir ${{outputs.checkpoints}} " in sweep.trial.command
+    assert (sweep.limits.trial_timeout, sweep.limits.timeout) == (trial, whole)
+
+
+def test_help_says_the_timeouts_and_the_preemption_truth() -> None:
+    run_help = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    sweep_help = " ".join(CliRunner().invoke(cli, ["sweep", "--help"]).output.split())
+    compute_help = CliRunner().invoke(cli, ["compute", "create", "--help"]).output
+    assert "--timeout MINUTES" in run_help
+    assert "[default: 120]" in run_help
+    assert "--sweep-timeout MINUTES" in sweep_help
+    assert "[default: 720]" in sweep_help
+    flat = " ".join(compute_help.split())
+    assert "restarts a preempted job from the start" in flat
+    assert "the trainer resumes)" not in flat
