@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
+from submit.boundary import V1_DEPRECATED
 from submit.cli import cli
 from submit.context import stage, tracked_files
 from submit.errors import SubmitError
@@ -78,11 +79,15 @@ def test_v1_dockerfile_registration_uploads_the_staged_context(
     )
     monkeypatch.setattr(sdk_v1.Environment, "register", register)
     result = CliRunner().invoke(
-        cli, ["env", "register", "--dockerfile", str(repo / "Dockerfile")], obj=v1_with(object())
+        cli,
+        ["env", "register", "--sdk", "v1", "--dockerfile", str(repo / "Dockerfile")],
+        obj=v1_with(object()),
     )
     assert (result.exit_code, result.stdout) == (
         0,
         "Registered environment keras-mnist:0.1.0 (SDK v1)\n",
     )
-    assert result.stderr == f"Uploading the build context: what git tracks in {repo} ...\n"
+    assert result.stderr == (
+        f"{V1_DEPRECATED}\nUploading the build context: what git tracks in {repo} ...\n"
+    )
     assert seen == {"files": EXPECTED, "dockerfile": "Dockerfile", "location": "https://blob/ctx"}

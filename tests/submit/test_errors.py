@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
+from submit.boundary import V1_DEPRECATED
 from submit.cli import cli
 from tests.paths import REPO
 from tests.submit.fakes import (
@@ -156,7 +157,7 @@ def test_v2_registry_connection_error_masks_the_password() -> None:
 @pytest.mark.parametrize("sdk", ["v1", "v2"])
 def test_no_config_found_with_the_real_backend(sdk: str) -> None:
     result = CliRunner().invoke(cli, ["run", "--sdk", sdk])
-    assert_one_error_line(result, NO_CONFIG)
+    assert_one_error_line(result, NO_CONFIG, *([V1_DEPRECATED] if sdk == "v1" else []))
 
 
 def test_config_json_is_found_in_a_parent_and_options_override(
@@ -254,8 +255,8 @@ def test_v1_backend_errors(
         monkeypatch.setattr(sdk_v1, "ComputeTarget", lambda **kwargs: None)
         monkeypatch.setattr(sdk_v1.Environment, "get", staticmethod(raise_it))
 
-    result = CliRunner().invoke(cli, ["run", *WS], obj=v1_with(object()))
-    assert_one_error_line(result, expected)
+    result = CliRunner().invoke(cli, ["run", "--sdk", "v1", *WS], obj=v1_with(object()))
+    assert_one_error_line(result, expected, V1_DEPRECATED)
 
 
 BLOCK_SDK = (
@@ -293,29 +294,31 @@ def test_v1_data_register_without_dataprep_says_what_to_do(
         return None if name == "azureml.dataprep" else find_spec(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", without_dataprep)
-    result = CliRunner().invoke(cli, ["data", "register", *WS])
+    result = CliRunner().invoke(cli, ["data", "register", "--sdk", "v1", *WS])
     assert_one_error_line(
         result,
         "Error: SDK v1 dataset registration needs azureml-dataprep, which is not installed: "
         "pip install 'keras-mnist-trainer[azureml]', or use --sdk v2 for data and runs",
+        V1_DEPRECATED,
     )
 
 
 def test_v1_has_one_worker_per_node() -> None:
     result = CliRunner().invoke(
-        cli, ["run", "--nodes", "2", "--workers-per-node", "2", "--dry-run"]
+        cli, ["run", "--sdk", "v1", "--nodes", "2", "--workers-per-node", "2", "--dry-run"]
     )
     assert_one_error_line(
         result,
         "Error: SDK v1 runs one TensorFlow worker per node: drop --workers-per-node "
         "(one worker uses all of its node's GPUs) or use --sdk v2",
+        V1_DEPRECATED,
     )
 
 
 def test_v1_sweep_without_hyperdrive_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['azureml.train'] = None; "
-        "from submit.cli import main; main(['sweep', '--dry-run'])"
+        "from submit.cli import main; main(['sweep', '--sdk', 'v1', '--dry-run'])"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120

@@ -20,7 +20,7 @@ from submit.cli import cli
 from submit.errors import NoBestRun
 from submit.spec import DataRef, EnvSpec, RunSpec
 from tests.submit import fakes
-from tests.submit.fakes import IMAGE, v1_with
+from tests.submit.fakes import IMAGE, v1_with, with_options
 
 with quiet_sdk_import():
     from azureml.core import Environment, RunConfiguration
@@ -308,6 +308,7 @@ def test_full_flow_through_the_real_backend(
     monkeypatch.setattr(azureml.core, "Model", FakeModel)
 
     def invoke(args: list[str], stdin: str | None = None) -> str:
+        args = with_options(args, "--sdk", "v1")
         result = CliRunner().invoke(cli, args, obj=v1_with(workspace), input=stdin)
         assert result.exit_code == 0, result.output
         return result.stdout

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
+from submit.boundary import V1_DEPRECATED
 from submit.cli import cli
 from submit.errors import LOGIN_HINT, SubmitError
 from submit.workspace import WorkspaceRef, credential
@@ -164,8 +165,9 @@ def test_no_sign_in_anywhere_is_one_login_line(
 ) -> None:
     monkeypatch.setattr(ImdsHandler, "do_GET", NoIdentityHandler.do_GET)
     result = CliRunner().invoke(cli, ["run", "--sdk", sdk, *WS])
+    warning = f"{V1_DEPRECATED}\n" if sdk == "v1" else ""
     assert result.output == (
-        f"Signing in to Azure ML workspace ws-1 (SDK {sdk}) ...\n"
+        f"{warning}Signing in to Azure ML workspace ws-1 (SDK {sdk}) ...\n"
         f"Error: Azure login failed or expired: {LOGIN_HINT}\n"
     )
     assert result.exit_code == 1

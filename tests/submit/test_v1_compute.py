@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from submit.backend import quiet_sdk_import
+from submit.boundary import V1_DEPRECATED
 from submit.cli import cli
 from tests.submit.fakes import WS, FakeArm, cluster_payload, v1_with, v1_workspace
 
@@ -34,7 +35,8 @@ pytestmark = pytest.mark.usefixtures("quiet_sdk")
 def create(arm: FakeArm, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
     for module in (azureml.core.compute.compute, azureml.core.compute.amlcompute):
         monkeypatch.setattr(module, "get_requests_session", lambda: arm)
-    return CliRunner().invoke(cli, ["compute", "create", *WS, *args], obj=v1_with(v1_workspace()))
+    args = ("compute", "create", "--sdk", "v1", *WS, *args)
+    return CliRunner().invoke(cli, args, obj=v1_with(v1_workspace()))
 
 
 def calls(arm: FakeArm) -> list[str]:
@@ -45,7 +47,7 @@ def test_a_missing_cluster_is_created(monkeypatch: pytest.MonkeyPatch) -> None:
     arm = FakeArm()
     result = create(arm, monkeypatch, "--max-nodes", "2")
     assert result.exit_code == 0, result.output
-    assert result.output.endswith("Compute gpu-cluster ready (SDK v1)\n")
+    assert result.stdout.endswith("Compute gpu-cluster ready (SDK v1)\n")
     # Look up (404), create, then poll the operation and the cluster.
     assert calls(arm)[:2] == ["GET", "PUT"]
     assert set(calls(arm)[2:]) == {"GET"}
@@ -64,7 +66,7 @@ def test_an_existing_cluster_is_reused_with_the_new_scale_settings(
 ) -> None:
     arm = FakeArm(clusters={"gpu-cluster": cluster_payload("gpu-cluster", T4.upper())})
     result = create(arm, monkeypatch, "--max-nodes", "6")
-    assert (result.exit_code, result.output) == (0, "Compute gpu-cluster ready (SDK v1)\n")
+    assert (result.exit_code, result.stdout) == (0, "Compute gpu-cluster ready (SDK v1)\n")
     assert "PUT" not in calls(arm)  # never created again
     method, _, body = arm.log[-1]
     assert method == "PATCH"
@@ -80,6 +82,7 @@ def test_an_existing_cluster_of_another_size_is_refused(monkeypatch: pytest.Monk
     result = create(arm, monkeypatch)
     assert result.exit_code == 1
     assert result.output == (
+        f"{V1_DEPRECATED}\n"
         "Error: cluster 'gpu-cluster' exists with Standard_NC6s_v3 (dedicated), not "
         f"{T4} (dedicated), and a cluster's VM size and priority cannot change: pass another "
         "--name, or delete the cluster in the studio first\n"
@@ -135,7 +138,7 @@ def test_the_services_reason_is_kept_in_one_line(
     refused_at_once = "GET" in arm_kwargs.get("refuse", {})
     creating = "" if refused_at_once else f"Creating cluster gpu-cluster; {PROVISIONING}\n"
     error = f"Error: Azure ML refused the request (ComputeTargetException: {reason})\n"
-    assert result.stderr == creating + error
+    assert result.stderr == f"{V1_DEPRECATED}\n" + creating + error
     assert "req-1" not in result.output  # response headers are noise, left out
     if refused_at_once:
         assert calls(arm) == ["GET"]
