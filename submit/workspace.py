@@ -1,8 +1,8 @@
 """Which workspace, and how to sign in to it, without asking anyone anything.
 
 A workspace comes from --subscription-id/--resource-group/--workspace-name (or their environment
-variables), else from a ``config.json`` found the way both SDKs find it: in the current folder,
-its ``.azureml/`` or ``aml_config/`` subfolder, then the same in each parent folder.
+variables), else from a config file found the way both SDKs' ``from_config`` find it
+(``find_config``).
 
 Sign-in is azure-identity's own chain, DefaultAzureCredential, for both SDKs: a service principal
 from AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, workload identity, a managed identity
@@ -30,7 +30,18 @@ ENV_RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
 ENV_WORKSPACE = "AZUREML_WORKSPACE_NAME"
 # azure-identity's name for the client id of a service principal or a user-assigned identity.
 ENV_CLIENT_ID = "AZURE_CLIENT_ID"
-_CONFIG_DIRS = (".", ".azureml", "aml_config")
+# The SDKs' search, in their order (azure-ai-ml 1.35, azure/ai/ml/_ml_client.py, from_config:
+# product([".azureml", "aml_config", None], ["config.json", "project.json"]), each name looked for
+# by traverse_up_path_and_find_file(num_levels=20): this folder, then up to 20 above, before the
+# next name; azureml-core 1.61's Workspace.from_config loops the same names in the same order,
+# with no level limit). So a .azureml/config.json anywhere above wins over a stray plain
+# config.json here.
+CONFIG_NAMES = tuple(
+    f"{folder}/{name}" if folder else name
+    for folder in (".azureml", "aml_config", None)
+    for name in ("config.json", "project.json")
+)
+CONFIG_LEVELS = 20
 
 
 @dataclass(frozen=True)
@@ -42,14 +53,28 @@ class WorkspaceRef:
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest ``config.json`` at or above ``start``, as the SDKs' from_config searches."""
+    """The config file the SDKs' ``from_config`` would read, searching from ``start``: each of
+    ``CONFIG_NAMES`` in turn, in ``start`` and up to ``CONFIG_LEVELS`` folders above it."""
     start = start.resolve()
-    for folder in (start, *start.parents):
-        for sub in _CONFIG_DIRS:
-            candidate = folder / sub / "config.json"
-            if candidate.is_file():
-                return candidate
+    folders = (start, *start.parents[:CONFIG_LEVELS])
+    for name in CONFIG_NAMES:
+        for folder in folders:
+            if (folder / name).is_file():
+                return folder / name
     return None
+
+
+def _scope(data: dict[str, object]) -> dict[str, object]:
+    """A Scope-style file ("Scope": "/subscriptions/S/resourceGroups/R/providers/
+    Microsoft.MachineLearningServices/workspaces/W") as the three keys; the SDKs read pieces 2,
+    4 and 8 of it (azureml/_project/project_info.py, MLClient._get_workspace_info)."""
+    scope = data.get("Scope")
+    if not isinstance(scope, str) or not scope:
+        return data
+    pieces = scope.split("/")
+    if len(pieces) < 9:
+        return {}
+    return {"subscription_id": pieces[2], "resource_group": pieces[4], "workspace_name": pieces[8]}
 
 
 def _read_config(path: Path) -> WorkspaceRef:
@@ -57,6 +82,8 @@ def _read_config(path: Path) -> WorkspaceRef:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SubmitError(f"cannot read workspace config {path}: {exc}") from None
+    if isinstance(data, dict):
+        data = _scope(data)
     keys = ("subscription_id", "resource_group", "workspace_name")
     missing = [key for key in keys if not isinstance(data, dict) or not data.get(key)]
     if missing:

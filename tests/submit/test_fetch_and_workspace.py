@@ -227,3 +227,47 @@ def test_v2_data_register_checks_the_default_files_against_their_md5(
         # The trainer's own loader finds the verified files where it downloads them itself.
         found = resolve_files(None, "mnist", False, default_cache_dir())
         assert sorted(path.parent for path in found.values()) == [folder] * 4
+
+
+SCOPE = (
+    '{"Scope": "/subscriptions/s9/resourceGroups/g9/providers/'
+    'Microsoft.MachineLearningServices/workspaces/scoped"}'
+)
+# (files under the test folder, the workspace the SDKs pick when searching from top/a/b)
+LAYOUTS = [
+    # A stray plain config.json here loses to a .azureml/config.json further up.
+    ({"top/a/b/config.json": "here", "top/.azureml/config.json": "azureml"}, "azureml"),
+    # Every .azureml/config.json up the tree comes before any .azureml/project.json.
+    ({"top/a/b/.azureml/project.json": "project", "top/.azureml/config.json": "up"}, "up"),
+    ({"top/a/b/aml_config/config.json": "aml", "top/a/.azureml/project.json": "proj"}, "proj"),
+    ({"top/a/b/project.json": "plain-project", "top/config.json": "plain"}, "plain"),
+    ({"top/a/b/.azureml/config.json": SCOPE}, "scoped"),
+]
+
+
+@pytest.mark.usefixtures("quiet_sdk")
+@pytest.mark.parametrize(("files", "expected"), LAYOUTS)
+def test_config_search_is_the_sdks_own(
+    isolated: Path, files: dict[str, str], expected: str
+) -> None:
+    from azure.ai.ml import MLClient
+
+    for name, workspace in files.items():
+        path = isolated / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = workspace if workspace.startswith("{") else GOOD.replace('"w"', f'"{workspace}"')
+        path.write_text(text)
+    start = isolated / "top" / "a" / "b"
+    start.mkdir(parents=True, exist_ok=True)
+    ours = resolve_workspace(None, None, None, None, cwd=start).workspace_name
+    sdk = MLClient.from_config(credential=object(), path=str(start)).workspace_name
+    assert (ours, sdk) == (expected, expected)
+
+
+def test_config_search_stops_20_folders_up(isolated: Path) -> None:
+    write_config(isolated / ".azureml", GOOD)
+    deep = isolated.joinpath(*["d"] * 21)
+    deep.mkdir(parents=True)
+    with pytest.raises(SubmitError, match="no workspace config found"):
+        resolve_workspace(None, None, None, None, cwd=deep)
+    assert resolve_workspace(None, None, None, None, cwd=deep.parent).workspace_name == "w"
