@@ -569,3 +569,75 @@ def test_invoke_follows_a_link_to_a_regular_file_and_bounds_its_size(tmp_path: P
     assert missing.stderr.splitlines()[-1] == (
         "Error: Invalid value for --file: none.png cannot be read: No such file or directory"
     )
+
+
+# -- b. $MNIST_SUBMIT_TIMEOUT bounds the whole request, not each read (issue 20 b) -------------
+
+
+class Trickle(QuietHandler):
+    """Reads the request, then answers one byte every 2 s: no single read ever times out."""
+
+    def _trickle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n":
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(2)
+
+    do_GET = do_PUT = do_POST = _trickle
+
+
+def test_an_endpoint_that_trickles_its_answer_ends_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with quiet_sdk_import():
+        from azure.ai.ml.entities import EndpointAuthKeys, ManagedOnlineEndpoint
+
+    monkeypatch.setenv(TIMEOUT_VAR, "3")
+    digit = tmp_path / "digit.json"
+    digit.write_text('{"data": [[0]]}')
+    with serve(Trickle) as url:
+        endpoint = ManagedOnlineEndpoint(name="mnist-ep", scoring_uri=f"{url}/score")
+        client = FakeMLClient(
+            answers={
+                "online_endpoints.get": endpoint,
+                "online_endpoints.get_keys": EndpointAuthKeys(primary_key="k1", secondary_key="k2"),
+            }
+        )
+        start = time.monotonic()
+        args = ["endpoint", "invoke", "mnist-ep", "--file", str(digit), *WS]
+        result = CliRunner().invoke(cli, args, obj=v2_with(client))
+        elapsed = time.monotonic() - start
+    assert elapsed < 10, elapsed  # was: 2 s per byte of the answer, without end
+    assert_one_error_line(
+        result,
+        "Error: Azure did not answer within 3 s (network down or a proxy in the way): check the "
+        f"connection and retry; ${TIMEOUT_VAR} sets how long to wait",
+    )
+
+
+def test_a_workspace_that_trickles_its_answer_ends_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``endpoint create`` through azure-ai-ml's own MLClient and azure-core's transport, with its
+    retries: one deadline in all, not one per read or per retry."""
+    monkeypatch.setenv(TIMEOUT_VAR, "3")
+    with serve(Trickle, tls=tls_files(tmp_path)) as url:
+        client = real_mlclient(url, tmp_path / "cert.pem", monkeypatch)
+        start = time.monotonic()
+        result = CliRunner().invoke(
+            cli,
+            ["endpoint", "create", "mnist-ep", *WS],
+            obj=lambda sdk, ws: sdk_v2.make_backend(ws, client=client),
+        )
+        elapsed = time.monotonic() - start
+    assert elapsed < 15, elapsed
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (
+        "Error: Azure did not answer within 3 s (network down or a proxy in the way): check the "
+        f"connection and retry; ${TIMEOUT_VAR} sets how long to wait"
+    )
