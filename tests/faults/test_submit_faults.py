@@ -28,6 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
+from submit.boundary import V1_DEPRECATED
 from submit.cli import cli
 from submit.errors import SubmitError
 from submit.fetch import fetch
@@ -271,6 +272,7 @@ def test_a_committed_link_out_of_the_build_context_is_refused(
         result,
         f"Error: {link} in the build context {repo} links to {target.resolve()}, outside it: "
         "copy the file into the context (nothing outside it is ever uploaded)",
+        *([V1_DEPRECATED] if sdk == "v1" else []),
     )
     assert (uploads, client.log) == ([], [])
 
@@ -343,6 +345,7 @@ def test_a_proxy_that_never_answers_ends_in_one_error_line(sdk: str, tmp_path: P
     assert elapsed < 90, elapsed
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.splitlines() == [
+        *([V1_DEPRECATED] if sdk == "v1" else []),
         f"Signing in to Azure ML workspace ws-1 (SDK {sdk}) ...",
         "Error: Azure did not answer within 2 s (network down or a proxy in the way): check "
         f"the connection and retry; ${TIMEOUT_VAR} sets how long to wait",
