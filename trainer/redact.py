@@ -4,10 +4,19 @@ variables the tools read secrets from, in every form a message can carry them.
 Used by the trainer's log lines (an ``MLFLOW_TRACKING_URI`` of ``http://user:pass@host``) and
 by ``mnist-submit``'s errors (a registry password that comes back JSON-escaped inside an SDK
 error). Nothing here imports more than the standard library.
+
+Forms masked: credentials in a URL's authority (a password holding ``@`` included) and in a
+registry reference without a scheme (``user:pass@registry.io/image``); credential-bearing query
+parameters; ``Authorization: Basic``/``Bearer`` values; Azure Storage connection-string keys
+(``AccountKey=``, ``SharedAccessSignature=``, ``SharedAccessKey=``); and each known secret raw,
+JSON-escaped, as Python's ``repr()`` writes it (quotes and backslashes escaped), URL-encoded and
+base64-encoded. A secret need not be valid UTF-8 (a lone surrogate from a non-UTF-8
+environment): its forms are built without failing.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -26,8 +35,20 @@ SECRET_VARIABLES = (
     "MLFLOW_TRACKING_TOKEN",
     "AZUREML_RUN_TOKEN",
 )
-# user:password@ (or a token alone) in a URL's authority.
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
+# user:password@ (or a token alone) in a URL's authority, up to its last "@" (a password may
+# hold one).
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@")
+# user:password@host without a scheme, as in a registry reference (``--image``).
+_BARE_USERINFO = re.compile(
+    r"(?<![\w.:/@%+-])(?P<user>[\w.-]+):(?P<password>[^\s/]+)@(?=[\w-]+(?:\.[\w-]+)+)"
+)
+# HTTP credentials in a header as a message may quote it.
+_AUTH_HEADER = re.compile(r"(?P<scheme>\b(?:Basic|Bearer)\s+)[A-Za-z0-9+/=._~-]{4,}")
+# Azure Storage connection strings (and service-bus style ones).
+_CONNECTION_KEY = re.compile(
+    r"(?P<key>\b(?:AccountKey|SharedAccessSignature|SharedAccessKey|sig)=)[^;\s'\"]+",
+    re.IGNORECASE,
+)
 # Query parameters that carry credentials (SAS signatures, tokens, keys).
 _URL_SECRET_PARAM = re.compile(
     r"(?P<key>[?&](?:sig|signature|token|access_token|code|key|password|secret)=)"
@@ -37,15 +58,29 @@ _URL_SECRET_PARAM = re.compile(
 
 
 def forms(secret: str) -> set[str]:
-    """The ways ``secret`` can appear in a message: raw, JSON-escaped, URL-encoded."""
-    escaped = json.dumps(secret)[1:-1]
-    return {secret, escaped, quote(secret, safe=""), quote_plus(secret, safe="")} - {""}
+    """The ways ``secret`` can appear in a message: raw, JSON-escaped, as ``repr()`` writes it,
+    URL-encoded, base64-encoded. Never fails, whatever ``secret`` holds."""
+    raw = secret.encode("utf-8", "surrogatepass")
+    found = {
+        secret,
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+        repr(secret + '"')[1:-2],  # the repr of a secret holding both kinds of quote
+        quote(raw, safe=""),
+        quote_plus(raw, safe=""),
+    }
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        found.add(encode(raw).decode("ascii").rstrip("="))
+    return found - {""}
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with URL credentials, the secret variables' values and ``secrets`` masked."""
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    text = _BARE_USERINFO.sub(lambda m: f"{m['user']}:{MASK}@", text)
     text = _URL_SECRET_PARAM.sub(lambda m: f"{m['key']}{MASK}", text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m['scheme']}{MASK}", text)
+    text = _CONNECTION_KEY.sub(lambda m: f"{m['key']}{MASK}", text)
     values = [os.environ.get(name) for name in SECRET_VARIABLES]
     found = {form for value in (*values, *secrets) if value for form in forms(value)}
     # Longest first, so that a secret containing another is masked whole.
