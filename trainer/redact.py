@@ -17,6 +17,7 @@ environment): its forms are built without failing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -60,17 +61,24 @@ _URL_SECRET_PARAM = re.compile(
 def forms(secret: str) -> set[str]:
     """The ways ``secret`` can appear in a message: raw, JSON-escaped, as ``repr()`` writes it,
     URL-encoded, base64-encoded. Never fails, whatever ``secret`` holds."""
-    raw = secret.encode("utf-8", "surrogatepass")
+    # Its bytes: a lone surrogate kept as one (surrogatepass), and, from a non-UTF-8
+    # environment, the bytes it stood for (surrogateescape), which another tool would encode.
+    raws = {secret.encode("utf-8", "surrogatepass")}
+    with contextlib.suppress(UnicodeEncodeError):
+        raws.add(secret.encode("utf-8", "surrogateescape"))
+    escaped = json.dumps(secret)[1:-1]
     found = {
         secret,
-        json.dumps(secret)[1:-1],
+        escaped,
+        # YAML's emitter (a dry run's output) writes the same escapes with upper-case hex.
+        re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m[1].upper(), escaped),
         repr(secret)[1:-1],
         repr(secret + '"')[1:-2],  # the repr of a secret holding both kinds of quote
-        quote(raw, safe=""),
-        quote_plus(raw, safe=""),
     }
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        found.add(encode(raw).decode("ascii").rstrip("="))
+    for raw in raws:
+        found |= {quote(raw, safe=""), quote_plus(raw, safe="")}
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            found.add(encode(raw).decode("ascii").rstrip("="))
     return found - {""}
 
 

@@ -10,6 +10,7 @@ played by those servers or by the recording MLClient of tests.submit.fakes.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import gzip
@@ -644,3 +645,89 @@ def test_a_workspace_that_trickles_its_answer_ends_at_the_deadline(
         "Error: Azure did not answer within 3 s (network down or a proxy in the way): check the "
         f"connection and retry; ${TIMEOUT_VAR} sets how long to wait"
     )
+
+
+# -- e. Every form a secret takes, through mnist-submit's boundary (issue 20 e, a) -------------
+# The masker is trainer.redact's, shared with mnist-train (tests/trainer/test_redact.py tests
+# it as a function); these check that every way out of mnist-submit goes through it.
+
+
+@pytest.mark.parametrize(
+    ("message", "secret"),
+    [
+        # azureml-core quotes request dicts with repr(): quotes and backslashes escaped.
+        (f"bad request {{'password': {PASSWORD!r}}}", PASSWORD),
+        # A request's headers quoted back: HTTP Basic credentials are base64.
+        (
+            "401 for Authorization: Basic " + base64.b64encode(f"bob:{PASSWORD}".encode()).decode(),
+            PASSWORD,
+        ),
+        (
+            "DefaultEndpointsProtocol=https;AccountName=ws1;AccountKey=c2VjcmV0a2V5+/==;"
+            "EndpointSuffix=core.windows.net",
+            "c2VjcmV0a2V5",
+        ),
+        (
+            "BlobEndpoint=https://ws1.blob.core.windows.net/;SharedAccessSignature=sv=2024-05-04&"
+            "ss=b&srt=co&sp=rl&sig=Zm9vYmFyc2ln%3D",
+            "Zm9vYmFyc2ln",
+        ),
+    ],
+    ids=["repr", "basic-auth", "account-key", "sas-connection-string"],
+)
+def test_an_sdk_error_in_any_of_a_secrets_forms_is_masked(
+    message: str, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    from tests.submit.fakes import FakeBackend
+
+    monkeypatch.setenv("MNIST_SUBMIT_REGISTRY_PASSWORD", PASSWORD)
+    fake = FakeBackend(fail={"submit_run": HttpResponseError(message=message)})
+    result = CliRunner().invoke(cli, ["run", "--sdk", "v2", *WS], obj=fake.factory)
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: Azure ML refused the request (HttpResponseError: ")
+    assert secret not in line
+    assert "***" in line
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "bob:s3cr3t-pw@myacr.azurecr.io/keras-mnist-serve:0.1.0",  # no scheme
+        "bob:s3cr3t@pw@myacr.azurecr.io/keras-mnist-serve:0.1.0",  # an "@" in the password
+        "https://bob:s3cr3t@pw@myacr.azurecr.io/keras-mnist-serve:0.1.0",
+    ],
+)
+def test_registry_credentials_inside_an_image_reference_are_masked(image: str) -> None:
+    args = ["endpoint", "deploy", "mnist-ep", "--model", "keras-mnist:1", "--image", image]
+    result = CliRunner().invoke(cli, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t" not in result.output
+    assert "bob:***@myacr.azurecr.io/keras-mnist-serve:0.1.0" in result.output or (
+        "https://***@myacr.azurecr.io/keras-mnist-serve:0.1.0" in result.output
+    )
+
+
+def test_a_secret_that_is_not_utf8_is_masked_without_a_traceback(tmp_path: Path) -> None:
+    """A non-UTF-8 environment gives Python a secret with lone surrogates, which
+    ``urllib.parse.quote`` refuses: the masker crashed on every line it masked."""
+    secret = b"s3cr\xff\xfet-value"
+    env = {
+        b"PATH": os.environb[b"PATH"],
+        b"HOME": str(tmp_path / "home").encode(),
+        b"PYTHONPATH": str(REPO).encode(),
+        b"AZURE_CLIENT_SECRET": secret,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "submit", "run", "--sdk", "v2", "--dry-run", "--", "--tag", secret],
+        cwd=tmp_path / "work",
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"Traceback" not in done.stderr
+    assert secret not in done.stdout
+    assert b"s3cr" not in done.stdout
