@@ -10,7 +10,8 @@ from typing import Any
 from trainer.data.sources import DATASETS as DATASETS  # trainer.cli's --dataset choices
 
 METHODS = ("fast", "plain")
-# Keras's backends that mnist-train trains on; --backend sets KERAS_BACKEND from this.
+# Keras's backends that mnist-train trains on; trainer.runtime.configure_process sets
+# KERAS_BACKEND from TrainConfig.backend before Keras is imported.
 BACKENDS = ("tensorflow", "jax")
 
 
@@ -18,15 +19,15 @@ BACKENDS = ("tensorflow", "jax")
 class TrainConfig:
     """Every setting of a run. The CLI builds it; ``train_and_evaluate`` reads nothing else."""
 
-    # The seed script's flags and defaults (Azure ML's keras_mnist.py).
-    data_folder: str = "data"  # the seed's default; Azure ML passes a mounted dataset path
+    # The tutorial script's flags and defaults (Azure ML's keras_mnist.py).
+    data_folder: str = "data"  # the tutorial's default; Azure ML passes a mounted dataset path
     dataset: str = "mnist"  # the tutorial trains on MNIST; fashion-mnist is the same format
     download: bool = False  # never touch the network unless asked (clusters may have none)
-    batch_size: int = 50  # the seed's batch size: keeps its accuracy curve comparable
+    batch_size: int = 50  # the tutorial's batch size: keeps its accuracy curve comparable
     first_layer_neurons: int = 300  # what the tutorial passes (the script's own default was 100)
-    second_layer_neurons: int = 100  # the seed's default
-    learning_rate: float = 0.001  # the seed's RMSprop learning rate
-    epochs: int = 20  # the seed's epoch count (about 0.87 test accuracy on Fashion-MNIST)
+    second_layer_neurons: int = 100  # the tutorial's default
+    learning_rate: float = 0.001  # the tutorial's RMSprop learning rate
+    epochs: int = 20  # the tutorial's epoch count (about 0.87 test accuracy on Fashion-MNIST)
     # Where things go: Azure ML uploads ./outputs and ./logs from the working directory.
     output_dir: str = "./outputs"
     log_dir: str = "./logs"
@@ -38,8 +39,9 @@ class TrainConfig:
     # TensorFlow: the image's backend, and the only one with several GPUs or workers. Not a
     # setting a resumed run must match: a .keras checkpoint loads on either.
     backend: str = "tensorflow"
-    # Speed: "fast" runs whole epochs inside one XLA-compiled call with the data on the device;
-    # "plain" is the seed's model.fit, kept for comparison and as a fallback.
+    # Speed: "fast" runs whole epochs inside one XLA-compiled call with the data on the device
+    # (XlaEpochEngine, JaxEpochEngine); "plain" is Keras's model.fit (KerasFitEngine), kept for
+    # comparison and as a fallback.
     method: str = "fast"
     steps_per_call: int = 0  # 0 = a whole epoch per compiled call (fewest dispatches)
     jit_compile: bool = True  # XLA fuses the three Dense layers and the optimizer update

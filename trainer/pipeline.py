@@ -1,13 +1,14 @@
-"""The ``tf.data`` input pipeline, and the shuffle order that the fast path shares with it.
+"""The ``tf.data`` input pipeline, and the shuffle order that every engine shares with it.
 
-Both training paths see the same batches. ``epoch_permutation(n, seed, epoch)`` is the shuffle
+Every engine sees the same batches. ``epoch_permutation(n, seed, epoch)`` is the shuffle
 order of one epoch, derived from the seed and the epoch number alone (so a resumed run continues
 with the order an uninterrupted run would have used).
 
-- The plain path (``model.fit``) reads ``make_dataset``: that permutation, batched, each batch
+- ``KerasFitEngine`` (``model.fit``) reads ``make_dataset``: that permutation, batched, each batch
   gathered from the uint8 images and scaled to float32 by 1/255 and one-hot encoded in a ``map``,
   then prefetched.
-- The fast path does the same work inside its compiled call instead: the uint8 images live on
+- The epoch engines (``XlaEpochEngine``, ``JaxEpochEngine``) do the same work, ``trainer.step``'s
+  math, inside their compiled call instead: the uint8 images live on
   the device once (47 MB), and each step slices the next ``batch_size`` indices from the same
   permutation, gathers, casts and scales them. This removes the per-batch host->device copy and
   the per-step dispatch that bound ``model.fit`` at small batches, with identical math.

@@ -1,9 +1,17 @@
-"""All process-wide side effects of a run, in one function called once before training.
+"""A run's process-wide side effects: the settings, in one function called once, then the start
+of Keras's backend.
 
-The backend is Keras's (``KERAS_BACKEND``, which ``mnist-train --backend`` sets before Keras is
-imported): TensorFlow, or JAX. On JAX, TensorFlow is optional: when it is installed it writes
-only the TensorBoard files and the SavedModel export (as Keras's own TensorBoard callback and
-``model.export`` use it on every backend), and it is kept off the GPUs.
+- ``configure_process(config, cluster)``: every environment variable that a library reads when
+  it is imported or starts (numba's cache folder, TensorFlow's log level, thread pools and GPU,
+  JAX's preallocation, ``KERAS_BACKEND`` from ``TrainConfig.backend``, the normalised
+  TF_CONFIG). Called once, first thing in a run, before anything imports numba, TensorFlow,
+  JAX or Keras; nothing sets any of them at import time.
+- ``configure_runtime(seed, mixed_precision)``: imports the backend, then what only it can set
+  (GPU memory growth, the seeds, the dtype policy).
+
+The backend is TensorFlow, or JAX. On JAX, TensorFlow is optional: when it is installed it
+writes only the TensorBoard files and the SavedModel export (as Keras's own TensorBoard callback
+and ``model.export`` use it on every backend), and it is kept off the GPUs.
 """
 
 from __future__ import annotations
@@ -14,11 +22,96 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from trainer import distribute
 from trainer.errors import RunError
 
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
+
 log = logging.getLogger(__name__)
+
+# TensorFlow's C++ log threshold, read when TensorFlow is first imported: 1 hides its INFO lines
+# (oneDNN notices, CUDA probes, collective set-up) and keeps its warnings and errors. The image
+# sets the same (docker/Dockerfile), and mnist-serve for its server (serve/cli.py).
+TF_CPP_MIN_LOG_LEVEL = "1"
+# Where the NVIDIA driver lists the GPUs this machine (or container) may use, one folder each.
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def configure_process(config: TrainConfig, cluster: distribute.Cluster) -> dict[str, Any]:
+    """Every process-wide setting of a run, once, before any framework is imported.
+
+    Returns what was decided for this process beyond the defaults (thread pools and GPU of a
+    worker that shares its host), for the log.
+    """
+    if cluster.num_workers > 1 and config.backend != "tensorflow":
+        raise RunError(
+            f"TF_CONFIG names {cluster.num_workers} workers; training on several workers runs "
+            "on TensorFlow only: pass --backend tensorflow"
+        )
+    _numba_cache_fallback()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_MIN_LOG_LEVEL)
+    # JAX reserves 75% of a GPU's memory when it first touches it; like TensorFlow's memory
+    # growth (configure_runtime), allocate on demand, so that a second process (or the
+    # benchmarks) can share the card. Read when JAX creates its GPU client.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    _select_backend(config.backend)
+    if cluster.tf_config is not None:
+        # Normalised (Azure ML's "ps": [] dropped) for TensorFlow's TFConfigClusterResolver.
+        os.environ["TF_CONFIG"] = cluster.tf_config
+    decided: dict[str, Any] = {}
+    threads = distribute.size_thread_pools(cluster)
+    if threads is not None:
+        decided["threads"] = threads
+    if config.backend == "tensorflow":
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpu = distribute.gpu_for_task(cluster, visible, gpus_on_host())
+        if gpu is not None:
+            # Read when TensorFlow first initialises CUDA (this process has not yet).
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            decided["gpu"] = (
+                f"CUDA device {gpu} (co-located worker {distribute.local_index(cluster)})"
+            )
+    return decided
+
+
+def gpus_on_host() -> int | None:
+    """How many NVIDIA GPUs the driver shows this process (0 without the driver; None if it
+    cannot be told), without initialising CUDA."""
+    if not NVIDIA_GPUS.parent.is_dir():
+        return 0
+    try:
+        return sum(1 for _ in NVIDIA_GPUS.iterdir())
+    except OSError:
+        return None
+
+
+def _numba_cache_fallback() -> None:
+    """Give numba's ``cache=True`` somewhere to write when the installed package is read-only.
+
+    numba caches next to the kernels' module, else under the user's cache folder; in a
+    container running as an unprivileged user with no home, neither exists and the first call
+    fails with "no locator available". A per-user temporary folder is always writable. Read
+    when numba is imported (trainer.data.kernels), so this runs before the data is loaded.
+    """
+    kernels = Path(__file__).parent / "data"
+    if os.environ.get("NUMBA_CACHE_DIR") or os.access(kernels, os.W_OK):
+        return
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"numba-{os.getuid()}")
+
+
+def _select_backend(backend: str) -> None:
+    """Make Keras load ``backend``: it reads KERAS_BACKEND once, when it is first imported."""
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        raise RunError(
+            f"--backend {backend}: Keras is already loaded on {keras.backend.backend()} in this "
+            "process; run mnist-train in a new one"
+        )
+    os.environ["KERAS_BACKEND"] = backend
 
 
 @contextlib.contextmanager
@@ -45,18 +138,11 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 def configure_runtime(seed: int, mixed_precision: bool = False) -> dict[str, Any]:
-    """Quiet TF's C++ logs, grow GPU memory on demand, seed everything, pick the dtype policy.
+    """Start Keras's backend: grow GPU memory on demand, seed everything, pick the dtype policy.
 
-    Returns a short description of the backend and device for the log. Must run before any
-    model is built.
+    Returns a short description of the backend and device for the log. Must run after
+    ``configure_process`` and before any model is built.
     """
-    # INFO lines about oneDNN and missing CUDA drivers drown the one-line progress output;
-    # must be set before TensorFlow is first imported to take effect.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # JAX reserves 75% of a GPU's memory when it first touches it; like TensorFlow's memory
-    # growth below, allocate on demand, so that a second process (or the benchmarks) can share
-    # the card. Read when JAX creates its GPU client, so set before Keras imports JAX.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     with _quiet_native_stderr():
         import keras
     backend = keras.backend.backend()
@@ -95,15 +181,8 @@ def _start_tensorflow() -> dict[str, Any]:
 
 
 def _start_jax() -> dict[str, Any]:
-    """One device: the first of JAX's default backend. Several workers are refused."""
-    from trainer import distribute
-
-    workers = distribute.cluster().num_workers
-    if workers > 1:
-        raise RunError(
-            f"TF_CONFIG names {workers} workers; training on several workers runs on "
-            "TensorFlow only: pass --backend tensorflow"
-        )
+    """One device: the first of JAX's default backend (configure_process refused several
+    workers)."""
     tensorflow = _tensorflow_off_the_gpus()
     import jax
 

@@ -52,12 +52,17 @@ def test_the_cpu_says_nothing_more(caplog: pytest.LogCaptureFixture) -> None:
     assert (info["gpus"], caplog.messages) == ([], [])
 
 
-def test_several_workers_are_refused_on_jax(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_workers_are_refused_on_jax() -> None:
+    from trainer.config import TrainConfig
+    from trainer.distribute import parse_tf_config
+
     cluster = {"worker": ["127.0.0.1:20001", "127.0.0.1:20002"], "ps": []}
     tf_config = {"cluster": cluster, "task": {"type": "worker", "index": 0}}
-    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     with pytest.raises(RunError) as error:
-        runtime._start_jax()
+        # Before anything is loaded: the process setup refuses it.
+        runtime.configure_process(
+            TrainConfig(backend="jax"), parse_tf_config(json.dumps(tf_config))
+        )
     assert str(error.value) == (
         "TF_CONFIG names 2 workers; training on several workers runs on TensorFlow only: pass "
         "--backend tensorflow"

@@ -10,31 +10,14 @@ correctly rounded) and write exact 0.0/1.0 for one-hot.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
+from numba import njit
 
 from trainer.data.errors import DataError
 from trainer.data.sources import NUM_CLASSES
 
-
-def _numba_cache_fallback() -> None:
-    """Give ``cache=True`` somewhere to write when the installed package folder is read-only.
-
-    numba caches next to this file, else under the user's cache folder; in a container running
-    as an unprivileged user with no home, neither exists and the first call fails with "no
-    locator available". A per-user temporary folder is always writable.
-    """
-    if os.environ.get("NUMBA_CACHE_DIR") or os.access(Path(__file__).parent, os.W_OK):
-        return
-    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"numba-{os.getuid()}")
-
-
-_numba_cache_fallback()
-
-from numba import njit  # noqa: E402  (must follow the cache folder choice: read at import)
+# numba's cache folder (NUMBA_CACHE_DIR, read when numba is imported) is chosen by the trainer's
+# trainer.runtime.configure_process before this module is imported, and by the image's ENV.
 
 _SCALE = np.float32(255.0)
 

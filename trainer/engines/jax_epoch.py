@@ -1,4 +1,4 @@
-"""The default engine on Keras's JAX backend: whole epochs in one ``jax.jit`` call, data on the device.
+"""``JaxEpochEngine`` (``--method fast`` on JAX): whole epochs in one ``jax.jit`` call, data on the device.
 
 The same idea as ``xla_epoch.XlaEpochEngine``, in JAX: the uint8 images and int32 labels are put
 on the device once; one compiled call runs ``jax.lax.scan`` over the epoch's steps, each step
@@ -7,9 +7,9 @@ the TensorFlow engines' order), gathering and scaling the pixels by 1/255, runni
 forward and backward with ``model.stateless_call`` and updating it with the model's own Keras
 optimizer (``optimizer.stateless_apply``). Nothing returns to the host until the call ends.
 
-The math is the seed's: the same model, loss, optimizer, batches and order as ``model.fit``.
+The math is ``trainer.step``'s: the same model, loss, optimizer, batches and order as ``model.fit``.
 When the batch size does not divide the training set, the last, smaller batch runs as one extra
-call of one step, as in the TensorFlow engine (and in ``model.fit``), at the cost of one more
+call of one step, as in the XLA epoch engine (and in ``model.fit``), at the cost of one more
 compile in the first epoch. Each shape is compiled ahead of its first call (``jit(...).lower
 (...).compile()``), so the compile time is measured, not estimated.
 

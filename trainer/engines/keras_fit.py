@@ -1,10 +1,10 @@
-"""The ``--method plain`` engine: Keras's ``model.fit``, one epoch per call, in the fast engines' order.
+"""The ``--method plain`` engine: Keras's ``model.fit``, one epoch per call, in the epoch engines' order.
 
-Kept as the fallback and as the reference the fast engines are tested against. On TensorFlow it
-is fed by the ``tf.data`` pipeline (``make_dataset``); on other backends, which may run without
+Kept as the fallback and as the reference the epoch engines are tested against. On TensorFlow it
+is fed by the ``tf.data`` pipeline (``make_dataset``); on JAX, which may run without
 TensorFlow, by ``EpochBatches``, a ``keras.utils.PyDataset`` of the same batches in the same
-order. (The seed's own method, ``fit`` on float arrays with Keras's shuffle, lives once in
-``benchmarks/seed.py``.)
+order. (The tutorial's own method, ``fit`` on float arrays with Keras's shuffle, lives once in
+``benchmarks/tutorial.py``.)
 """
 
 from __future__ import annotations
@@ -24,9 +24,17 @@ class KerasFitEngine:
     """``model.fit`` per epoch on ``make_dataset``, in the XLA engine's batch order."""
 
     def __init__(
-        self, model: Any, x_train: np.ndarray, y_train: np.ndarray, *, batch_size: int, seed: int
+        self,
+        model: Any,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        *,
+        batch_size: int,
+        seed: int,
+        backend: str = "tensorflow",
     ) -> None:
         self.model = model
+        self.backend = backend  # TrainConfig.backend: the tf.data pipeline on TensorFlow
         self.batch_size = batch_size
         self.seed = seed
         self.x_train, self.y_train = x_train, y_train
@@ -48,15 +56,16 @@ class KerasFitEngine:
         }
 
     def _epoch_data(self, epoch: int) -> Any:
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
+        if self.backend == "tensorflow":
             return make_dataset(self.x_train, self.y_train, self.batch_size, self.seed, epoch)
         order = epoch_permutation(len(self.x_train), self.seed, epoch)
+        import keras
+
         return _epoch_batches(keras)(self.x_train, self.y_train, order, self.batch_size)
 
     def evaluate(self, x_test: np.ndarray, y_test: np.ndarray) -> Scores:
-        """Test loss and accuracy at the seed's batch size (as its validation_data did)."""
+        """Test loss and accuracy at the run's batch size (as the tutorial's validation_data
+        did)."""
         from trainer.data import images_to_float, one_hot
 
         loss, accuracy = self.model.evaluate(

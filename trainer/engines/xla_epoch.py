@@ -1,12 +1,14 @@
-"""The default engine (``--method fast``): whole epochs in one XLA-compiled call, data on the device.
+"""``XlaEpochEngine`` (``--method fast`` on TensorFlow): whole epochs in one XLA-compiled call, data on
+the device.
 
 At batch 50 a step of this model is about half a millisecond of arithmetic; ``model.fit`` spends
 more than that again on per-step dispatch, the host->device copy of each batch and metric
 bookkeeping. Here one ``tf.function(jit_compile=True)`` runs a ``tf.while_loop`` of optimizer
 steps: each step slices the next batch of indices from the epoch's permutation (a fixed-size
 ``tf.slice``, whose cost does not grow with the epoch), gathers the uint8 pixels, scales them to
-float32 by 1/255, runs the model and applies the model's own Keras optimizer. The math is the
-seed's: the same model, loss, optimizer and batches as ``model.fit`` on ``make_dataset``.
+float32 by 1/255, runs the model and applies the model's own Keras optimizer. The math is
+``trainer.step``'s: the same model, loss, optimizer and batches as ``model.fit`` on
+``make_dataset``.
 
 Compiled functions are cached per (steps, batch size): when the batch size does not divide the
 training set, the last, smaller batch runs as one extra step, exactly as in ``model.fit``, at the
