@@ -9,6 +9,8 @@ FROM ${BASE_IMAGE} AS trainer
 
 # Installing needs root: the venv belongs to root so the training user cannot change it.
 USER 0:0
+# The base's shell, restated so that hadolint sees pipefail here too.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # The pass-through entrypoint (docker/entrypoint.sh says what it does); readable and executable
 # for any uid.
@@ -26,11 +28,10 @@ COPY benchmarks /opt/src/benchmarks
 COPY serve /opt/src/serve
 RUN python -m pip install --no-cache-dir --disable-pip-version-check --no-deps \
         --no-build-isolation /opt/src \
-    && if ! python -m pip check >/tmp/pip-check.txt; then \
-        ! grep -v '^keras-mnist-trainer [^ ]* requires numba, which is not installed\.$' \
-            /tmp/pip-check.txt; \
+    && if ! report="$(python -m pip check)"; then \
+        printf '%s\n' "$report" \
+            | { ! grep -v '^keras-mnist-trainer [^ ]* requires numba, which is not installed\.$'; }; \
     fi \
-    && rm /tmp/pip-check.txt \
     && install -D -m 0644 /opt/src/LICENSE /usr/share/licenses/keras-mnist-trainer/LICENSE \
     && python /opt/src/third_party_licenses.py \
         /usr/share/licenses/keras-mnist-trainer/THIRD-PARTY-LICENSES.txt \

@@ -6,6 +6,7 @@ chosen. tests/test_locks.py imports it to check, offline, that every lock is cur
 
     python scripts/lock_inputs.py cpu     # prints requirements/in/cpu.in
     .venv/bin/python scripts/lock_inputs.py --strays requirements/dev.txt   # what to uninstall
+    python scripts/lock_inputs.py --pins requirements/dev.txt   # name==version, as constraints
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ def strays(lock: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--pins":
+        for name, version in locked(Path(argv[1])).items():
+            print(f"{name}=={version}")
+        return 0
     if len(argv) == 2 and argv[0] == "--strays":
         for name in strays(Path(argv[1])):
             print(name)

@@ -21,11 +21,14 @@ if [ -n "$missing" ]; then
         apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
+# pip itself from the hash-locked bootstrap list, then the `train` extra held to the versions of
+# the dev lock, which the test suite runs on (requirements/, scripts/lock.sh).
 stamp=.venv/.installed-train
-if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ] || [ requirements/dev.txt -nt "$stamp" ]; then
     python3 -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[train]'
+    .venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements/bootstrap.txt
+    .venv/bin/python -m pip install -q -e '.[train]' \
+        -c <(python3 scripts/lock_inputs.py --pins requirements/dev.txt)
     touch "$stamp"
 fi
 

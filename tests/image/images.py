@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import trainer
-from tests.image.podman import CACHE_ROOT, make_standin_base, podman_env, run
+from tests.image.podman import CACHE_ROOT, build_lock, make_standin_base, podman_env, run
 from tests.paths import REPO
 
 TRAINER_UID = 1000  # docker/Dockerfile's TRAINER_UID
@@ -48,6 +48,11 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
         pytest.fail("the container tests need root (podman with runc and cgroupfs); run as root")
     tmp = tmp_path_factory.mktemp("podman")
     env = podman_env(tmp)
+    with build_lock():
+        return _build(tmp, env)
+
+
+def _build(tmp: Path, env: dict[str, str]) -> Images:
     log = CACHE_ROOT / "build.log"
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
     log.write_text("", encoding="utf-8")

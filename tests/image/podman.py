@@ -13,16 +13,38 @@ certificates, because PyPI traffic there passes a TLS-intercepting proxy.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import resource
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 # Images and the debootstrap tree survive between runs on one machine (CI starts empty).
 CACHE_ROOT = Path(os.environ.get("KERAS_MNIST_CI_CACHE", "/var/tmp/keras-mnist-ci"))
 STANDIN_IMAGE = "localhost/keras-mnist-standin:bookworm"
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """Held while a test session builds or cleans up images in the shared storage.
+
+    Several pytest sessions may use the cached storage at once (the image tests, the Azure ML
+    emulation). A session's housekeeping removes build containers left without an owner and
+    prunes untagged images, which would pull the layers from under another session's build in
+    progress ("identifier is not a container"): with this lock, builds and housekeeping take
+    turns, while containers run freely. Not reentrant: never nest it.
+    """
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    with (CACHE_ROOT / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def podman_env(tmp: Path) -> dict[str, str]:

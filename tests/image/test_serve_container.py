@@ -21,7 +21,7 @@ import pytest
 import trainer
 from serve.decode import idx_body
 from tests.image.images import Images
-from tests.image.podman import CACHE_ROOT, run
+from tests.image.podman import CACHE_ROOT, STANDIN_IMAGE, build_lock, run
 from tests.paths import REPO
 from tests.serve.conftest import (
     Answer,
@@ -71,9 +71,12 @@ def served_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (requests / "batch.idx").write_bytes(idx_body(images))
     Image.fromarray(images[0].reshape(28, 28)).save(requests / "one.png")
     (requests / "wrong.json").write_text("[[1, 2, 3]]")
+    # The tutorial's client: every pixel a float in [0, 1] (X_test / 255.0).
+    (requests / "floats.json").write_text(json.dumps({"data": (images[:2] / 255.0).tolist()}))
     predict = model_oracle(model)
     expected = {"batch.json": predict(images[:8]), "batch.idx": predict(images)}
     expected["one.png"] = predict(images[:1])
+    expected["floats.json"] = predict(images[:2])
     for path in [requests, *requests.iterdir(), model, *model.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)  # readable by the container's other uid
     return {"model": model, "requests": requests, "expected": expected}
@@ -87,10 +90,25 @@ def serve_image(images: Images) -> str:
     build += ["--build-arg", f"BASE_IMAGE={images.base}", "-t", tag]
     build += ["-f", str(REPO / "Dockerfile"), str(REPO)]
     start = time.monotonic()
-    run(build, images.env, CACHE_ROOT / "build.log", timeout=900)
+    with build_lock():
+        run(build, images.env, CACHE_ROOT / "build.log", timeout=900)
     with (CACHE_ROOT / "build.log").open("a", encoding="utf-8") as out:
         out.write(f"\nserve target {time.monotonic() - start:.0f} s\n")
     return tag
+
+
+@pytest.fixture(scope="module")
+def lean_image(images: Images) -> str:
+    """The lean serving image as scripts/build-images.sh --variant serve builds it, on the same
+    stand-in OS (the apt layer is the trainer base's, cached)."""
+    start = time.monotonic()
+    build = ["bash", str(REPO / "scripts" / "build-images.sh"), "--engine", "podman"]
+    build += ["--variant", "serve", "--os-image", STANDIN_IMAGE, "--network", "host"]
+    with build_lock():
+        run(build, images.env, CACHE_ROOT / "build.log", timeout=900)
+    with (CACHE_ROOT / "build.log").open("a", encoding="utf-8") as out:
+        out.write(f"\nlean serving image {time.monotonic() - start:.0f} s\n")
+    return f"localhost/keras-mnist-serve:{trainer.__version__}"
 
 
 def podman(images: Images, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -199,3 +217,107 @@ def test_a_missing_model_is_one_error_line_in_the_image(images: Images, serve_im
     proc = images.run(images.trainer, "mnist-serve", "--model", "/nowhere")
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: model folder /nowhere does not exist:")
+
+
+def _size(images: Images, image: str) -> int:
+    return int(json.loads(podman(images, "image", "inspect", image).stdout)[0]["Size"])
+
+
+def test_the_lean_serving_image_has_no_training_stack(images: Images, lean_image: str) -> None:
+    """Issue 21.4: onnxruntime and the inference server, no TensorFlow, Azure ML SDK or MLflow;
+    a numeric non-root user, a HEALTHCHECK, labels; at most a third of the trainer image."""
+    config = json.loads(podman(images, "image", "inspect", lean_image).stdout)[0]["Config"]
+    assert config["Cmd"] == ["mnist-serve", "--backend", "onnx"]
+    assert config["User"] == "1000:1000"
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+    assert config["Labels"]["org.opencontainers.image.title"] == "keras-mnist-serve"
+    script = (
+        "import importlib.util as u; print(sorted(m for m in ('tensorflow', 'keras', 'mlflow', "
+        "'azureml.core', 'azure.ai.ml', 'azureml.mlflow', 'numba', 'onnxruntime', "
+        "'azureml_inference_server_http') if u.find_spec(m.split('.')[0]) and "
+        "(u.find_spec(m) if '.' in m else True)))"
+    )
+    proc = images.run("--entrypoint", "python", lean_image, "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['azureml_inference_server_http', 'onnxruntime']"
+    lean, full = _size(images, lean_image), _size(images, images.trainer)
+    with (CACHE_ROOT / "build.log").open("a", encoding="utf-8") as out:
+        out.write(f"\nsizes: trainer {full / 1e6:.0f} MB, lean serving {lean / 1e6:.0f} MB\n")
+    assert lean * 3 <= full, (lean, full)
+
+
+def test_the_lean_serving_image_answers_as_another_uid_read_only(
+    images: Images, lean_image: str, served_files: dict[str, Any]
+) -> None:
+    """As Azure runs it: no command, the model where Azure mounts it, an arbitrary uid, a
+    read-only root; PNG, idx and JSON bodies (integers and the tutorial's floats)."""
+    if not (served_files["model"] / "model.onnx").is_file():
+        pytest.fail("mnist-train wrote no model.onnx: the lean image serves only ONNX")
+    with started(
+        images,
+        "--read-only",
+        "--user",
+        "4321:4321",
+        "-e",
+        f"AZUREML_MODEL_DIR={AZURE_MODEL_DIR}",
+        "-v",
+        f"{served_files['model']}:{AZURE_MODEL_DIR}/model:ro",
+        "-v",
+        f"{served_files['requests']}:/requests:ro",
+        lean_image,
+    ) as name:
+        check_answers(images, name, served_files["expected"])
+
+
+# Clients that send headers and then trickle a body, a byte a second, and never finish: what
+# keeps a gunicorn worker busy until its graceful timeout (30 s by default) runs out.
+SLOW_CLIENTS = """
+import pathlib, socket, time
+clients = []
+for _ in range(4):
+    s = socket.create_connection(("127.0.0.1", 5001))
+    s.sendall(b"POST /score HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n"
+              b"Content-Length: 100000\\r\\n\\r\\n{")
+    clients.append(s)
+pathlib.Path("/tmp/slow-clients").write_text("connected")
+while True:
+    for s in clients:
+        s.sendall(b" ")
+    time.sleep(1)
+"""
+
+
+@pytest.mark.parametrize("which", ["lean", "tensorflow"])
+def test_stop_with_slow_clients_connected_ends_before_the_grace_period(
+    images: Images,
+    lean_image: str,
+    serve_image: str,
+    served_files: dict[str, Any],
+    which: str,
+) -> None:
+    """`docker stop` of a serving container with clients trickling bodies: the server stops
+    within its own graceful timeout (serve/settings.py), so the exit code is its own (0 or 143),
+    never podman's SIGKILL (137) after the 10 s grace period."""
+    image = lean_image if which == "lean" else serve_image
+    if which == "lean" and not (served_files["model"] / "model.onnx").is_file():
+        pytest.fail("mnist-train wrote no model.onnx: the lean image serves only ONNX")
+    with started(
+        images,
+        "--read-only",
+        "-e",
+        f"AZUREML_MODEL_DIR={AZURE_MODEL_DIR}",
+        "-v",
+        f"{served_files['model']}:{AZURE_MODEL_DIR}/model:ro",
+        image,
+    ) as name:
+        proc = podman(images, "exec", "-d", name, "python", "-c", SLOW_CLIENTS)
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 60
+        while podman(images, "exec", name, "test", "-f", "/tmp/slow-clients").returncode != 0:
+            assert time.monotonic() < deadline, "the slow clients did not connect"
+            time.sleep(0.5)
+        stop = podman(images, "stop", "--time", "10", name, timeout=90)
+        assert stop.returncode == 0, stop.stderr
+        code = podman(images, "inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
+        logs = podman(images, "logs", name)
+        assert code in {"0", "143"}, f"exit {code}:\n{(logs.stdout + logs.stderr)[-3000:]}"
