@@ -119,6 +119,13 @@ def quiet_sdk_import() -> Iterator[None]:
         marshmallow_4 = _marshmallow_4_warning()
         if marshmallow_4 is not None:
             warnings.filterwarnings("ignore", category=marshmallow_4)
+        # azureml.data's telemetry (applicationinsights) asks for the locale the old way.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"'locale\.getdefaultlocale' is deprecated",
+            category=DeprecationWarning,
+            module=r"applicationinsights\..*",
+        )
         # azureml-core reads YAML through its vendored ruamel's old API.
         warnings.filterwarnings(
             "ignore",

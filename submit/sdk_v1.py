@@ -32,6 +32,11 @@ from azureml.core.runconfig import (
     TensorflowConfiguration,
 )
 from azureml.core.runconfig import Dataset as DatasetReference
+from azureml.core.script_run_config import (
+    _DATASET_ARGUMENT_TEMPLATE,
+    _DATASET_OUTPUT_ARGUMENT_TEMPLATE,
+)
+from azureml.data import OutputFileDatasetConfig
 from azureml.exceptions import ComputeTargetException
 
 from submit.backend import Backend
@@ -39,12 +44,14 @@ from submit.context import stage
 from submit.errors import (
     MASK,
     ComputeNotFound,
+    DataNotFound,
     EnvironmentNotFound,
     NoBestRun,
     SubmitError,
 )
 from submit.network import progress
 from submit.spec import (
+    CHECKPOINT_OUTPUT,
     LOG_UNIFORM_FLAG,
     ComputeSpec,
     DataSpec,
@@ -58,6 +65,7 @@ from submit.workspace import WorkspaceRef, credential
 
 if TYPE_CHECKING:  # azureml-train-core is optional: imported where a sweep needs it
     from azure.core.credentials import AccessToken, TokenCredential
+    from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
     from azureml.train.hyperdrive import BanditPolicy, HyperDriveConfig, RandomParameterSampling
 
 DATA_INPUT = "mnist"  # the input's name; the run sees the data folder's path in its place
@@ -120,30 +128,64 @@ def _reference_environment(name: str, version: str) -> Environment:
     return build_environment(EnvSpec(name=name, version=version, image=None))
 
 
-def build_run_config(spec: RunSpec, environment: Environment | None = None) -> RunConfiguration:
-    """The run: the launcher with the trainer's flags, on the cluster, with the data as input."""
+def _data_by_name(spec: RunSpec) -> Data | None:
+    """The dataset by name and version only: what a dry run, which has no workspace, can say. A
+    submission names it through ``Dataset.get_by_name`` instead (``V1Backend._dataset``)."""
+    if spec.data is None:
+        return None
+    return Data(
+        data_location=DataLocation(
+            dataset=DatasetReference(dataset_name=spec.data.name, dataset_version=spec.data.version)
+        ),
+        mechanism=spec.data.mode,
+        environment_variable_name=DATA_INPUT,
+        overwrite=False,
+    )
+
+
+def _say_data_by_name(spec: RunSpec) -> None:
+    if spec.data is not None:
+        progress(
+            f"Dry run: dataset {spec.data.name}:{spec.data.version} is named by name and version "
+            "only; a submission looks it up with Dataset.get_by_name, which fills in its ID"
+        )
+
+
+def checkpoint_output() -> OutputFileDatasetConfig:
+    """The trainer's checkpoint folder as a run output, mounted read-write. With no destination
+    the SDK writes to "the workspaceblobstore datastore, under the path
+    /dataset/{run-id}/{output-name}" (azureml-core 1.61, OutputFileDatasetConfig's docstring):
+    keyed by the run's ID, which a preempted run keeps when Azure ML restarts it, and which each
+    HyperDrive child run has of its own."""
+    return OutputFileDatasetConfig(name=CHECKPOINT_OUTPUT).as_mount()
+
+
+def build_run_config(
+    spec: RunSpec,
+    environment: Environment | None = None,
+    dataset: DatasetConsumptionConfig | None = None,
+) -> RunConfiguration:
+    """The run: the launcher with the trainer's flags, on the cluster, with the data as input
+    (``dataset``, from the workspace; else by name) and the checkpoint folder as an output."""
     rc = RunConfiguration()
     rc.environment = environment or _reference_environment(spec.env_name, spec.env_version)
     rc.target = spec.compute
     rc.docker = DockerConfiguration(use_docker=True)
     rc.script = LAUNCHER
-    arguments = list(spec.trainer_args)
-    if spec.data is not None:
-        rc.data = {
-            DATA_INPUT: Data(
-                data_location=DataLocation(
-                    dataset=DatasetReference(
-                        dataset_name=spec.data.name, dataset_version=spec.data.version
-                    )
-                ),
-                mechanism=spec.data.mode,
-                environment_variable_name=DATA_INPUT,
-                overwrite=False,
-            )
-        }
-        # The placeholder ScriptRunConfig writes for a dataset argument; the runtime replaces it
-        # with the folder where the data was downloaded or mounted.
-        arguments = ["--data-folder", f"DatasetConsumptionConfig:{DATA_INPUT}", *arguments]
+    rc.max_run_duration_seconds = spec.timeout_minutes * 60
+    # What ScriptRunConfig does with these objects in its arguments (script_run_config.py,
+    # _update_args_and_io): the run configuration gets their Data and OutputData, the arguments
+    # the placeholders the runtime replaces with the folders.
+    rc.output_data = {CHECKPOINT_OUTPUT: checkpoint_output()._to_output_data()}
+    arguments = [
+        "--checkpoint-dir",
+        _DATASET_OUTPUT_ARGUMENT_TEMPLATE.format(CHECKPOINT_OUTPUT),
+        *spec.trainer_args,
+    ]
+    data = Data.create(dataset) if dataset is not None else _data_by_name(spec)
+    if data is not None:
+        rc.data = {DATA_INPUT: data}
+        arguments = ["--data-folder", _DATASET_ARGUMENT_TEMPLATE.format(DATA_INPUT), *arguments]
     rc.arguments = arguments
     if spec.workers_per_node > 1:
         # ScriptRunConfig sets node_count = worker_count for TensorFlow: one worker per node.
@@ -202,6 +244,7 @@ def hyperdrive_dict(spec: SweepSpec) -> dict[str, Any]:
         "primaryMetricGoal": spec.goal,
         "maxTotalRuns": spec.max_total_runs,
         "maxConcurrentRuns": spec.max_concurrent_runs,
+        "maxDurationMinutes": spec.timeout_minutes,
     }
 
 
@@ -308,15 +351,19 @@ class V1Backend:
         return _json(compute_dict(spec.name, build_compute(spec)))
 
     def render_run(self, spec: RunSpec) -> str:
-        return _json(run_config_dict(build_run_config(spec)))
+        text = _json(run_config_dict(build_run_config(spec)))
+        _say_data_by_name(spec)
+        return text
 
     def render_sweep(self, spec: SweepSpec) -> str:
-        return _json(
+        text = _json(
             {
                 "runConfiguration": run_config_dict(build_run_config(spec.run)),
                 "hyperDrive": hyperdrive_dict(spec),
             }
         )
+        _say_data_by_name(spec.run)
+        return text
 
     def render_model(self, spec: ModelSpec) -> str:
         return _json(
@@ -412,7 +459,27 @@ class V1Backend:
             if "Code: 404" in str(exc):
                 raise EnvironmentNotFound(spec.env_name, spec.env_version) from None
             raise
-        return build_run_config(spec, env)
+        return build_run_config(spec, env, self._dataset(spec))
+
+    def _dataset(self, spec: RunSpec) -> DatasetConsumptionConfig | None:
+        """The registered dataset as the SDK hands it to a run, its ID filled in and checked."""
+        if spec.data is None:
+            return None
+        from azureml.core import Dataset
+
+        try:
+            dataset = Dataset.get_by_name(self.ws, spec.data.name, version=spec.data.version)
+        except Exception as exc:
+            # azureml-core 1.61 raises UserErrorException("Cannot find dataset registered with name
+            # ...") for an unknown name or version (azureml/data/abstract_dataset.py).
+            if "Cannot find dataset" in str(exc):
+                raise DataNotFound(spec.data.name, spec.data.version) from None
+            raise
+        named = dataset.as_named_input(DATA_INPUT)
+        result: DatasetConsumptionConfig = (
+            named.as_mount() if spec.data.mode == "mount" else named.as_download()
+        )
+        return result
 
     def _submit(self, experiment: str, config: ScriptRunConfig | HyperDriveConfig) -> Submitted:
         run = Experiment(self.ws, experiment).submit(config)
@@ -443,6 +510,7 @@ class V1Backend:
                 primary_metric_goal=PrimaryMetricGoal.from_str(spec.goal),
                 max_total_runs=spec.max_total_runs,
                 max_concurrent_runs=spec.max_concurrent_runs,
+                max_duration_minutes=spec.timeout_minutes,
             )
             return self._submit(spec.run.experiment, config)
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from submit.backend import quiet_sdk_import
 from submit.cli import cli
-from submit.errors import NoBestRun
+from submit.errors import DataNotFound, NoBestRun
 from submit.spec import DataRef, EnvSpec, RunSpec
 from tests.submit import fakes
 from tests.submit.fakes import IMAGE, v1_with, with_options
@@ -31,6 +31,59 @@ with quiet_sdk_import():
 
 pytestmark = pytest.mark.usefixtures("quiet_sdk")
 dry_run = functools.partial(fakes.dry_run, "v1")
+DATA_ARGS = ["--data-folder", "DatasetConsumptionConfig:mnist"]
+CHECKPOINT_ARGS = ["--checkpoint-dir", "DatasetOutputConfig:checkpoints"]
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Dataset.get_by_name answering with a real registered FileDataset, as the workspace
+    would; the names asked for are recorded."""
+    from azureml.core import Dataset
+    from azureml.data.abstract_dataset import _DatasetRegistration
+    from azureml.data.file_dataset import FileDataset
+
+    asked: list[tuple[str, str]] = []
+
+    def get_by_name(ws: object, name: str, version: str = "latest") -> FileDataset:
+        asked.append((name, version))
+        registration = _DatasetRegistration(
+            workspace=ws, saved_id=f"ds-{name}-{version}", name=name, version=int(version)
+        )
+        return FileDataset._create(None, registration=registration)
+
+    monkeypatch.setattr(Dataset, "get_by_name", staticmethod(get_by_name))
+    return asked
+
+
+def test_run_keeps_its_checkpoints_in_a_mounted_output_and_has_a_timeout(tmp_path: Path) -> None:
+    output = dry_run(["run", "--timeout", "90", "--", "--epochs", "3"])
+    loaded = load_run_config(json.loads(output), tmp_path / "rc.json")
+    assert loaded.arguments == [*DATA_ARGS, *CHECKPOINT_ARGS, "--epochs", "3"]
+    checkpoints = loaded.output_data["checkpoints"]
+    # No destination: the SDK's default, workspaceblobstore at dataset/{run-id}/checkpoints,
+    # keyed by the run's ID, which a restarted (preempted) run keeps.
+    assert (checkpoints.mechanism, checkpoints.output_location) == ("mount", None)
+    assert loaded.max_run_duration_seconds == 90 * 60
+
+
+def test_a_missing_dataset_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azureml.core import Dataset
+    from azureml.exceptions import UserErrorException
+
+    def get_by_name(ws: object, name: str, version: str = "latest") -> None:
+        raise UserErrorException(
+            f'Cannot find dataset registered with name "{name}" (version: '
+            f"{version}) in the workspace."
+        )
+
+    monkeypatch.setattr(Dataset, "get_by_name", staticmethod(get_by_name))
+    monkeypatch.setattr(sdk_v1, "ComputeTarget", lambda **kwargs: None)
+    image_env = sdk_v1.build_environment(EnvSpec(image=IMAGE))
+    monkeypatch.setattr(sdk_v1.Environment, "get", staticmethod(lambda ws, n, v: image_env))
+    backend = v1_with(object())("v1", lambda: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(DataNotFound):
+        backend.submit_run(RunSpec(data=DataRef("mnist", "9")))
 
 
 def load_environment(text: str, folder: Path) -> Any:
@@ -88,7 +141,7 @@ def test_run_configuration_round_trips(tmp_path: Path, mode: str, nodes: int) ->
     loaded = load_run_config(json.loads(output), tmp_path / "rc.json")
     assert loaded.target == "c1"
     assert loaded.script == sdk_v1.LAUNCHER
-    dataset = ["--data-folder", "DatasetConsumptionConfig:mnist"]
+    dataset = ["--data-folder", "DatasetConsumptionConfig:mnist", *CHECKPOINT_ARGS]
     assert loaded.arguments == [*dataset, "--epochs", "3", "--learning-rate", "0.01"]
     data = loaded.data["mnist"]
     assert (
@@ -117,7 +170,7 @@ def test_run_configuration_round_trips(tmp_path: Path, mode: str, nodes: int) ->
 def test_no_data_leaves_the_trainer_flags_alone(tmp_path: Path) -> None:
     output = dry_run(["run", "--no-data", "--", "--download", "--dataset", "fashion-mnist"])
     loaded = load_run_config(json.loads(output), tmp_path / "rc.json")
-    assert loaded.arguments == ["--download", "--dataset", "fashion-mnist"]
+    assert loaded.arguments == [*CHECKPOINT_ARGS, "--download", "--dataset", "fashion-mnist"]
     assert loaded.data == {}
 
 
@@ -125,7 +178,7 @@ def test_sweep_is_the_samples_hyperdrive(tmp_path: Path) -> None:
     output = json.loads(dry_run(["sweep", "--nodes", "2", "--", "--epochs", "20"]))
     loaded = load_run_config(output["runConfiguration"], tmp_path / "rc.json")
     assert loaded.tensorflow.worker_count == 2
-    assert loaded.arguments == ["--data-folder", "DatasetConsumptionConfig:mnist", "--epochs", "20"]
+    assert loaded.arguments == [*DATA_ARGS, *CHECKPOINT_ARGS, "--epochs", "20"]
     hyperdrive = output["hyperDrive"]
     assert hyperdrive["samplingAlgorithm"] == {
         "name": "RANDOM",
@@ -145,6 +198,8 @@ def test_sweep_is_the_samples_hyperdrive(tmp_path: Path) -> None:
         "maximize",
     )
     assert (hyperdrive["maxTotalRuns"], hyperdrive["maxConcurrentRuns"]) == (20, 4)
+    # The whole sweep stops after --sweep-timeout; each child run after --timeout.
+    assert (hyperdrive["maxDurationMinutes"], loaded.max_run_duration_seconds) == (720, 7200)
 
 
 def test_compute_provisioning() -> None:
@@ -183,7 +238,9 @@ def test_launcher_hands_its_arguments_to_the_trainer_unchanged(tmp_path: Path) -
     assert json.loads(done.stdout) == args
 
 
-def test_submit_uploads_only_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_uploads_only_the_launcher(
+    monkeypatch: pytest.MonkeyPatch, registered: list[tuple[str, str]]
+) -> None:
     submitted: dict[str, Any] = {}
 
     class FakeExperiment:
@@ -218,9 +275,14 @@ def test_submit_uploads_only_the_launcher(monkeypatch: pytest.MonkeyPatch) -> No
     config = submitted["config"]
     assert config.script == sdk_v1.LAUNCHER
     assert config.run_config.environment.docker.base_image == IMAGE
-    assert config.arguments == ["--data-folder", "DatasetConsumptionConfig:mnist", "--epochs", "1"]
+    assert config.arguments == [*DATA_ARGS, *CHECKPOINT_ARGS, "--epochs", "1"]
+    # The dataset came from the workspace, its ID filled in by the SDK, not from a name alone.
+    assert registered == [("mnist", "1")]
+    data = config.run_config.data["mnist"]
+    assert (data.data_location.dataset.id, data.mechanism) == ("ds-mnist-1", "download")
 
 
+@pytest.mark.usefixtures("registered")
 def test_full_flow_through_the_real_backend(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -355,12 +417,8 @@ def test_full_flow_through_the_real_backend(
     assert (experiment, kind) == ("keras-mnist", "HyperDriveConfig")
     assert config._primary_metric_config == {"name": "Accuracy", "goal": "maximize"}
     assert (config._max_total_runs, config._max_concurrent_runs) == (20, 4)
-    assert config._run_config.arguments == [
-        "--data-folder",
-        "DatasetConsumptionConfig:mnist",
-        "--epochs",
-        "2",
-    ]
+    assert config._run_config.arguments == [*DATA_ARGS, *CHECKPOINT_ARGS, "--epochs", "2"]
+    assert config._max_duration_minutes == 720
     # Completed runs only: a failed or canceled one may have saved no model.
     assert calls["HyperDriveRun.get_best_run_by_primary_metric"] == {
         "include_failed": False,
