@@ -330,3 +330,54 @@ def test_v1_sweep_without_hyperdrive_names_the_extra() -> None:
         "Error: SDK v1 sweeps need HyperDrive from azureml-train-core, which is not installed: "
         "pip install 'keras-mnist-trainer[submit-v1]'"
     )
+
+
+def _submit_imports() -> dict[str, set[str]]:
+    """Each ``submit`` module's imports of other ``submit`` modules, lazy ones (inside functions)
+    included, ``if TYPE_CHECKING:`` ones left out (they never run)."""
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for path in sorted((REPO / "submit").glob("*.py")):
+        module = f"submit.{path.stem}"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for node in ast.walk(block)
+        }
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found |= {n for n in names if n.startswith("submit.") and n.count(".") == 1}
+        graph[module] = found - {module}
+    return graph
+
+
+def test_submit_has_no_import_cycle() -> None:
+    """Issue 18: errors <-> network and sdk_v2 <-> sdk_v2_endpoints were cycles (lazy imports)."""
+    graph = _submit_imports()
+    assert "submit.network" not in graph["submit.errors"]
+    assert "submit.sdk_v2" not in graph["submit.sdk_v2_endpoints"]
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph.get(node, ())):
+                if nxt == start:
+                    return [*path, nxt]
+                if nxt not in path:
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    cycles = [c for m in sorted(graph) if (c := cycle_from(m))]
+    assert cycles == []
