@@ -104,7 +104,7 @@ def cli(model_dir: Path | None, port: int, workers: int, backend: str) -> None:
     env.setdefault("AML_APP_ROOT", str(SCORE.parent))
     # TensorFlow's C++ INFO lines at import (oneDNN, CUDA probes), as the trainer hides them
     # (trainer/runtime.py); warnings still show. Read before TensorFlow is first imported.
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     env[backends.BACKEND_VAR] = chosen
     # The worker model (serve/settings.py says why): the server builds gunicorn's command line
     # without a worker class (amlserver_linux.py), and gunicorn reads GUNICORN_CMD_ARGS under
