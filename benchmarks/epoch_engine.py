@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.training import RunTiming
+from benchmarks.timing import RunTiming, test_accuracy
 
 
 def engine_name() -> str:
@@ -52,7 +52,6 @@ def epoch_engine_fit(
     """
     import keras
 
-    from benchmarks.tutorial import test_accuracy
     from trainer.engines import run_epoch
     from trainer.model import build_model
 

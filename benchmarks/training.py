@@ -10,29 +10,15 @@ method alike; the same seed is used by every method within a round.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.flops import train_flops_per_image
+from benchmarks.flops import TUTORIAL_LAYERS, train_flops_per_image
 from benchmarks.rounds import alternate
 from benchmarks.stats import percentiles, spread
-
-
-@dataclass
-class RunTiming:
-    """What one method reports about one training run."""
-
-    epoch_s: list[float]  # wall seconds of each epoch's training, result forced; [0] = warm-up
-    step_ms: list[float]  # ms per full-batch step in the steady epochs (call time / its steps)
-    images_per_epoch: int
-    steps_per_call: int  # training steps run by one dispatched call (1 for model.fit)
-    test_accuracy: float
-
-
-Method = Callable[[Any, int, int, int], RunTiming]
+from benchmarks.timing import Method, RunTiming
 
 
 def run_record(
@@ -103,7 +89,7 @@ def summarize(
     baselines: dict[str, str],
     tutorial_key: tuple[str, str] | None,
     peaks: dict[str, float | None],
-    layers: Sequence[int],
+    layers: Sequence[int] = TUTORIAL_LAYERS,
 ) -> list[dict[str, Any]]:
     """One summary row per (backend, method, batch size).
 

@@ -18,23 +18,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
-from benchmarks.training import RunTiming
+from benchmarks.timing import RunTiming, test_accuracy
 from trainer.data import Splits, images_to_float, one_hot
 from trainer.model import build_model
-
-
-def test_accuracy(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
-    """Top-1 accuracy on the test split, computed the same way for every method and backend."""
-    import keras
-
-    correct = 0
-    for start in range(0, len(x_test), 10_000):
-        xb = images_to_float(x_test[start : start + 10_000])
-        probs = keras.ops.convert_to_numpy(model(xb, training=False))
-        correct += int((probs.argmax(axis=1) == y_test[start : start + 10_000]).sum())
-    return correct / len(x_test)
 
 
 def _step_timer(keras: Any) -> Any:

@@ -5,7 +5,7 @@ TensorFlow (``scripts/gpu-check.sh`` installs the project there and runs this).
    start to the model on disk, the compile time it logs, images/s of every epoch, the final
    test accuracy, and that the saved model loads back (in a fresh process, on JAX) and gives
    the same test accuracy.
-2. The train suite's JAX rows (``benchmarks.jax_child``): the tutorial's ``model.fit`` on JAX
+2. The train suite's JAX rows (``benchmarks.train_rows``): the tutorial's ``model.fit`` on JAX
    against ``JaxEpochEngine``, alternating, at batch 50, 512, 4096 and 16384, with images/s,
    ms/step percentiles, achieved TFLOP/s (``benchmarks/flops.py``) and the device's name.
 
@@ -207,9 +207,8 @@ def jax_rows(
     data: Path, dataset: str, size: dict[str, Any], peak: float | None, deadline: float
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The tutorial's fit on JAX against JaxEpochEngine, summarised, and the JAX environment."""
-    from benchmarks import jax_child
+    from benchmarks import train_rows
     from benchmarks.device import peak_tflops
-    from benchmarks.flops import TUTORIAL_LAYERS
     from benchmarks.training import summarize
 
     config = {
@@ -226,7 +225,7 @@ def jax_rows(
         "min_accuracy": 0.3,
     }
     log(f"gpu: JAX rows at batch {', '.join(map(str, config['batch_sizes']))}")
-    result = jax_child.run_subprocess(config, timeout_s=_left(deadline, "the JAX rows"))
+    result = train_rows.run_jax_child(config, timeout_s=_left(deadline, "the JAX rows"))
     env = result["environment"]
     tf32 = env.get("default_matmul_precision") in ("None", None, "tensorfloat32")
     env["matmul_precision"] = "TF32 (JAX's default on NVIDIA GPUs)" if tf32 else "FP32"
@@ -236,7 +235,6 @@ def jax_rows(
         baselines={"jax": "tutorial-fit"},
         tutorial_key=("jax", "tutorial-fit"),
         peaks={"jax": top},
-        layers=TUTORIAL_LAYERS,
     )
     return [*rows, *result["runs"]], env
 

@@ -1,9 +1,9 @@
 """``mnist-bench train``: the tutorial's ``model.fit`` against the trainer's epoch engine.
 
 On TensorFlow (in this process) ``tutorial-fit`` against ``XlaEpochEngine``, and on JAX (in a
-child process with KERAS_BACKEND=jax, ``benchmarks.jax_child``) ``tutorial-fit`` against
+child process with KERAS_BACKEND=jax) ``tutorial-fit`` against
 ``JaxEpochEngine``: alternating rounds at each batch size, the first epoch of every run a
-warm-up. Reports images/s, ms/step percentiles, FLOP/s, the paired speedup and test accuracy.
+warm-up (``benchmarks.train_rows``). Reports images/s, ms/step percentiles, FLOP/s, the paired speedup and test accuracy.
 """
 
 from __future__ import annotations
@@ -113,14 +113,15 @@ def command(json_path: str | None, chart_path: str | None, **given: Any) -> None
 
 def measure(quick: bool = False, **given: Any) -> Result:
     """Summary rows and per-run records of every backend asked for, as one result."""
-    from benchmarks import jax_child
+    from benchmarks import train_rows
     from benchmarks.datasets import load
-    from benchmarks.flops import TUTORIAL_LAYERS
     from benchmarks.training import UNITS, summarize
 
     opts = settings(quick, **given)
-    want_tf, want_jax = _backends(opts.backend, jax_child.available())
-    data = load(opts.data_folder, opts.dataset, opts.download, opts.train_images)
+    want_tf, want_jax = _backends(opts.backend, train_rows.available())
+    load(
+        opts.data_folder, opts.dataset, opts.download, opts.train_images
+    )  # fails fast, downloads once
     runs: list[dict[str, Any]] = []
     env: dict[str, Any] = {}
     peaks: dict[str, float | None] = {}
@@ -128,13 +129,12 @@ def measure(quick: bool = False, **given: Any) -> Result:
     if want_jax:
         runs += _jax_rows(opts, env, peaks)
     if want_tf:
-        runs += _tensorflow_rows(opts, data, env, peaks)
+        runs += _tensorflow_rows(opts, env, peaks)
     rows = summarize(
         runs,
         baselines={"tensorflow": TUTORIAL, "jax": TUTORIAL},
         tutorial_key=("tensorflow", TUTORIAL) if want_tf else ("jax", TUTORIAL),
         peaks=peaks,
-        layers=TUTORIAL_LAYERS,
     )
     devices = "; ".join(f"{name}: {env[name].get('device_name')}" for name in env)
     return Result(
@@ -161,8 +161,8 @@ def _backends(backend: str, jax_available: bool) -> tuple[bool, bool]:
     return want_tf, want_jax
 
 
-def jax_config(opts: Settings) -> dict[str, Any]:
-    """What the JAX child needs (JSON): where the data is, and the rounds to run."""
+def rows_config(opts: Settings) -> dict[str, Any]:
+    """What ``train_rows.run_rows`` needs (JSON, for the JAX child): the data and the rounds."""
     return {
         "data_folder": opts.data_folder,
         "dataset": opts.dataset,
@@ -180,11 +180,11 @@ def jax_config(opts: Settings) -> dict[str, Any]:
 def _jax_rows(
     opts: Settings, env: dict[str, Any], peaks: dict[str, float | None]
 ) -> list[dict[str, Any]]:
-    from benchmarks import jax_child
+    from benchmarks import train_rows
     from benchmarks.device import peak_tflops
 
     log("train: JAX backend, in a child process with KERAS_BACKEND=jax")
-    result = jax_child.run_subprocess(jax_config(opts))
+    result = train_rows.run_jax_child(rows_config(opts))
     info = result["environment"]
     tf32 = info.get("default_matmul_precision") in ("None", None, "tensorfloat32")
     peaks["jax"], info["peak_source"] = peak_tflops(opts.peak_tflops, info, tf32=tf32)
@@ -193,38 +193,23 @@ def _jax_rows(
 
 
 def _tensorflow_rows(
-    opts: Settings, data: Any, env: dict[str, Any], peaks: dict[str, float | None]
+    opts: Settings, env: dict[str, Any], peaks: dict[str, float | None]
 ) -> list[dict[str, Any]]:
-    from benchmarks.device import describe_tensorflow, peak_tflops
-    from benchmarks.epoch_engine import epoch_engine_fit
-    from benchmarks.training import Method, run_rounds
-    from benchmarks.tutorial import tutorial_fit
+    from benchmarks import train_rows
+    from benchmarks.device import peak_tflops
     from trainer.runtime import configure_runtime
 
     # The trainer's process-wide settings, before TensorFlow touches a device: quiet C++ logs,
     # GPU memory on demand (the JAX child may have run on the same GPU), float32 policy.
     configure_runtime(opts.seed)
-    info = describe_tensorflow()
+    log("train: TensorFlow, in this process")
+    result = train_rows.run_rows(rows_config(opts), log=log)
+    info = result["environment"]
     peaks["tensorflow"], info["peak_source"] = peak_tflops(
         opts.peak_tflops, info, tf32=info["tf32"]
     )
     env["tensorflow"] = info
-    log(f"train: TensorFlow on {info['device_kind'].upper()} ({info['device_name']})")
-    methods: dict[str, Method] = {
-        TUTORIAL: tutorial_fit,
-        "XlaEpochEngine": partial(epoch_engine_fit, steps_per_call=opts.steps_per_call),
-    }
-    return run_rounds(
-        methods,
-        data,
-        backend="tensorflow",
-        batch_sizes=opts.batch_sizes,
-        epochs=opts.epochs,
-        rounds=opts.rounds,
-        seed=opts.seed,
-        min_accuracy=opts.min_accuracy,
-        log=log,
-    )
+    return list(result["runs"])
 
 
 def text(rows: list[dict[str, Any]], dataset: str) -> str:

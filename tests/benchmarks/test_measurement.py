@@ -14,7 +14,8 @@ from benchmarks.epoch_engine import steady_step_ms
 from benchmarks.errors import BenchmarkError
 from benchmarks.rounds import alternate, order
 from benchmarks.stats import percentiles, spread
-from benchmarks.training import RunTiming, run_record, summarize
+from benchmarks.timing import RunTiming
+from benchmarks.training import run_record, summarize
 
 
 def test_flops_match_a_hand_count_of_the_tutorials_network():

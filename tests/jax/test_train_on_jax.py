@@ -23,7 +23,7 @@ STEPS = EPOCHS * 12_000 // 50
 # spy on the trainer's engine: its "JaxEpochEngine" rows must be JaxEpochEngine's epochs.
 SEEDS = """
 import json, sys
-from benchmarks import jax_child
+from benchmarks import train_rows
 from trainer.engines import jax_epoch
 
 epochs = []
@@ -37,7 +37,7 @@ jax_epoch.JaxEpochEngine.train_epoch = spy
 config = {"data_folder": sys.argv[1], "dataset": "fashion-mnist", "download": False,
           "train_images": None, "steps_per_call": 0, "batch_sizes": [50], "epochs": int(sys.argv[2]),
           "rounds": 2, "seed": 1, "min_accuracy": 0.6}
-result = jax_child.run_child(config, log=lambda msg: None)
+result = train_rows.run_rows(config, log=lambda msg: None)
 print("RESULT", json.dumps({"runs": result["runs"], "engine_epochs": epochs,
                             "tensorflow": "tensorflow" in sys.modules}))
 """

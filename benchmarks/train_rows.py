@@ -1,14 +1,14 @@
-"""The train suite's JAX rows, in a child process with KERAS_BACKEND=jax.
+"""The train suite's rows on the loaded Keras backend; for JAX, in a child process.
 
-Two methods, alternated in rounds like the TensorFlow ones:
+Two methods, alternated in rounds at every batch size:
 
-- ``tutorial-fit``: the tutorial's method (``model.fit`` on float32 arrays) on the JAX backend;
-- ``JaxEpochEngine``: the trainer's JAX epoch engine (whole epochs in one ``jax.jit`` call, the
-  uint8 data on the device), run by ``benchmarks.epoch_engine`` exactly as the TensorFlow rows
-  run ``XlaEpochEngine``.
+- ``tutorial-fit``: the tutorial's method (``model.fit`` on float32 arrays);
+- the trainer's epoch engine on that backend, by its name: ``XlaEpochEngine`` on TensorFlow,
+  ``JaxEpochEngine`` on JAX (``benchmarks.epoch_engine``: no training loop is written twice).
 
-Nothing here imports TensorFlow: this runs on machines where JAX is the only framework.
-The child is ``python -m benchmarks.jax_child CONFIG_JSON OUTPUT_JSON``.
+TensorFlow's rows run in the ``mnist-bench`` process; JAX's in a child with KERAS_BACKEND=jax,
+``python -m benchmarks.train_rows CONFIG_JSON OUTPUT_JSON``, which never imports TensorFlow: it
+runs on machines where JAX is the only framework.
 """
 
 from __future__ import annotations
@@ -30,27 +30,30 @@ def available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("jax", "keras"))
 
 
-def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
-    """Run the JAX benchmark in this process (KERAS_BACKEND must already be ``jax``)."""
+def run_rows(config: dict[str, Any], log: Any) -> dict[str, Any]:
+    """Every run of both methods on the loaded Keras backend, and that backend's environment."""
+    import keras
+
     from benchmarks.datasets import load
-    from benchmarks.device import describe_jax
-    from benchmarks.epoch_engine import epoch_engine_fit
-    from benchmarks.training import Method, run_rounds
+    from benchmarks.device import describe_jax, describe_tensorflow
+    from benchmarks.epoch_engine import engine_name, epoch_engine_fit
+    from benchmarks.timing import Method
+    from benchmarks.training import run_rounds
     from benchmarks.tutorial import tutorial_fit
 
+    backend = keras.backend.backend()
     data = load(
         config["data_folder"], config["dataset"], config["download"], config["train_images"]
     )
-    steps_per_call = config["steps_per_call"]
     methods: dict[str, Method] = {
         "tutorial-fit": tutorial_fit,
-        "JaxEpochEngine": partial(epoch_engine_fit, steps_per_call=steps_per_call),
+        engine_name(): partial(epoch_engine_fit, steps_per_call=config["steps_per_call"]),
     }
-    env = describe_jax()
+    env = describe_jax() if backend == "jax" else describe_tensorflow()
     runs = run_rounds(
         methods,
         data,
-        backend="jax",
+        backend=backend,
         batch_sizes=config["batch_sizes"],
         epochs=config["epochs"],
         rounds=config["rounds"],
@@ -58,11 +61,12 @@ def run_child(config: dict[str, Any], log: Any) -> dict[str, Any]:
         min_accuracy=config["min_accuracy"],
         log=log,
     )
-    env["tensorflow_imported"] = "tensorflow" in sys.modules
+    if backend == "jax":
+        env["tensorflow_imported"] = "tensorflow" in sys.modules
     return {"environment": env, "runs": runs}
 
 
-def run_subprocess(config: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+def run_jax_child(config: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
     """Run the JAX benchmark in a child with KERAS_BACKEND=jax; its progress goes to stderr.
 
     ``timeout_s``: the child is killed after that many seconds and the run fails.
@@ -76,7 +80,7 @@ def run_subprocess(config: dict[str, Any], timeout_s: float | None = None) -> di
         out = Path(tmp) / "jax.json"
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "benchmarks.jax_child", json.dumps(config), str(out)],
+                [sys.executable, "-m", "benchmarks.train_rows", json.dumps(config), str(out)],
                 env=env,
                 check=False,
                 timeout=timeout_s,
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config, out = json.loads(args[0]), Path(args[1])
     try:
-        result = run_child(config, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        result = run_rows(config, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except BenchmarkError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,40 @@
+"""What a training method reports about one run, and the one way every method's accuracy is
+measured: the contract between the train suite's harness (``benchmarks.training``) and its
+methods (``benchmarks.tutorial``, ``benchmarks.epoch_engine``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class RunTiming:
+    """What one method reports about one training run."""
+
+    epoch_s: list[float]  # wall seconds of each epoch's training, result forced; [0] = warm-up
+    step_ms: list[float]  # ms per full-batch step in the steady epochs (call time / its steps)
+    images_per_epoch: int
+    steps_per_call: int  # training steps run by one dispatched call (1 for model.fit)
+    test_accuracy: float
+
+
+Method = Callable[[Any, int, int, int], RunTiming]
+
+
+def test_accuracy(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Top-1 accuracy on the test split, computed the same way for every method and backend."""
+    import keras
+
+    from trainer.data import images_to_float
+
+    correct = 0
+    for start in range(0, len(x_test), 10_000):
+        xb = images_to_float(x_test[start : start + 10_000])
+        probs = keras.ops.convert_to_numpy(model(xb, training=False))
+        correct += int((probs.argmax(axis=1) == y_test[start : start + 10_000]).sum())
+    return correct / len(x_test)
