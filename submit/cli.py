@@ -95,8 +95,10 @@ def env() -> None:
 @env.command("register", context_settings=CONTEXT)
 @click.option(
     "--image",
-    metavar="REGISTRY/NAME:TAG",
-    help="The trainer image; its tag becomes the Environment's version.",
+    metavar="REGISTRY/NAME:TAG[@DIGEST]",
+    help="The trainer image; its tag becomes the Environment's version. Add the digest that "
+    "the push printed (@sha256:...) and the Environment names the image by it: a node that "
+    "cached an earlier push of the same tag would run that one.",
 )
 @click.option(
     "--dockerfile",

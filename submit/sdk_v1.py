@@ -107,7 +107,7 @@ def build_environment(spec: EnvSpec) -> Environment:
             dockerfile_path=spec.dockerfile,
         )
     else:
-        env.docker.base_image = spec.image
+        env.docker.base_image = spec.pinned_image
         if spec.registry_username:
             env.docker.base_image_registry.address = spec.registry
             env.docker.base_image_registry.username = spec.registry_username

@@ -90,7 +90,7 @@ def build_environment(spec: EnvSpec) -> Environment:
         name=spec.name,
         version=spec.version,
         description=spec.description,
-        image=None if build else spec.image,
+        image=None if build else spec.pinned_image,
         build=build,
     )
 

@@ -93,6 +93,18 @@ class EnvSpec:
     description: str = "Keras MNIST trainer image (user-managed dependencies)"
 
     @property
+    def pinned_image(self) -> str | None:
+        """``image`` by digest when it carries one (``REGISTRY/NAME:TAG@sha256:...`` becomes
+        ``REGISTRY/NAME@sha256:...``): a node that has a re-pushed tag cached would run the old
+        image, a digest names exactly one. Otherwise ``image`` as given."""
+        if not self.image or "@" not in self.image:
+            return self.image
+        reference, digest = self.image.rsplit("@", 1)
+        head, _, tail = reference.rpartition("/")
+        name = tail.split(":", 1)[0]
+        return f"{head}/{name}@{digest}" if head else f"{name}@{digest}"
+
+    @property
     def registry(self) -> str | None:
         """The registry host of ``image`` (None for Docker Hub or a build)."""
         if not self.image or "/" not in self.image:
@@ -206,9 +218,9 @@ def parse_asset(ref: str, what: str) -> tuple[str, str]:
 
 
 def image_tag(image: str) -> str | None:
-    """The tag of ``REGISTRY/NAME:TAG`` (None without one, or for a digest reference)."""
-    tail = image.rsplit("/", 1)[-1]
-    if "@" in tail or ":" not in tail:
+    """The tag of ``REGISTRY/NAME:TAG`` or ``REGISTRY/NAME:TAG@sha256:...`` (None without one)."""
+    tail = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    if ":" not in tail:
         return None
     return tail.split(":", 1)[1] or None
 

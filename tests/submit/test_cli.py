@@ -394,6 +394,7 @@ def test_usage_errors(args: list[str], expected: str) -> None:
         ("localhost:5000/t:1.2", "1.2"),
         ("localhost:5000/t", None),
         ("acr.io/t@sha256:abc", None),
+        ("acr.io/t:0.2.0@sha256:abc", "0.2.0"),
         ("t:", None),
     ],
 )

@@ -363,3 +363,20 @@ def test_help_says_the_timeouts_and_the_preemption_truth() -> None:
     flat = " ".join(compute_help.split())
     assert "restarts a preempted job from the start" in flat
     assert "the trainer resumes)" not in flat
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("sdk", ["v2", "v1"])
+def test_an_image_with_a_digest_is_registered_by_it(tmp_path: Path, sdk: str) -> None:
+    output = fakes.dry_run(sdk, ["env", "register", "--image", f"{IMAGE}@{DIGEST}"])
+    pinned = f"myacr.azurecr.io/keras-mnist-trainer@{DIGEST}"
+    if sdk == "v2":
+        loaded = load_environment(saved(output, tmp_path / "env.yml"))
+        assert (loaded.version, loaded.image) == ("0.1.0", pinned)
+    else:
+        import json
+
+        env = json.loads(output)
+        assert (env["version"], env["docker"]["baseImage"]) == ("0.1.0", pinned)
