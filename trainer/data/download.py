@@ -24,12 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer import __version__
 from trainer.data.errors import DownloadError
 from trainer.data.paths import PathArg, as_path, shown
 from trainer.data.sources import SOURCES, Source, known_size
 from trainer.files import atomic_write
 
-_USER_AGENT = "keras-mnist-trainer (+https://github.com/; dataset download)"
+# A product token (RFC 9110, section 10.1.5): a mirror's operator can tell which program and
+# version downloads, instead of urllib's anonymous "Python-urllib/3.x".
+_USER_AGENT = f"keras-mnist-trainer/{__version__} (dataset download)"
 _CHUNK = 1 << 20
 # The largest published file is Fashion-MNIST's train images, 26.4 MB: a file whose size is not
 # pinned may be a few times that, never gigabytes.
