@@ -82,8 +82,11 @@ def server_env(home: Path) -> dict[str, str]:
     return env
 
 
-def start_server(model: Path, workdir: Path, *extra: str) -> Server:
-    """``mnist-serve --model MODEL`` on a free port, ready (GET / answered 200) or failed."""
+def start_server(
+    model: Path, workdir: Path, *extra: str, env: dict[str, str] | None = None
+) -> Server:
+    """``mnist-serve --model MODEL`` on a free port, ready (GET / answered 200) or failed;
+    ``env`` replaces :func:`server_env`'s environment."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = workdir / "server.log"
@@ -91,7 +94,7 @@ def start_server(model: Path, workdir: Path, *extra: str) -> Server:
         proc = subprocess.Popen(
             [sys.executable, "-m", "serve", "--model", str(model), "--port", str(port), *extra],
             cwd=workdir,
-            env=server_env(workdir),
+            env=env if env is not None else server_env(workdir),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
