@@ -154,7 +154,7 @@ def test_importing_the_data_core_does_not_import_tensorflow(tmp_path: Path) -> N
     code = (
         "import sys, trainer.data as d\n"
         f"s = d.load_dataset({str(tmp_path / 'data')!r}, cache_dir={str(tmp_path / 'c')!r})\n"
-        "s.to_float(one_hot_labels=True)\n"
+        "d.images_to_float(s.x_train), d.one_hot(s.y_train)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
         "print(bad)\n"
     )

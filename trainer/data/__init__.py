@@ -10,11 +10,10 @@ Public API (the trainer, the benchmarks and the image stand on it; nothing here 
 - ``find_dataset_files(folder)``: the four standard files anywhere below ``folder``.
 - ``load_dataset(data_folder, dataset="mnist", download=False, cache_dir=None) -> Splits``:
   uint8 images of shape (n, 784) and uint8 labels, for train and test; the docstring gives the
-  order in which places are searched. ``Splits.to_float(one_hot_labels=True)`` gives the seed's
-  arrays (float32 images in [0, 1], one-hot labels) in one pass per array.
-  ``Splits.content_key`` names the data by content (SHA-256 over the decoded bytes), whatever
+  order in which places are searched. ``Splits.content_key`` names the data by content (SHA-256 over the decoded bytes), whatever
   folder it came from.
-- ``images_to_float(images)`` / ``one_hot(labels)``: the fused numba kernels behind that.
+- ``images_to_float(images)`` / ``one_hot(labels)``: the tutorial's arrays (float32 images in
+  [0, 1], one-hot labels) from those, each in one pass of a fused numba kernel.
 - ``download_dataset(dataset, dest)`` and ``default_cache_dir()``: fetching and the cache folder.
 
 Paths may be ``str``, ``bytes`` or path-like, and need not be valid UTF-8

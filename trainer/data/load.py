@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ from trainer.data.discover import STEMS, find_dataset_files, gz_twins, missing_f
 from trainer.data.download import download_dataset
 from trainer.data.errors import DataError
 from trainer.data.idx import decode_content, idx_content, read_file
-from trainer.data.kernels import images_to_float, one_hot
 from trainer.data.paths import PathArg, as_path, shown
 from trainer.data.sources import DATASETS, IMAGE_SHAPE, NUM_CLASSES
 
@@ -30,9 +29,9 @@ SYSTEM_DATASETS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 class Splits:
     """Train and test arrays, from :func:`load_dataset`.
 
-    Images are uint8 of shape (n, 784), labels uint8 of shape (n,) with values 0..9, unless
-    converted by :meth:`to_float`. Arrays from the cache are read-only memory maps, and those
-    decoded from .gz files are read-only views: copy before writing into them.
+    Images are uint8 of shape (n, 784), labels uint8 of shape (n,) with values 0..9. Arrays
+    from the cache are read-only memory maps, and those decoded from .gz files are read-only
+    views: copy before writing into them.
 
     ``content_key`` identifies the data by content, for checks such as "is this the data the
     checkpoint was trained on": 64 hex digits, the SHA-256 of the four lines
@@ -42,8 +41,8 @@ class Splits:
     So it is the same whatever the folder is called or where it is copied, and for a ``.gz``
     file and its uncompressed twin, or two compressions of the same file (Debian's and the
     published Fashion-MNIST); it changes with any byte of the data. :func:`load_dataset` sets
-    it on every path: a fresh decode, a cache hit and a download. :meth:`to_float` keeps it
-    (it names the data the arrays were converted from). "" for Splits built by hand.
+    it on every path: a fresh decode, a cache hit and a download. "" for Splits built by
+    hand.
     """
 
     x_train: np.ndarray
@@ -54,20 +53,6 @@ class Splits:
     # printable line (trainer.data.paths.shown); "" if unknown.
     source: str = ""
     content_key: str = ""
-
-    def to_float(self, one_hot_labels: bool = False) -> Splits:
-        """Images as float32 in [0, 1] (the seed's ``x / 255`` without its float64 detour), in
-        one pass by the numba kernel; labels as float32 one-hot rows when ``one_hot_labels``."""
-        y_train, y_test = self.y_train, self.y_test
-        if one_hot_labels:
-            y_train, y_test = one_hot(y_train), one_hot(y_test)
-        return replace(
-            self,
-            x_train=images_to_float(self.x_train),
-            x_test=images_to_float(self.x_test),
-            y_train=y_train,
-            y_test=y_test,
-        )
 
 
 def load_dataset(
