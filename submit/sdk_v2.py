@@ -110,11 +110,14 @@ def build_registry_connection(spec: EnvSpec, masked: bool = False) -> WorkspaceC
     )
 
 
-def _command(spec: RunSpec, extra: list[str]) -> str:
+CHECKPOINTS = f"${{{{outputs.{CHECKPOINT_OUTPUT}}}}}"
+
+
+def _command(spec: RunSpec, extra: list[str], checkpoints: str = CHECKPOINTS) -> str:
     head = trainer_command(())
     if spec.data is not None:
         head += ["--data-folder", "${{inputs.data}}"]
-    head += ["--checkpoint-dir", f"${{{{outputs.{CHECKPOINT_OUTPUT}}}}}"]
+    head += ["--checkpoint-dir", checkpoints]
     # Placeholders are Azure ML's, substituted before the shell runs; the user's flags are quoted.
     return " ".join([*head, *extra, *(shlex.quote(a) for a in spec.trainer_args)])
 
@@ -166,11 +169,24 @@ def _search_name(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
 
 
+def _trial_checkpoints(sampled: dict[str, str]) -> str:
+    """Each trial's own checkpoint folder inside the sweep's output, named by the values it
+    samples. The output's path is keyed by ${{name}}, which the docs define as the job's name
+    and, for pipelines only, as the step's: if a sweep's trials all get the sweep's name, they
+    still keep apart (and a restarted trial, which samples the same values, finds its own). The
+    learning rate is continuous, so two trials share a folder only if they drew the very same
+    values; the trainer then resumes or refuses, never mixes (trainer/checkpoint.py)."""
+    short = {"--batch-size": "b", "--first-layer-neurons": "l1", "--second-layer-neurons": "l2"}
+    parts = [f"{short.get(flag, 'lr')}{value}" for flag, value in sampled.items()]
+    return f"{CHECKPOINTS}/trial-" + "-".join(parts)
+
+
 def build_sweep(spec: SweepSpec) -> SweepJob:
     run = spec.run
-    extra = [f"{flag} ${{{{search_space.{_search_name(flag)}}}}}" for flag in SWEEPED_FLAGS]
+    sampled = {flag: f"${{{{search_space.{_search_name(flag)}}}}}" for flag in SWEEPED_FLAGS}
+    extra = [f"{flag} {value}" for flag, value in sampled.items()]
     trial = CommandComponent(
-        command=_command(run, extra),
+        command=_command(run, extra, _trial_checkpoints(sampled)),
         environment=f"azureml:{run.env_name}:{run.env_version}",
         distribution=_distribution(run),
         environment_variables={},

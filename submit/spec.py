@@ -45,9 +45,9 @@ DEFAULT_SWEEP_TIMEOUT_MINUTES = 720
 # named output, mounted read-write, at a datastore path keyed by the job's name, which a restart
 # of the same job keeps. ${{name}} is a server-side expression: "The job name. For pipelines,
 # it's the step job name" (Microsoft Learn, "Expressions in Azure Machine Learning SDK and CLI
-# v2", Server expressions; the others are ${{default_datastore}} and ${{output_name}}). A sweep's
-# trials are jobs with names of their own, so each trial should get its own folder; the docs do
-# not say so for sweeps in as many words, so docs/azureml.md's first-sweep checklist looks.
+# v2", Server expressions; the others are ${{default_datastore}} and ${{output_name}}). Whether a
+# sweep's trials get their own names there is not documented: each trial also takes a subfolder
+# of its own (submit/sdk_v2.py, _trial_checkpoints).
 CHECKPOINT_OUTPUT = "checkpoints"
 CHECKPOINT_URI = "azureml://datastores/workspaceblobstore/paths/keras-mnist/checkpoints/${{name}}/"
 

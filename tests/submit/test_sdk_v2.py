@@ -24,6 +24,11 @@ with quiet_sdk_import():
 
 pytestmark = pytest.mark.usefixtures("quiet_sdk")
 dry_run = functools.partial(fakes.dry_run, "v2")
+# Each sweep trial's checkpoint folder inside the sweep's output.
+TRIAL = (
+    "trial-b${{search_space.batch_size}}-l1${{search_space.first_layer_neurons}}"
+    "-l2${{search_space.second_layer_neurons}}-lr${{search_space.learning_rate}}"
+)
 
 
 def saved(text: str, path: Path) -> Path:
@@ -124,7 +129,8 @@ def test_sweep_round_trips_with_the_samples_space(tmp_path: Path) -> None:
     assert (sweep.limits.max_total_trials, sweep.limits.max_concurrent_trials) == (20, 4)
     assert sweep.trial.command == (
         "python -m trainer --data-folder ${{inputs.data}} --checkpoint-dir "
-        "${{outputs.checkpoints}} --batch-size ${{search_space.batch_size}} "
+        f"${{{{outputs.checkpoints}}}}/{TRIAL} "
+        "--batch-size ${{search_space.batch_size}} "
         "--first-layer-neurons ${{search_space.first_layer_neurons}} "
         "--second-layer-neurons ${{search_space.second_layer_neurons}} "
         "--learning-rate ${{search_space.learning_rate}} --epochs 20"
@@ -347,8 +353,9 @@ def test_sweep_by_default_is_a_v2_sweep_with_checkpoints_and_timeouts(
     sweep = load_job(saved(output, tmp_path / "sweep.yml"))
     assert sweep.type == "sweep"
     assert_checkpoint_output(sweep)
-    # Each trial passes the output to the trainer; ${{name}} in its path is the trial's own.
-    assert "--checkpoint-dir ${{outputs.checkpoints}} " in sweep.trial.command
+    # Each trial its own folder, whether or not ${{name}} in the output's path is the trial's
+    # (undocumented): a subfolder named by the values it samples.
+    assert f"--checkpoint-dir ${{{{outputs.checkpoints}}}}/{TRIAL} " in sweep.trial.command
     assert (sweep.limits.trial_timeout, sweep.limits.timeout) == (trial, whole)
 
 
