@@ -258,3 +258,20 @@ def test_jax_rows_run_without_tensorflow(tmp_path):
     assert records[0]["jax"]["tensorflow_imported"] is False
     assert records[0]["jax"]["device_kind"] in ("cpu", "gpu")
     check_train_rows(records, "jax", ["tutorial-fit", "JaxEpochEngine"], [50])
+
+
+def test_all_runs_every_suite_and_datasets_come_from_the_data_core():
+    from benchmarks.commands.all_suites import SUITES
+    from trainer.data.sources import DATASETS
+
+    assert {suite.command.name for suite in SUITES} == set(main.commands) - {"all"}
+    for name, command in main.commands.items():
+        (dataset,) = [p for p in command.params if p.name == "dataset"]
+        assert tuple(dataset.type.choices) == tuple(DATASETS), name
+
+
+def test_no_benchmark_module_imports_submit():
+    for path in (REPO / "benchmarks").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "import submit" not in text, path
+        assert "from submit" not in text, path
