@@ -54,6 +54,16 @@ def check_name(what: str) -> Callable[[click.Context, click.Parameter, str], str
 name_argument = click.argument("name", callback=check_name("endpoint"))
 
 
+def check_tag(image: str | None) -> None:
+    """Refuse a serving image without a fixed tag: a deployment must be repeatable."""
+    tag = image_tag(image) if image is not None else None
+    if image is not None and (tag is None or tag == "latest"):
+        raise click.BadParameter(
+            f"{image!r} has no fixed tag: push the serving image as NAME:VERSION (e.g. 0.1.0)",
+            param_hint="--image",
+        )
+
+
 @click.group(context_settings=CONTEXT)
 def endpoint() -> None:
     """Serve a registered model on an Azure ML managed online endpoint (SDK v2).
@@ -162,12 +172,7 @@ def endpoint_deploy(
       mnist-submit endpoint deploy mnist-ep --model keras-mnist-mlflow:1
     """
     model_name, model_version = asset(model_ref, "--model")
-    tag = image_tag(image) if image is not None else None
-    if image is not None and (tag is None or tag == "latest"):
-        raise click.BadParameter(
-            f"{image!r} has no fixed tag: push the serving image as NAME:VERSION (e.g. 0.1.0)",
-            param_hint="--image",
-        )
+    check_tag(image)
     spec = DeploymentSpec(
         endpoint=name,
         model_name=model_name,
@@ -196,8 +201,10 @@ def endpoint_deploy(
     "path",
     required=True,
     type=click.Path(path_type=Path),
-    help='The request: a .json file ({"data": [...]}), a .png or .pgm image of a digit, or an '
-    ".idx file of images (docs/serving.md).",
+    help='The request: a .json file ({"data": [...]}, pixels as integers 0-255 or decimals in '
+    '[0, 1], never true/false; a no-code MLflow deployment takes Azure\'s {"input_data": ...}), '
+    "a .png or .pgm image of a digit, or an .idx file of images (docs/serving.md). At most "
+    "16 MiB, and a regular file.",
 )
 @click.option("--deployment", help="Ask this deployment, whatever the traffic rules say.")
 @endpoint_options

@@ -10,8 +10,9 @@ taken from the URL: a URL ending in ``/.`` or ``/..`` (or a query string) would 
 the folder itself or its parent, and the download would land outside the dataset folder.
 
 Every download is bounded: ``$MNIST_SUBMIT_TIMEOUT`` (``submit.network``) for the connection
-and each read, ten times that for the whole file, so a server that drips a byte at a time
-cannot hold the command either, and ``MAX_BYTES``, since no idx file is bigger.
+and each read, ten times that for the whole file, its headers included (``submit.network.Watch``
+cuts the connection at that deadline), so a server that drips a byte at a time cannot hold the
+command either, and ``MAX_BYTES``, since no idx file is bigger.
 
 A file is data only when it is whole: as long as its ``Content-Length`` said, and a gzip stream
 that decompresses to its end with its checksum right (``whole_gzip``). An early end of the
@@ -23,7 +24,9 @@ older version is fetched again rather than uploaded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.client
 import posixpath
 import time
 import urllib.error
@@ -32,9 +35,10 @@ import urllib.request
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from submit.errors import SubmitError
-from submit.network import progress, timeout_s
+from submit.network import NoAnswer, Watch, progress, timeout_s
 from submit.spec import DATASET_URLS, IDX_FILES, DataSpec
 from trainer.files import atomic_write
 
@@ -132,42 +136,105 @@ def fetch(urls: Sequence[str], folder: Path) -> Path:
     return folder
 
 
+class _Late(Exception):
+    """The whole file's deadline passed between two reads."""
+
+
+class _Connection(http.client.HTTPConnection):
+    """An HTTP connection that hands its socket to a ``Watch`` as soon as it has one."""
+
+    def __init__(self, *args: Any, watch: Watch, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watch = watch
+
+    def connect(self) -> None:
+        self._watch.use(self)
+        super().connect()
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, watch: Watch, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watch = watch
+
+    def connect(self) -> None:
+        self._watch.use(self)
+        super().connect()
+
+
+def _watched_opener(watch: Watch) -> urllib.request.OpenerDirector:
+    """urllib's opener (proxies, redirects) whose connections ``watch`` can cut at its deadline:
+    a server that sends its headers a byte at a time never lets a socket timeout expire."""
+
+    class Plain(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(functools.partial(_Connection, watch=watch), req)
+
+    class TLS(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(
+                functools.partial(_TLSConnection, watch=watch),
+                req,
+                context=getattr(self, "_context", None),
+            )
+
+    return urllib.request.build_opener(Plain, TLS)
+
+
 def _download(url: str) -> bytes:
     """The body at ``url``: bounded in time and size, whole, gzip, or one-line SubmitError."""
     timeout = timeout_s()
-    deadline = time.monotonic() + FILE_DEADLINE_TIMEOUTS * timeout
-    body = bytearray()
+    limit = FILE_DEADLINE_TIMEOUTS * timeout
+    late = SubmitError(
+        f"{url} did not finish within {limit:g} s: check the network (or a proxy in the way) "
+        "and retry"
+    )
+    watch = Watch(url, timeout, limit)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            announced = response.headers.get("Content-Length")
-            while chunk := response.read1(_CHUNK):
-                body += chunk
-                if len(body) > MAX_BYTES:
-                    raise SubmitError(
-                        f"{url} sent more than {MAX_BYTES >> 20} MB, more than any dataset "
-                        "file holds: check the URL"
-                    )
-                if time.monotonic() > deadline:
-                    raise SubmitError(
-                        f"{url} did not finish within {FILE_DEADLINE_TIMEOUTS * timeout:g} s: "
-                        "check the network (or a proxy in the way) and retry"
-                    )
-    except (urllib.error.URLError, OSError) as exc:
+        body, announced = _read(_watched_opener(watch), url, timeout, time.monotonic() + limit)
+    except (urllib.error.URLError, OSError, http.client.HTTPException, NoAnswer) as exc:
+        if watch.expired:
+            raise late from None
         reason = getattr(exc, "reason", exc)
         # The URL ends before a space: a masked query value would take a ':' with it.
         raise SubmitError(
             f"cannot download {url} ({reason}): check the URL and the network"
         ) from None
+    except _Late:
+        raise late from None
+    finally:
+        watch.stop()
+    if watch.expired:  # cut mid-answer, which can read as an answer that simply ended
+        raise late
     if announced is not None and announced.strip().isdigit() and len(body) != int(announced):
         raise SubmitError(
             f"{url} ended after {len(body):,} of the {int(announced):,} bytes it announced (the "
             "connection was cut): retry"
         )
-    problem = whole_gzip(bytes(body))
+    problem = whole_gzip(body)
     if problem == "is not a gzip file":
         raise SubmitError(
             f"{url} did not return a gzip file: check the URL (or a proxy in the way)"
         )
     if problem is not None:
         raise SubmitError(f"{url} {problem}: retry, or check the URL")
-    return bytes(body)
+    return body
+
+
+def _read(
+    opener: urllib.request.OpenerDirector, url: str, timeout: float, deadline: float
+) -> tuple[bytes, str | None]:
+    """The body at ``url`` and its announced length, read until ``deadline`` at most."""
+    body = bytearray()
+    with opener.open(url, timeout=timeout) as response:
+        announced = response.headers.get("Content-Length")
+        while chunk := response.read1(_CHUNK):
+            body += chunk
+            if len(body) > MAX_BYTES:
+                raise SubmitError(
+                    f"{url} sent more than {MAX_BYTES >> 20} MB, more than any dataset "
+                    "file holds: check the URL"
+                )
+            if time.monotonic() > deadline:
+                raise _Late
+    return bytes(body), announced

@@ -163,6 +163,8 @@ def _bounded_send(original: Callable[..., Any], deadline: Deadline) -> Callable[
             response = original(self, request, **{**kwargs, "timeout": capped})
             if not kwargs.get("stream"):
                 response.content  # noqa: B018 (the body, read under the same deadline)
+            if watch.expired:  # cut mid-answer, which can parse as an answer that just ended
+                raise NoAnswer(host, deadline.timeout)
             return response
         except Exception as exc:
             timed_out = isinstance(exc, requests.exceptions.Timeout)

@@ -400,6 +400,37 @@ def test_a_download_that_drips_ends_at_its_deadline(
     assert list((tmp_path / "d").iterdir()) == []
 
 
+class HeaderDrip(QuietHandler):
+    """Starts its answer, then sends one header a byte every 0.1 s, for a minute at most."""
+
+    def do_GET(self) -> None:
+        with contextlib.suppress(OSError):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+            for _ in range(600):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+
+def test_a_download_whose_headers_trickle_ends_at_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A byte of a header every 0.1 s, with 0.3 s per read: only a whole-file deadline (ten
+    # times that, 3 s) can end it; before, it ran as long as the server kept dripping.
+    monkeypatch.setenv(TIMEOUT_VAR, "0.3")
+    with serve(HeaderDrip) as url:
+        start = time.monotonic()
+        with pytest.raises(SubmitError) as raised:
+            fetch([f"{url}/train-images-idx3-ubyte.gz"], tmp_path / "d")
+        elapsed = time.monotonic() - start
+    assert raised.value.message == (
+        f"{url}/train-images-idx3-ubyte.gz did not finish within 3 s: check the network (or a "
+        "proxy in the way) and retry"
+    )
+    assert elapsed < 10, elapsed
+    assert list((tmp_path / "d").iterdir()) == []
+
+
 def test_a_download_that_never_answers_ends_at_its_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
