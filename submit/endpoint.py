@@ -55,7 +55,14 @@ name_argument = click.argument("name", callback=check_name("endpoint"))
 
 
 def check_tag(image: str | None) -> None:
-    """Refuse a serving image without a fixed tag: a deployment must be repeatable."""
+    """Refuse a serving image without a fixed tag (a deployment must be repeatable), or with
+    credentials in it (the error does not repeat them)."""
+    if image is not None and "@" in image.split("://", 1)[-1].split("/", 1)[0]:
+        raise click.BadParameter(
+            "the image reference holds credentials (USER:PASSWORD@ before the registry): give "
+            "REGISTRY/NAME:TAG; Azure pulls it with the workspace's own registry access",
+            param_hint="--image",
+        )
     tag = image_tag(image) if image is not None else None
     if image is not None and (tag is None or tag == "latest"):
         raise click.BadParameter(

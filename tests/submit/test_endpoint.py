@@ -588,3 +588,28 @@ def test_azures_424_is_one_line_with_the_containers_own_answer(
         f"Error: endpoint mnist-ep answered {said}: the body is not a PNG (Content-Type "
         "image/png)\n",
     )
+
+
+class DeepAnswer(Scoring):
+    """An answer nested far deeper than any JSON the scoring entry writes."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        data = b"[" * 100_000 + b"]" * 100_000
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@with_quiet
+def test_an_answer_nested_without_end_is_one_line(tmp_path: Path) -> None:
+    digit = tmp_path / "digit.json"
+    digit.write_text('{"data": [[0]]}')
+    with serve(DeepAnswer) as url:
+        result = invoke(["endpoint", "invoke", "mnist-ep", "--file", str(digit)], workspace(url))
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: endpoint mnist-ep answered 500: [[[[")
+    assert len(line) < 400
