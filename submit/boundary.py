@@ -6,20 +6,19 @@ specification ``render`` builds, secrets masked, and send nothing (``--dry-run``
 print the line it returns. ``call`` is the error boundary under both: SDK import noise filtered,
 every network wait bounded (``submit.network``) and stray exceptions made one ``Error:`` line.
 
-Nothing here imports an SDK at import time, so ``--help`` stays fast.
+Nothing here imports an SDK at import time, so ``--help`` stays fast. ``Common``, the SDK and
+workspace options every such command takes, lives in ``submit.workspace`` and is handed on here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast, overload
 
 import click
 
 from submit.errors import V1_HAS_NO_ENDPOINTS, SubmitError, redacted, translate
-from submit.workspace import WorkspaceRef, resolve_workspace
+from submit.workspace import Common
 
 if TYPE_CHECKING:  # submit.backend is imported when a command runs, not for --help
     from submit.backend import Backend, Endpoints
@@ -34,22 +33,6 @@ V1_DEPRECATED = (
     "Warning: SDK v1 (azureml-core) reached end of support on 30 June 2026 and gets no fixes; "
     "drop --sdk v1 to use SDK v2 (azure-ai-ml), the default"
 )
-
-
-@dataclass(frozen=True)
-class Common:
-    """The SDK and workspace options every command that talks to Azure takes."""
-
-    sdk: str
-    subscription_id: str | None
-    resource_group: str | None
-    workspace_name: str | None
-    config: Path | None
-
-    def workspace(self) -> WorkspaceRef:
-        return resolve_workspace(
-            self.subscription_id, self.resource_group, self.workspace_name, self.config
-        )
 
 
 def backend(common: Common) -> Backend:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from submit import __version__
-from submit.boundary import Common, backend, call, perform
+from submit.boundary import backend, call, perform
 from submit.endpoint import endpoint
 from submit.errors import SubmitError
 from submit.helptexts import LOW_PRIORITY_HELP, SWEEP_TIMEOUT_HELP, VM_SIZE_HELP
@@ -53,6 +53,7 @@ from submit.spec import (
     SweepSpec,
     image_tag,
 )
+from submit.workspace import Common
 
 if TYPE_CHECKING:  # submit.backend is imported when a command runs, not for --help
     from submit.backend import Backend

@@ -1,6 +1,6 @@
 """The click options mnist-submit's commands share: SDK and workspace, --dry-run, and what
 `run` and `sweep` take, turned into a ``RunSpec``. Help texts live in ``submit.helptexts``, the
-call into the backend in ``submit.boundary``."""
+call into the backend in ``submit.boundary``; nothing here reaches an SDK."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from typing import Any
 
 import click
 
-# endpoint.py imports Common and call from here until it moves onto submit.boundary.
-from submit.boundary import Common, call  # noqa: F401
 from submit.helptexts import (
     DATA_MODE_HELP,
     SDK_HELP,
@@ -31,7 +29,7 @@ from submit.spec import (
     RunSpec,
     parse_asset,
 )
-from submit.workspace import ENV_RESOURCE_GROUP, ENV_SUBSCRIPTION, ENV_WORKSPACE
+from submit.workspace import ENV_RESOURCE_GROUP, ENV_SUBSCRIPTION, ENV_WORKSPACE, Common
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 

@@ -52,6 +52,23 @@ class WorkspaceRef:
     source: str  # where it came from, for messages: "options" or a config.json path
 
 
+@dataclass(frozen=True)
+class Common:
+    """The SDK and workspace options every command that talks to Azure takes
+    (``submit.options.common_options``); the workspace is resolved only when asked for."""
+
+    sdk: str
+    subscription_id: str | None
+    resource_group: str | None
+    workspace_name: str | None
+    config: Path | None
+
+    def workspace(self) -> WorkspaceRef:
+        return resolve_workspace(
+            self.subscription_id, self.resource_group, self.workspace_name, self.config
+        )
+
+
 def find_config(start: Path) -> Path | None:
     """The config file the SDKs' ``from_config`` would read, searching from ``start``: each of
     ``CONFIG_NAMES`` in turn, in ``start`` and up to ``CONFIG_LEVELS`` folders above it."""
