@@ -1,6 +1,7 @@
 """Preemption-safe checkpoints: one ``.keras`` file per finished epoch, committed by a JSON rename.
 
-Layout in ``<output-dir>/checkpoint/``: ``epoch-0003.keras`` (model, optimizer state included)
+Layout in ``--checkpoint-dir`` (default ``<output-dir>/checkpoint/``; on Azure ML a mounted
+named output, which a restarted job finds again in its new, empty working directory): ``epoch-0003.keras`` (model, optimizer state included)
 and ``state.json`` (epochs done, history, the settings and data it was trained with, whether the
 run finished, and the previous checkpoint). Each file is committed by
 :func:`trainer.files.atomic_write` (temporary name, fsync, rename, fsync of the folder), and
@@ -12,12 +13,16 @@ that was damaged afterwards (a bad disk, a truncated copy between machines) cost
 the run: ``read_state`` checks the newest file's zip CRCs (a ``.keras`` file is a zip archive)
 without loading TensorFlow, and falls back to the previous one with a warning. A damaged
 ``state.json`` says exactly what to delete.
+
+A save holds :data:`COMMIT_LOCK` from the ``.keras`` file to the rename of ``state.json``, so
+that a SIGTERM (``trainer/stop.py``) lets a commit under way finish before the process ends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +34,8 @@ from trainer.files import atomic_write
 log = logging.getLogger("trainer")
 
 STATE = "state.json"
+# Held by every commit; trainer.stop takes it before ending the process on SIGTERM.
+COMMIT_LOCK = threading.RLock()
 # A checkpoint is only reused by a run whose model and data it fits.
 MUST_MATCH = (
     "dataset",
@@ -149,9 +156,10 @@ class CheckpointDir:
         (not yet finished: ``commit`` marks that once the outputs are written)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epochs_done:04d}.keras"
-        with atomic_write(self.folder / name) as tmp:
-            model.save(tmp)
-        self.commit(name, epochs_done, history, config, finished=False, data_key=data_key)
+        with COMMIT_LOCK:
+            with atomic_write(self.folder / name) as tmp:
+                model.save(tmp)
+            self.commit(name, epochs_done, history, config, finished=False, data_key=data_key)
 
     def commit(
         self,
@@ -163,6 +171,18 @@ class CheckpointDir:
         data_key: str | None = None,
     ) -> None:
         """Make ``name`` the latest checkpoint; the one it replaces stays as ``previous``."""
+        with COMMIT_LOCK:
+            self._commit(name, epochs_done, history, config, finished, data_key)
+
+    def _commit(
+        self,
+        name: str,
+        epochs_done: int,
+        history: Sequence[Record],
+        config: Record,
+        finished: bool,
+        data_key: str | None,
+    ) -> None:
         current = self._current()
         previous: dict[str, Any] | None
         if current is not None and current["checkpoint"] != name:
@@ -184,6 +204,9 @@ class CheckpointDir:
         for old in self.folder.glob("*.keras"):
             if old.name not in keep:
                 old.unlink(missing_ok=True)
+        # Temporary files of a save that a kill (SIGKILL, a lost node) cut short.
+        for tmp in self.folder.glob(".tmp-*"):
+            tmp.unlink(missing_ok=True)
 
     def _current(self) -> dict[str, Any] | None:
         """The committed checkpoint, its predecessor and data key, if state.json is readable."""

@@ -48,7 +48,8 @@ _RATE = _PositiveFiniteFloat()
 
 
 @click.command(
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    # A fixed width: docs/training.md shows this help as it is, and a test compares the two.
+    context_settings={"help_option_names": ["-h", "--help"], "terminal_width": 100},
     epilog="Example: mnist-train --dataset fashion-mnist "
     "--data-folder /usr/share/datasets/fashion-mnist --epochs 3",
 )
@@ -111,7 +112,14 @@ _RATE = _PositiveFiniteFloat()
     "--output-dir",
     default=_D.output_dir,
     show_default=True,
-    help="Model, metrics, plot and checkpoints go here (model files in model/).",
+    help="Model, metrics, plot and config go here (model files in model/); the default "
+    "./outputs falls back to a writable folder when the working directory cannot be written.",
+)
+@click.option(
+    "--checkpoint-dir",
+    default=_D.checkpoint_dir,
+    help="Checkpoints and their state.json go here (a folder that survives a restart, such as "
+    "an Azure ML job's mounted output).  [default: <output-dir>/checkpoint]",
 )
 @click.option(
     "--log-dir",
@@ -132,7 +140,7 @@ _RATE = _PositiveFiniteFloat()
     default=_D.method,
     show_default=True,
     help="fast: whole epochs in one XLA-compiled call, data on the device; "
-    "plain: the seed's Keras model.fit.",
+    "plain: the tutorial's Keras model.fit.",
 )
 @click.option(
     "--backend",
@@ -167,7 +175,7 @@ _RATE = _PositiveFiniteFloat()
     "--resume/--no-resume",
     default=_D.resume,
     show_default=True,
-    help="Continue from the last checkpoint in --output-dir if there is one.",
+    help="Continue from the last checkpoint in --checkpoint-dir if there is one.",
 )
 def _command(**options: object) -> TrainConfig:
     """Train the Keras MNIST classifier of Azure ML's "Train Keras models at scale".
@@ -175,6 +183,9 @@ def _command(**options: object) -> TrainConfig:
     Fast by default, resumable after preemption, distributed when several GPUs or
     workers (TF_CONFIG) are present; metrics go to JSON lines, TensorBoard, the Azure ML run
     and MLflow when those are present.
+
+    Exit codes: 0 done, 1 failed, 2 bad flags or settings, 3 diverged (metrics recorded, no
+    model), 130 interrupted, 143 SIGTERM (the last finished epoch committed).
     """
     config = TrainConfig(**options)  # type: ignore[arg-type]
     if config.backend == "jax" and config.method == "fast" and not config.jit_compile:
@@ -197,8 +208,8 @@ def _select_backend(backend: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, train, return the exit code (2: bad flags, 1: the run failed, 130:
-    interrupted)."""
+    """Parse ``argv``, train, return the exit code (documented in docs/training.md: 0 done,
+    1 the run failed, 2 bad flags or settings, 3 diverged, 130 interrupted, 143 SIGTERM)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = _command.main(args=args, prog_name="mnist-train", standalone_mode=False)
@@ -212,27 +223,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(result or 0)
     try:
         _select_backend(result.backend)
-    except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
-        return exc.exit_code
+        from trainer.sinks import check_environment
 
-    from trainer.data import DataError
-    from trainer.errors import RunError
-
+        check_environment()  # MNIST_TRAIN_SERVICE_DEADLINE_S=abc: now, not after the data
+    except (click.ClickException, ValueError) as exc:
+        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        click.echo(f"Error: {message}", err=True)
+        return 2
     # Progress lines are ours; TensorFlow's own INFO chatter (collectives, asset writing) is not.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout)
     logging.getLogger("trainer").setLevel(logging.INFO)
+    from trainer.stop import end_on_sigterm
+
+    end_on_sigterm()
+    return _train(result)
+
+
+def _train(config: TrainConfig) -> int:
+    """Train; every failure a user can meet is one ``Error:`` line and its exit code."""
+    from trainer.data import DataError
+    from trainer.data.paths import shown
+    from trainer.errors import as_run_error
     from trainer.train import train_and_evaluate
 
     try:
-        train_and_evaluate(result)
-    except (DataError, RunError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        if getattr(exc, "exit_now", False):
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)  # before the failed HDF5 handles are finalized (RunError says why)
-        return 1
+        train_and_evaluate(config)
     except KeyboardInterrupt:
         # Like SIGTERM: every finished epoch is committed, so the same command resumes.
         click.echo(
@@ -241,4 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             err=True,
         )
         return 130
+    except Exception as exc:
+        error = None if isinstance(exc, DataError) else as_run_error(exc)
+        if error is None and not isinstance(exc, DataError):
+            raise  # a bug: its traceback is what a maintainer needs
+        click.echo(f"Error: {shown(exc if error is None else error)}", err=True)
+        if error is not None and error.exit_now:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)  # before the failed HDF5 handles are finalized (RunError says why)
+        return 1 if error is None else error.exit_code
     return 0

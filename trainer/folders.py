@@ -1,13 +1,16 @@
 """The run's folders: checked before anything is loaded, and held by one run at a time.
 
 ``prepare(path, flag)`` makes a folder and proves it writable, or says in one sentence why it
-cannot be used (a file in the way, a file above it, no permission, a read-only filesystem).
+cannot be used (a name that is not UTF-8, which TensorFlow cannot take; a file in the way, a
+file above it, no permission, a read-only filesystem).
 
 ``FolderLock`` keeps a second run out of a folder in use: two runs writing one ``--output-dir``
 would overwrite each other's temporary files and interleave ``metrics.jsonl``. It is an
 ``fcntl.flock`` on ``.mnist-train.lock``: the kernel drops it when the process dies, however it
 dies, so a killed run never leaves a lock that blocks the next one. The file also names the
-holder (pid, host, start time) for the message the second run prints.
+holder (pid, host, start time) for the message the second run prints. The lock file is opened
+with :func:`trainer.files.open_regular`: a link planted there (``ln -s /victim
+outputs/.mnist-train.lock``) or a folder in its place is one line, and the victim is untouched.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import socket
 import time
 from pathlib import Path
 from types import TracebackType
 
+from trainer.data.paths import shown
 from trainer.errors import RunError
+from trainer.files import open_regular
 
 LOCK_NAME = ".mnist-train.lock"
 
@@ -29,20 +35,36 @@ LOCK_NAME = ".mnist-train.lock"
 def prepare(path: str | Path, flag: str) -> Path:
     """``path`` as a folder this process can write, created if needed."""
     folder = Path(path)
+    try:
+        os.fsencode(folder).decode("utf-8")
+    except UnicodeDecodeError:
+        raise RunError(
+            f"{flag} {shown(folder)} is not valid UTF-8, and TensorFlow takes only UTF-8 file "
+            "names; pass a folder whose name is"
+        ) from None
     for parent in [folder, *folder.parents]:
         if parent.exists() and not parent.is_dir():
             where = "is a file" if parent == folder else f"lies under the file {parent}"
             raise RunError(f"{flag} {folder} {where}; pass a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
+        probe = folder / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
+        os.close(open_regular(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
         probe.unlink()
     except OSError as exc:
         raise RunError(
             f"{flag} {folder} cannot be written ({_reason(exc)}); {_advice(exc)}"
         ) from None
     return folder
+
+
+def writable(path: str | Path) -> bool:
+    """Whether ``prepare(path)`` would succeed (it creates the folder if it can)."""
+    try:
+        prepare(path, "")
+    except RunError:
+        return False
+    return True
 
 
 def _reason(exc: OSError) -> str:
@@ -66,7 +88,7 @@ class FolderLock:
         self.fd: int | None = None
 
     def __enter__(self) -> FolderLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
