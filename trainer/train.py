@@ -1,6 +1,8 @@
 """``train_and_evaluate(config)``: the story of one run, a named step each.
 
-1. Read the cluster (TF_CONFIG); on the chief, check and lock the output folders; load the data.
+1. Read the cluster (TF_CONFIG); on the chief, choose, check and lock the folders (the default
+   ``./outputs`` and ``./logs`` fall back to a writable folder when the working directory is
+   not writable: ``choose_folders``); load the data.
 2. Look for a checkpoint; a run that already finished only reports where its outputs are.
 3. Start the runtime (seeds, devices, strategy); workers agree on the epoch to start from.
 4. Open the run's folder: ``--output-dir`` on the chief, a scratch folder on other workers.
@@ -9,15 +11,21 @@
    that whatever a watcher sees in the logs is already safe on disk.
 7. Write the outputs, then mark the run finished: a crash while writing outputs redoes just them.
 
-Running the same command again resumes after the last committed epoch.
+Running the same command again resumes after the last committed epoch (``--checkpoint-dir``,
+default ``<output-dir>/checkpoint``: on Azure ML a mounted output that outlives a restart).
+
+A run whose final test metrics are no better than an untrained model's (``diverged``) records
+them and ends with exit code 3: finite numbers can be as wrong as nan.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import math
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from trainer import distribute
 from trainer.checkpoint import CheckpointDir, write_json_atomic
 from trainer.config import TrainConfig
+from trainer.data.sources import NUM_CLASSES
 from trainer.errors import RunError
 
 if TYPE_CHECKING:
@@ -35,6 +44,16 @@ if TYPE_CHECKING:
     from trainer.sinks import Sinks
 
 log = logging.getLogger("trainer")
+
+# Diverged: the final test accuracy no better than chance (1/10) plus this margin, or the test
+# loss many times an untrained model's (ln 10 = 2.30). A learning rate of 3 ends at 0.10 and a
+# loss of 1e22 with every number finite; the tutorial's model passes 0.80 after one epoch.
+CHANCE = 1 / NUM_CLASSES
+DIVERGED_ACCURACY = CHANCE + 0.05
+DIVERGED_LOSS = 10 * math.log(NUM_CLASSES)
+EXIT_DIVERGED = 3
+# Where the default ./outputs and ./logs go when the working directory cannot be written.
+FALLBACK_ENV = "MNIST_TRAIN_FALLBACK_DIR"
 
 
 @dataclass(frozen=True)
@@ -53,10 +72,18 @@ class RunFolder:
     output_dir: Path
     log_dir: Path
     chief: bool
+    checkpoint_dir: Path
+    # The output folder is a fallback: its files also go to the run's artifacts as outputs/.
+    upload: bool = False
 
     @property
     def checkpoints(self) -> CheckpointDir:
-        return CheckpointDir(self.output_dir / "checkpoint")
+        return CheckpointDir(self.checkpoint_dir)
+
+
+def checkpoint_folder(config: TrainConfig) -> Path:
+    """``--checkpoint-dir``, or ``<output-dir>/checkpoint`` when it is not given."""
+    return Path(config.checkpoint_dir or Path(config.output_dir) / "checkpoint")
 
 
 def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
@@ -68,37 +95,72 @@ def train_and_evaluate(config: TrainConfig) -> dict[str, Any]:
         # A side-car evaluator has nothing to do: the chief evaluates the test set every epoch.
         log.info("TF_CONFIG makes this process the evaluator; the chief evaluates every epoch")
         return {}
+    from trainer.runtime import configure_process
+
+    decided = configure_process(config, cluster)  # before numba, TensorFlow or Keras load
     with contextlib.ExitStack() as held:
+        upload = False
         if cluster.is_chief:
+            config, upload = choose_folders(config)
             hold_folders(config, held)
-        return run(config, cluster)
+        return run(config, cluster, decided, upload)
 
 
-def run(config: TrainConfig, cluster: distribute.Cluster) -> dict[str, Any]:
+def choose_folders(config: TrainConfig) -> tuple[TrainConfig, bool]:
+    """The default ``./outputs`` and ``./logs``, or a fallback where the working directory
+    cannot be written (Azure ML may run the image's non-root user in a root-owned 0755 one).
+
+    Only the defaults fall back: a folder the user named is theirs, and its failure is one
+    line. The fallback is ``$MNIST_TRAIN_FALLBACK_DIR`` (default ``$TMPDIR`` or ``/tmp``, then
+    ``mnist-train``); the outputs are also uploaded to the run's artifacts as ``outputs/``
+    where a metric service is present, which is where ``model register`` looks.
+    """
+    from trainer.folders import writable
+
+    defaults = TrainConfig()
+    moved = {
+        name: str(fallback_root() / name.removesuffix("_dir").replace("output", "outputs"))
+        for name in ("output_dir", "log_dir")
+        if getattr(config, name) == getattr(defaults, name) and not writable(getattr(config, name))
+    }
+    if not moved:
+        return config, False
+    where = ", ".join(f"{Path(getattr(config, n))} -> {path}" for n, path in moved.items())
+    log.warning(
+        "The working directory %s cannot be written by uid %d; writing to a fallback instead "
+        "(%s; the outputs also go to the run's artifacts as outputs/ when a metric service is "
+        "present)",
+        Path.cwd(),
+        os.getuid(),
+        where,
+    )
+    moved_config = dataclasses.replace(config, **moved)  # type: ignore[arg-type]
+    return moved_config, "output_dir" in moved
+
+
+def fallback_root() -> Path:
+    base = os.environ.get(FALLBACK_ENV) or Path(tempfile.gettempdir()) / "mnist-train"
+    return Path(base)
+
+
+def run(
+    config: TrainConfig, cluster: distribute.Cluster, decided: dict[str, Any], upload: bool
+) -> dict[str, Any]:
     """Everything after the folders are secured: data, resume point, training, outputs."""
     splits = load_data(config)
-    checkpoints = CheckpointDir(Path(config.output_dir) / "checkpoint")
+    checkpoints = CheckpointDir(checkpoint_folder(config))
     state = read_checkpoint(config, checkpoints, data_key(splits))
     finished = already_finished(config, state, cluster.num_workers)
     if finished is not None:
         return finished
-    strategy = start_runtime(config)
+    strategy = start_runtime(config, cluster, decided)
     start = agree_on_start(config, strategy, cluster.num_workers, state, checkpoints)
-    with run_folder(config, cluster.is_chief) as folder:
+    with run_folder(config, cluster.is_chief, upload) as folder:
         model = build_or_load(config, start.checkpoint, strategy)
         from trainer.engines import make_engine
 
-        engine = make_engine(
-            config.method,
-            model,
-            splits,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            steps_per_call=config.steps_per_call,
-            jit_compile=config.jit_compile,
-            strategy=strategy,
-        )
-        with open_sinks(config, folder) as sinks:
+        engine = make_engine(config, model, splits, strategy=strategy)
+        with open_sinks(config, folder, fresh=start.checkpoint is None) as sinks:
             history = train_epochs(config, model, engine, splits, start, folder, sinks)
             return write_outputs(config, model, history, folder, sinks)
 
@@ -107,11 +169,13 @@ def hold_folders(config: TrainConfig, held: contextlib.ExitStack) -> None:
     """Check that the chief's folders can be written, then keep other runs out of them."""
     from trainer.folders import FolderLock, prepare
 
-    folders = {"--output-dir": prepare(config.output_dir, "--output-dir")}
-    log_dir = prepare(config.log_dir, "--log-dir")
-    if log_dir.resolve() != folders["--output-dir"].resolve():
-        folders["--log-dir"] = log_dir
-    for flag, folder in folders.items():
+    folders: dict[Path, str] = {}
+    named = [("--output-dir", config.output_dir), ("--log-dir", config.log_dir)]
+    if config.checkpoint_dir:
+        named.append(("--checkpoint-dir", config.checkpoint_dir))
+    for flag, path in named:
+        folders.setdefault(prepare(path, flag).resolve(), flag)
+    for folder, flag in folders.items():
         held.enter_context(FolderLock(folder, flag))
 
 
@@ -158,15 +222,13 @@ def already_finished(
     return {"test_loss": final["test_loss"], "test_accuracy": final["test_accuracy"]}
 
 
-def start_runtime(config: TrainConfig) -> Any:
-    """Seeds, devices and dtype policy (``configure_runtime``), then the strategy, if any."""
+def start_runtime(config: TrainConfig, cluster: distribute.Cluster, decided: dict[str, Any]) -> Any:
+    """Seeds, devices and dtype policy (``configure_runtime``), then the strategy, if any;
+    ``decided``: what ``configure_process`` set for this process, for the log."""
     from trainer.runtime import configure_runtime
 
-    threads = distribute.size_thread_pools(distribute.cluster())
-    info = configure_runtime(config.seed, config.mixed_precision)
-    if threads is not None:
-        info["threads"] = threads
-    strategy = distribute.choose_strategy()
+    info = {**configure_runtime(config.seed, config.mixed_precision), **decided}
+    strategy = distribute.choose_strategy(cluster, config.backend)
     if strategy is not None:
         info["strategy"] = f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"
     log.info("Runtime: %s", info)
@@ -183,7 +245,7 @@ def agree_on_start(
     """Resume after the committed epoch; several workers must all hold the same one."""
     epoch = state["epoch"] if state is not None else 0
     if strategy is not None and num_workers > 1:
-        agreed = distribute.agree_on_epoch(strategy, epoch)
+        agreed = distribute.agree_on_epoch(strategy, epoch, num_workers)
         if agreed != epoch:
             log.info("Workers disagree on the last checkpoint; all start from scratch")
             return Start()
@@ -215,7 +277,7 @@ def disk_full_is_one_line(folder: Path, committed: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def run_folder(config: TrainConfig, chief: bool) -> Iterator[RunFolder]:
+def run_folder(config: TrainConfig, chief: bool, upload: bool = False) -> Iterator[RunFolder]:
     """The chief's folders, or a scratch folder deleted afterwards on other workers.
 
     Every worker runs the same code, and Keras saving may need all of them, but only the
@@ -223,10 +285,11 @@ def run_folder(config: TrainConfig, chief: bool) -> Iterator[RunFolder]:
     """
     with contextlib.ExitStack() as stack:
         if chief:
-            folder = RunFolder(Path(config.output_dir), Path(config.log_dir), chief=True)
+            output_dir, log_dir = Path(config.output_dir), Path(config.log_dir)
+            folder = RunFolder(output_dir, log_dir, True, checkpoint_folder(config), upload)
         else:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mnist-train-")))
-            folder = RunFolder(scratch, scratch / "logs", chief=False)
+            folder = RunFolder(scratch, scratch / "logs", False, scratch / "checkpoint")
         folder.output_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder.output_dir / "config.json", config.to_dict())
         yield folder
@@ -250,15 +313,29 @@ def build_or_load(config: TrainConfig, checkpoint: Path | None, strategy: Any) -
 
 
 @contextlib.contextmanager
-def open_sinks(config: TrainConfig, folder: RunFolder) -> Iterator[Sinks]:
-    """Every metric sink on the chief; none elsewhere (each metric is the chief's to report)."""
-    from trainer.sinks import Sinks
+def open_sinks(config: TrainConfig, folder: RunFolder, fresh: bool) -> Iterator[Sinks]:
+    """Every metric sink on the chief; none elsewhere (each metric is the chief's to report).
 
-    sinks = Sinks.open(folder.log_dir, config.to_dict()) if folder.chief else Sinks([])
+    ``fresh``: this run starts from no checkpoint, so any metrics already in ``--log-dir`` are
+    another run's (``--no-resume``, a deleted checkpoint): they are moved aside, not skipped.
+    """
+    from trainer.sinks import Sinks, in_azure_ml_job
+
+    if not folder.chief:
+        sinks = Sinks([])
+    else:
+        sinks = Sinks.open(folder.log_dir, config.to_dict(), fresh=fresh)
     try:
         yield sinks
-    finally:
-        sinks.close()
+    except BaseException:
+        sinks.close()  # the failure in flight is the one to report
+        raise
+    problem = sinks.close()
+    if problem and in_azure_ml_job():
+        raise RunError(
+            f"{problem}; inside an Azure ML job that fails the run, so that a sweep never ranks "
+            "it on stale metrics or none"
+        )
 
 
 def train_epochs(
@@ -320,17 +397,27 @@ def write_outputs(
     folder: RunFolder,
     sinks: Sinks,
 ) -> dict[str, float]:
-    """The model, metrics and plot; then the run is marked finished in its checkpoint state."""
+    """The model, metrics and plot; then the run is marked finished in its checkpoint state.
+
+    A diverged run (:func:`diverged`) records its metrics everywhere (a sweep still ranks the
+    trial) and its verdict, writes no model, and ends with exit code 3.
+    """
     from trainer import outputs
 
     rows: list[dict[str, Any]] = [dict(row) for row in history]
     final = {"test_loss": history[-1]["test_loss"], "test_accuracy": history[-1]["test_accuracy"]}
+    verdict = diverged(final)
     with disk_full_is_one_line(folder.output_dir, len(history)):
-        model_folder = outputs.write_model(model, folder.output_dir)
-        outputs.write_metrics(folder.output_dir, rows, final)
+        model_folder = None if verdict else outputs.write_model(model, folder.output_dir)
+        outputs.write_metrics(folder.output_dir, rows, {**final, "diverged": bool(verdict)})
         plot = outputs.plot_history(folder.output_dir, rows)
-    sinks.log_final(final)
+    sinks.log_final({**final, "diverged": float(bool(verdict))})
     sinks.log_image("Accuracy and loss", plot)
+    if folder.upload:
+        sinks.log_folder(folder.output_dir, "outputs")
+    log.info("Final test loss %.4f  Final test accuracy %.4f", *final.values())
+    if verdict:
+        raise RunError(verdict, exit_code=EXIT_DIVERGED)
     # Only now is the run finished: a crash while writing outputs redoes just the outputs.
     checkpoints = folder.checkpoints
     state = checkpoints.read_state()
@@ -338,6 +425,19 @@ def write_outputs(
         checkpoints.commit(
             state["checkpoint"], state["epoch"], rows, config.to_dict(), finished=True
         )
-    log.info("Final test loss %.4f  Final test accuracy %.4f", *final.values())
-    log.info("Model saved to %s", model_folder)
+    upload = " (and to the run's artifacts as outputs/model)" if folder.upload else ""
+    log.info("Model saved to %s%s", model_folder, upload)
     return final
+
+
+def diverged(final: dict[str, float]) -> str:
+    """Why the final metrics are those of a run that diverged, or "" if they are not."""
+    accuracy, loss = final["test_accuracy"], final["test_loss"]
+    if accuracy > DIVERGED_ACCURACY and loss < DIVERGED_LOSS:
+        return ""
+    return (
+        f"the run diverged: final test accuracy {accuracy:.4f}, test loss {loss:.4g} (the rule: "
+        f"accuracy at most {DIVERGED_ACCURACY:.2f}, chance plus 0.05, or loss at least "
+        f"{DIVERGED_LOSS:.1f}, 10 x ln 10); no model written, metrics recorded; lower "
+        "--learning-rate"
+    )

@@ -116,11 +116,19 @@ def test_metrics_reach_json_lines_tensorboard_and_mlflow(
     assert set(runs[0].data.metrics) == {
         "Loss",
         "Accuracy",
+        "Training loss",
+        "Training accuracy",
+        "Images per second",
         "Final test loss",
         "Final test accuracy",
+        "Diverged",
     }
     assert runs[0].data.metrics["Final test accuracy"] == pytest.approx(final["test_accuracy"])
-    assert len(client.get_metric_history(runs[0].info.run_id, "Accuracy")) == EPOCHS
+    assert runs[0].data.metrics["Diverged"] == 0.0
+    for name in ("Accuracy", "Training loss", "Images per second"):
+        assert len(client.get_metric_history(runs[0].info.run_id, name)) == EPOCHS
+    # The plot among the run's images (log_image), as the studio shows them.
+    assert "accuracy_loss.png" in [a.path for a in client.list_artifacts(runs[0].info.run_id)]
 
 
 @pytest.mark.slow
