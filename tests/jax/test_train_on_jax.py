@@ -128,4 +128,5 @@ def test_every_output_is_written_and_loads_on_tensorflow(
     seed_pair.load_weights(model_dir / "model.weights.h5")
     np.testing.assert_allclose(seed_pair.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
     served = tf.saved_model.load(str(model_dir / "saved_model"))
-    np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), want, rtol=1e-5, atol=1e-6)
+    pixels = tf.constant(np.rint(x * 255).astype(np.uint8))  # exports take uint8, 1/255 inside
+    np.testing.assert_allclose(served.serve(pixels).numpy(), want, rtol=1e-5, atol=1e-6)

@@ -79,7 +79,8 @@ def test_outputs_exist_and_load_back(trained: tuple[Path, str], fashion: object)
     seed_pair.load_weights(model_dir / "model.weights.h5")
     np.testing.assert_allclose(seed_pair.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
     served = tf.saved_model.load(str(model_dir / "saved_model"))
-    np.testing.assert_allclose(served.serve(tf.constant(x)).numpy(), want, rtol=1e-5, atol=1e-6)
+    pixels = tf.constant(np.rint(x * 255).astype(np.uint8))  # exports take uint8, 1/255 inside
+    np.testing.assert_allclose(served.serve(pixels).numpy(), want, rtol=1e-5, atol=1e-6)
     accuracy = float(np.mean(want.argmax(axis=1) == fashion.y_test[:64]))  # type: ignore[attr-defined]
     assert accuracy > 0.7
     assert (trained[0] / "outputs" / "accuracy_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
