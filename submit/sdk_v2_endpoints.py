@@ -10,10 +10,11 @@ whose own command starts the server, since Azure runs the image's ENTRYPOINT and
 no command of its own (azure-ai-docs, how-to-deploy-custom-container.md): the ``serve`` target
 of the Dockerfile, whose CMD is ``mnist-serve``, which finds the model below that folder.
 
-Without an image, the deployment is Azure ML's no-code deployment of an MLflow model (azure-ai-
-docs, how-to-deploy-mlflow-models-online-endpoints.md: no environment and no scoring script for
-a model registered as ``mlflow_model``): Azure picks the image and runs the same inference
-server with the model's own requirements.
+Without an image, the deployment is Azure ML's no-code deployment of an MLflow model: for a
+model registered as ``mlflow_model`` "you don't have to provide a scoring script or an
+environment"; Azure generates both, with an MLflow base image and the model's own dependencies,
+installed when the container starts, so it needs outbound network access (azure-ai-docs,
+how-to-deploy-mlflow-models.md, "Deployment of MLflow models vs. custom models").
 
 What the deployment declares rather than leaves to Azure's defaults (``request_settings``, ``probe``):
 its request settings, probes and worker count, from the serving worker model in
