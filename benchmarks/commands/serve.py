@@ -133,6 +133,7 @@ def options(f: flags.F) -> flags.F:
             "images",
             multiple=True,
             metavar="NAME[=MB]",
+            callback=_image_list,
             help="A serving image to report the size of: given in MB, else read with "
             "`podman image inspect`. Repeat for each image.",
         ),
@@ -149,6 +150,20 @@ def _backend_list(
     if unknown or not names:
         raise click.BadParameter(f"{value!r}: choose from {', '.join(BACKENDS)}")
     return names
+
+
+def _image_list(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for item in value:
+        name, sep, size = item.partition("=")
+        try:
+            ok = bool(name) and (not sep or float(size) > 0)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise click.BadParameter(f"{item!r}: give NAME or NAME=MB (a positive size)")
+    return value
 
 
 @click.command("serve")

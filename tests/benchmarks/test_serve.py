@@ -88,7 +88,15 @@ def test_serve_benchmark_refuses_a_missing_model(tmp_path: Path) -> None:
     )
 
 
-def test_serve_benchmark_refuses_an_unknown_backend() -> None:
-    result = CliRunner().invoke(main, ["serve", "--backends", "tensorflow,torch"])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--backends", "tensorflow,torch"], "'tensorflow,torch': choose from tensorflow, onnx"),
+        (["--image", "serve:1=big"], "'serve:1=big': give NAME or NAME=MB (a positive size)"),
+        (["--image", "=12"], "'=12': give NAME or NAME=MB (a positive size)"),
+    ],
+)
+def test_serve_benchmark_refuses_bad_options(args: list[str], expected: str) -> None:
+    result = CliRunner().invoke(main, ["serve", *args])
     assert result.exit_code == 2
-    assert "'tensorflow,torch': choose from tensorflow, onnx" in result.output
+    assert expected in result.output
