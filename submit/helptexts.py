@@ -42,6 +42,7 @@ SWEEP_TIMEOUT_HELP = (
     f"[default: {DEFAULT_SWEEP_TIMEOUT_MINUTES}]"
 )
 WORKERS_PER_NODE_HELP = (
-    "TensorFlow workers per node (SDK v2 only). One worker already uses every GPU of its "
-    "node, so raise this only for one-GPU-per-worker setups (= GPUs per node)."
+    "TensorFlow workers per node (SDK v2 only). One worker uses every GPU of its node; with "
+    "several, the trainer gives each co-located worker one GPU of its own (CUDA_VISIBLE_DEVICES "
+    "by its place among the node's workers in TF_CONFIG), so set it to the node's GPU count."
 )

@@ -370,6 +370,8 @@ def test_help_says_the_timeouts_and_the_preemption_truth() -> None:
     flat = " ".join(compute_help.split())
     assert "restarts a preempted job from the start" in flat
     assert "the trainer resumes)" not in flat
+    # Co-located workers each get a GPU of their own (trainer/distribute.py), not N x N replicas.
+    assert "each co-located worker one GPU of its own" in run_help
 
 
 DIGEST = "sha256:" + "ab" * 32
