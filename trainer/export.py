@@ -167,7 +167,11 @@ def export_all(model: Any, folder: Path, output_dir: Path, example: Any) -> list
     try:
         export_onnx(wrapped, folder / ONNX_FILE)
     except Exception as exc:  # the converter raises many types for a graph it cannot convert
-        log.warning("ONNX export skipped: tf2onnx failed (%s: %s)", type(exc).__name__, exc)
+        log.warning(
+            "ONNX export skipped: the conversion failed (%s: %s); so is mlflow_model/",
+            type(exc).__name__,
+            exc,
+        )
         return written
     written.append(ONNX_FILE)
     try:
