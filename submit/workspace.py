@@ -14,13 +14,13 @@ hanging.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from submit.errors import SubmitError
+from trainer import jsonio
 
 if TYPE_CHECKING:  # azure-identity is imported when a command signs in, not for --help
     from azure.identity import DefaultAzureCredential
@@ -96,7 +96,7 @@ def _scope(data: dict[str, object]) -> dict[str, object]:
 
 def _read_config(path: Path) -> WorkspaceRef:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsonio.loads(path.read_bytes(), what="the file")
     except (OSError, ValueError) as exc:
         raise SubmitError(f"cannot read workspace config {path}: {exc}") from None
     if isinstance(data, dict):

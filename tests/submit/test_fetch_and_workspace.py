@@ -136,7 +136,12 @@ WORKSPACE_ERRORS = [
     ),
     (
         "{not json",
-        "cannot read workspace config {path}: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        "cannot read workspace config {path}: the file is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2).",
+    ),
+    (
+        # Nested past any workspace's shape: one line, not json's RecursionError traceback.
+        "[" * 100_000,
+        "cannot read workspace config {path}: the file nests arrays and objects 100000 levels deep; at most 32 are accepted.",
     ),
 ]
 
