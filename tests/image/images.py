@@ -55,7 +55,11 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
 def _build(tmp: Path, env: dict[str, str]) -> Images:
     log = CACHE_ROOT / "build.log"
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    log.write_text("", encoding="utf-8")
+    # Appended to, not emptied: another session's build may be writing its story here too.
+    if log.is_file() and log.stat().st_size > 50_000_000:
+        log.write_text("", encoding="utf-8")
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"\n=== session {os.getpid()} at {time.strftime('%H:%M:%S')} ===\n")
     # A build killed half-way (Ctrl-C, a timeout) leaves its working container in the cached
     # storage, and that container keeps its image from being pruned: remove such leftovers, then
     # the images replaced by earlier runs, which would pile up. Both are housekeeping: neither
