@@ -1,25 +1,45 @@
-"""Azure ML's job runtime, emulated with podman on the trainer image.
+"""Azure ML's job runtime, emulated with podman on the trainer image, in its least favourable form.
 
 A job spec as ``mnist-submit ... --dry-run`` prints it (SDK v2 YAML, SDK v1 JSON) is turned into
 what a compute node of Azure ML would start: the job's command, run by a shell in the image, in
 a working directory of Azure's shape, with the input data downloaded to a path of Azure's shape,
-``./outputs`` and ``./logs`` collected from the working directory, and the environment variables
-Azure ML sets for a job. With ``nodes > 1`` one container per node starts at once, each with its
-own TF_CONFIG, on the host's network (podman's own networks need iptables, which CI lacks).
+the job's named outputs mounted read-write, ``./outputs`` and ``./logs`` collected from the
+working directory, and the environment variables Azure ML sets for a job. With ``nodes > 1`` one
+container per node starts at once, each with its own TF_CONFIG. Every container runs on the
+host's network (podman's own networks need iptables, which CI lacks), which is how it reaches
+the MLflow tracking server on the host's 127.0.0.1 (tests/azureml/metrics_service.py).
+
+Where Microsoft's documents leave a behaviour open, the emulation takes the one least
+favourable to the job:
+
+- **The working directory belongs to root, mode 0755**, and is empty but for the code snapshot;
+  the job runs as the image's own user (uid 1000) unless a test asks for root. No document says
+  who owns it (Azure/AzureML-Containers issue 24: Microsoft's images start as root on purpose).
+- **Every start of a job is a fresh node**: a new, empty working directory under a new
+  ``/mnt/azureml/cr/j/<id>`` (a preempted job "is restarted, not resumed", Microsoft's compute
+  cluster how-to). Only what the job wrote to a named output's datastore path survives.
+- **A kill is a kill**: a preempted node gets SIGKILL, with no time to finish anything.
+- **``${{...}}`` placeholders are replaced in ``command`` only** (``inputs``, ``outputs``,
+  ``search_space``; "SDK and CLI v2 expressions"), never in ``environment_variables``; an
+  output's ``path`` takes the server expressions ``${{name}}``, ``${{output_name}}`` and
+  ``${{default_datastore}}``. Inside a sweep, ``${{name}}`` is the *sweep's* name for every trial:
+  the documents define it as "the job name" and say only for pipelines that it is the step's.
 
 What is not emulated is what only a workspace has: the run-history service and its token
-(``AZUREML_SERVICE_ENDPOINT``, ``AZUREML_RUN_TOKEN``), the azureml:// MLflow store (a local
-MLflow file store stands in), registry authentication, quotas and node images.
+(``AZUREML_SERVICE_ENDPOINT``, ``AZUREML_RUN_TOKEN``), the azureml:// MLflow store (a real MLflow
+tracking server stands in), blob storage behind a datastore (a host folder stands in), registry
+authentication, quotas and node images.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
+import secrets
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,21 +47,37 @@ from typing import Any
 
 import yaml
 
-from tests.image.images import TRAINER_UID, Images
+from tests.image.images import Images
 from tests.trainer.conftest import free_port
 
-# Azure ML's common runtime lays a job out under /mnt/azureml/cr/j/<job>: the code snapshot and
-# working directory in exe/wd, inputs in download mode under the data capability's folder as
-# INPUT_<name> (the paths a job's std_log.txt and AZURE_ML_INPUT_<name> show).
-JOB_ROOT = "/mnt/azureml/cr/j/{job}"
+# Azure ML's common runtime lays a job out under /mnt/azureml/cr/j/<32 hex digits>: the code
+# snapshot and working directory in exe/wd, inputs in download mode under the data capability's
+# folder as INPUT_<name>, mounted outputs there under their own name (the paths a job's
+# std_log.txt and AZURE_ML_INPUT_<name> show). The id is drawn anew for every start of a node:
+# whether a restarted job gets its old one is not documented.
+JOB_ROOT = "/mnt/azureml/cr/j/{attempt}"
 WORKDIR = JOB_ROOT + "/exe/wd"
-INPUT_PATH = JOB_ROOT + "/cap/data-capability/wd/INPUT_{name}"
+CAPABILITY = JOB_ROOT + "/cap/data-capability/wd"
+INPUT_PATH = CAPABILITY + "/INPUT_{name}"
+OUTPUT_PATH = CAPABILITY + "/{name}"
+# An output without a path goes here ("SDK and CLI v2 expressions", its example output path).
+DEFAULT_OUTPUT_PATH = "azureml://datastores/${{default_datastore}}/paths/${{name}}/${{output_name}}"
+DEFAULT_DATASTORE = "workspaceblobstore"
 # The ids of a workspace the jobs pretend to run in; nothing reads them but azureml-core.
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "rg-keras-mnist"
 WORKSPACE = "ws-keras-mnist"
+PLACEHOLDER = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 # TensorFlow's default gRPC port in Azure ML's TF_CONFIG is per node; on one host each worker
 # needs its own, so ports come from free_port().
+
+
+@dataclass(frozen=True)
+class Output:
+    """A named output: the host folder that stands in for its datastore path, and its mode."""
+
+    folder: Path
+    mode: str  # rw_mount: mounted read-write; upload: copied there when the node exits
 
 
 @dataclass(frozen=True)
@@ -49,43 +85,72 @@ class Job:
     """One job as the service resolves it, before any node starts."""
 
     name: str
-    command: str  # what the node's shell runs, every placeholder already replaced
+    command: str  # ${{inputs.*}} and ${{outputs.*}} left in: each start has its own paths
     inputs: dict[str, Path]  # input name -> host folder holding its downloaded copy
+    outputs: dict[str, Output] = field(default_factory=dict)
     nodes: int = 1
     experiment: str = "keras-mnist"
     snapshot: dict[str, str] = field(default_factory=dict)  # the uploaded code, by file name
+    environment: dict[str, str] = field(default_factory=dict)  # the spec's, verbatim
 
 
 @dataclass(frozen=True)
 class Node:
-    """What one node left behind: its exit, its logs and its working directory on the host."""
+    """What one node left behind: its exit, its logs, its working directory on the host."""
 
     index: int
     returncode: int
     stdout: str
     stderr: str
     workdir: Path
+    mounts: dict[str, Path]  # path inside the container -> host folder
 
     def describe(self) -> str:
         return f"node {self.index} exited {self.returncode}:\n{self.stdout[-3000:]}{self.stderr[-3000:]}"
 
+    @property
+    def workdir_inside(self) -> str:
+        (inside,) = [path for path, host in self.mounts.items() if host == self.workdir]
+        return inside
 
-def input_path(job: str, name: str) -> str:
-    return INPUT_PATH.format(job=job, name=name)
+
+def datastore_folder(datastores: Path, path: str, name: str, output: str) -> Path:
+    """The host folder standing in for an output's ``azureml://datastores/...`` path."""
+    resolved = (
+        path.replace("${{name}}", name)
+        .replace("${{output_name}}", output)
+        .replace("${{default_datastore}}", DEFAULT_DATASTORE)
+    )
+    match = re.fullmatch(r"azureml://datastores/([^/]+)/paths/(.+?)/?", resolved)
+    assert match, f"output {output}: {path!r} is not a datastore path the service resolves"
+    assert "${{" not in resolved, f"output {output}: {resolved!r} keeps an unknown expression"
+    return datastores / match[1] / match[2]
 
 
-def v2_command_job(spec_yaml: str, name: str, data: Path) -> Job:
-    """An SDK v2 command job: ``${{inputs.data}}`` becomes the downloaded input's path."""
+def outputs_of(spec: dict[str, Any], name: str, datastores: Path) -> dict[str, Output]:
+    outputs = {}
+    for output, decl in (spec.get("outputs") or {}).items():
+        assert decl.get("type", "uri_folder") == "uri_folder", f"{output}: only folders"
+        mode = decl.get("mode", "rw_mount")
+        assert mode in ("rw_mount", "upload"), f"output {output}: mode {mode} is not emulated"
+        path = decl.get("path") or DEFAULT_OUTPUT_PATH
+        outputs[output] = Output(datastore_folder(datastores, path, name, output), mode)
+    return outputs
+
+
+def v2_command_job(spec_yaml: str, name: str, data: Path, datastores: Path) -> Job:
+    """An SDK v2 command job, its outputs on folders under ``datastores``."""
     spec = yaml.safe_load(spec_yaml)
     assert spec["type"] == "command", spec["type"]
     assert spec["inputs"]["data"]["mode"] == "download", "only download mode is emulated"
-    command = spec["command"].replace("${{inputs.data}}", input_path(name, "data"))
     return Job(
         name=name,
-        command=command,
+        command=spec["command"],
         inputs={"data": data},
+        outputs=outputs_of(spec, name, datastores),
         nodes=int(spec["resources"]["instance_count"]),
         experiment=spec["experiment_name"],
+        environment=dict(spec.get("environment_variables") or {}),
     )
 
 
@@ -103,41 +168,77 @@ def sample(search_space: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return values
 
 
-def v2_sweep_trial(spec_yaml: str, name: str, data: Path, seed: int) -> tuple[Job, dict[str, Any]]:
-    """One trial of an SDK v2 sweep: the trial command with sampled values substituted."""
+def v2_sweep_trial(
+    spec_yaml: str, sweep: str, index: int, data: Path, datastores: Path
+) -> tuple[Job, dict[str, Any]]:
+    """Trial ``index`` of an SDK v2 sweep: sampled values in the trial command, and the sweep's
+    outputs resolved with the sweep's own name as ``${{name}}`` (see the module's docstring)."""
     spec = yaml.safe_load(spec_yaml)
     assert spec["type"] == "sweep", spec["type"]
-    values = sample(spec["search_space"], random.Random(seed))
-    command = spec["trial"]["command"].replace("${{inputs.data}}", input_path(name, "data"))
+    values = sample(spec["search_space"], random.Random(index))
+    command = spec["trial"]["command"]
     for key, value in values.items():
         command = command.replace(f"${{{{search_space.{key}}}}}", str(value))
-    assert "${{" not in command, command
-    job = Job(name=name, command=command, inputs={"data": data}, experiment=spec["experiment_name"])
+    job = Job(
+        name=f"{sweep}_{index}",  # HyperDrive names its trials <parent>_<index>
+        command=command,
+        inputs={"data": data},
+        outputs=outputs_of(spec, sweep, datastores),
+        experiment=spec["experiment_name"],
+        environment=dict(spec["trial"].get("environment_variables") or {}),
+    )
     return job, values
 
 
-def v1_script_run(spec_json: str, name: str, data: Path, snapshot: dict[str, str]) -> Job:
+def v1_script_run(
+    spec_json: str, name: str, data: Path, snapshot: dict[str, str], datastores: Path
+) -> Job:
     """An SDK v1 ScriptRunConfig run: ``python <script> <arguments>`` in the uploaded snapshot.
 
     The dataset argument ``DatasetConsumptionConfig:<name>`` (azureml.data.constants'
-    _DATASET_ARGUMENT_TEMPLATE) is replaced by the folder the dataset was downloaded to.
+    _DATASET_ARGUMENT_TEMPLATE) becomes the folder the dataset was downloaded to, and an output's
+    ``DatasetOutputConfig:<name>`` its mount. An OutputFileDatasetConfig without a destination
+    goes to ``workspaceblobstore`` at ``dataset/<run id>/<output name>`` (its documented
+    default); ``name`` is the run's id.
     """
     spec = json.loads(spec_json)
     (input_name, data_config), *rest = spec["data"].items()
     assert not rest, spec["data"]
     assert data_config["mechanism"] == "download", "only download mode is emulated"
-    placeholder = f"DatasetConsumptionConfig:{input_name}"
-    arguments = [input_path(name, input_name) if a == placeholder else a for a in spec["arguments"]]
-    command = shlex.join(
-        [spec["environment"]["python"]["interpreterPath"], spec["script"], *arguments]
-    )
+    tokens = {f"DatasetConsumptionConfig:{input_name}": f"inputs.{input_name}"}
+    outputs = {}
+    for output, config in (spec.get("outputData") or {}).items():
+        assert config["outputLocation"] is None, f"output {output}: only the default location"
+        mode = {"mount": "rw_mount", "upload": "upload"}[config["mechanism"]]
+        folder = datastores / DEFAULT_DATASTORE / "dataset" / name / output
+        outputs[output] = Output(folder, mode)
+        tokens[f"DatasetOutputConfig:{output}"] = f"outputs.{output}"
+    # Stand-ins that survive shlex quoting, swapped for placeholders afterwards.
+    stand_ins = {key: f"PLACEHOLDER-{secrets.token_hex(8)}" for key in tokens}
+    arguments = [stand_ins.get(a, a) for a in spec["arguments"]]
+    python = spec["environment"]["python"]["interpreterPath"]
+    command = shlex.join([python, spec["script"], *arguments])
+    for key, stand_in in stand_ins.items():
+        command = command.replace(stand_in, f"${{{{{tokens[key]}}}}}")
     return Job(
         name=name,
         command=command,
         inputs={input_name: data},
+        outputs=outputs,
         nodes=int(spec["nodeCount"]),
         snapshot=snapshot,
+        environment=dict(spec["environment"].get("environmentVariables") or {}),
     )
+
+
+def resolve(command: str, paths: dict[str, str]) -> str:
+    """``command`` with each ``${{inputs.x}}``/``${{outputs.x}}`` replaced by its path."""
+
+    def one(match: re.Match[str]) -> str:
+        assert match[1] in paths, f"the service cannot resolve ${{{{{match[1]}}}}} in {command!r}"
+        return paths[match[1]]
+
+    return PLACEHOLDER.sub(one, command)
 
 
 def tf_config(workers: list[str], index: int) -> str:
@@ -157,15 +258,92 @@ def tf_config(workers: list[str], index: int) -> str:
     )
 
 
-class Runtime:
-    """Starts a job's nodes as containers of the trainer image and waits for them."""
+@dataclass
+class Started:
+    """One node's container, running."""
 
-    def __init__(self, images: Images, root: Path, mlflow_store: Path) -> None:
+    index: int
+    container: str
+    workdir: Path
+    mounts: dict[str, Path]
+    uploads: dict[Path, Path]  # scratch folder mounted for an upload output -> its datastore
+    proc: subprocess.Popen[bytes]
+    log: Path  # the container's stdout and stderr go to log/stdout, log/stderr
+
+    def output(self, stream: str) -> str:
+        return (self.log / stream).read_text(encoding="utf-8", errors="replace")
+
+
+class Attempt:
+    """One start of a job: all its nodes, each a fresh container on a fresh working directory.
+
+    As a context manager it kills whatever still runs when the block ends, so that a failed test
+    leaves no job training for the rest of the session.
+    """
+
+    def __init__(self, runtime: Runtime, nodes: list[Started]) -> None:
+        self.runtime = runtime
+        self.nodes = nodes
+        self.killed = False
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if any(node.proc.poll() is None for node in self.nodes):
+            self.kill()
+
+    def wait(self, timeout: float = 600) -> list[Node]:
+        """Every node's exit, in order; after ``timeout`` every node is killed."""
+        try:
+            for node in self.nodes:
+                node.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        return self.collect()
+
+    def kill(self) -> list[Node]:
+        """Preemption: SIGKILL to every node at once, nothing uploaded."""
+        self.killed = True
+        for node in self.nodes:
+            self.runtime.podman("kill", "--signal", "KILL", node.container)
+        for node in self.nodes:
+            try:
+                node.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.runtime.podman("rm", "--force", node.container)
+                node.proc.kill()
+                node.proc.wait()
+        return self.collect()
+
+    def collect(self) -> list[Node]:
+        done = []
+        for node in self.nodes:
+            if not self.killed:
+                for scratch, folder in node.uploads.items():
+                    shutil.copytree(scratch, folder, dirs_exist_ok=True)
+            stdout, stderr = node.output("stdout"), node.output("stderr")
+            code = node.proc.returncode
+            done.append(Node(node.index, code, stdout, stderr, node.workdir, node.mounts))
+        return done
+
+
+class Runtime:
+    """Starts a job's nodes as containers of the trainer image."""
+
+    def __init__(self, images: Images, root: Path, tracking_uri: str) -> None:
         self.images = images
         self.root = root
-        self.mlflow_store = mlflow_store
+        self.tracking_uri = tracking_uri
 
-    def environment(self, job: Job, run_id: str, node: int, workers: list[str]) -> dict[str, str]:
+    def podman(self, *args: str) -> None:
+        # A container that already exited cannot be killed: that is no error here.
+        subprocess.run(["podman", *args], env=self.images.env, capture_output=True, timeout=120)
+
+    def environment(
+        self, job: Job, run_id: str, node: int, workers: list[str], paths: dict[str, str]
+    ) -> dict[str, str]:
         env = {
             # Every job: the run's id and workspace scope, which azureml-core's Run.get_context()
             # reads (azureml/core/run.py, Run._load_scope). AZUREML_SERVICE_ENDPOINT and
@@ -180,90 +358,96 @@ class Runtime:
             # Azure Machine Learning": the tracking URI "is automatically configured" for jobs on
             # compute clusters), with the run's id as the MLflow run (azureml-mlflow's
             # _setup_remote sets MLFLOW_TRACKING_URI, MLFLOW_RUN_ID = the Azure run id,
-            # MLFLOW_EXPERIMENT_NAME, MLFLOW_EXPERIMENT_ID). Here a local file store stands in
-            # for the azureml:// one; mlflow-skinny refuses file stores without
-            # MLFLOW_ALLOW_FILE_STORE.
-            "MLFLOW_TRACKING_URI": self.mlflow_store.as_uri(),
+            # MLFLOW_EXPERIMENT_NAME). Here an MLflow tracking server over HTTP stands in for
+            # the azureml:// one.
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
             "MLFLOW_RUN_ID": run_id,
             "MLFLOW_EXPERIMENT_NAME": job.experiment,
-            "MLFLOW_ALLOW_FILE_STORE": "true",
         }
         for name in job.inputs:
             # Inputs: AZURE_ML_INPUT_<name> holds the downloaded folder (azureml-core's
             # DatasetContextManager reads it back, data/context_managers.py); SDK v1 also
             # exports the bare input name (its environmentVariableName).
-            env[f"AZURE_ML_INPUT_{name}"] = input_path(job.name, name)
-            env[name] = input_path(job.name, name)
+            env[f"AZURE_ML_INPUT_{name}"] = paths[f"inputs.{name}"]
+            env[name] = paths[f"inputs.{name}"]
+        for name in job.outputs:
+            env[f"AZURE_ML_OUTPUT_{name}"] = paths[f"outputs.{name}"]
         if job.nodes > 1:
             env["TF_CONFIG"] = tf_config(workers, node)
+        env.update(job.environment)
         return env
 
-    def run(self, job: Job, run_id: str, timeout: float = 600) -> list[Node]:
-        """Start every node at once; return them in order once all have exited."""
+    def start(
+        self, job: Job, run_id: str, *, user: str | None = None, env: dict[str, str] | None = None
+    ) -> Attempt:
+        """Start every node at once, each on a new node: a fresh id, an empty root-owned working
+        directory. ``user`` is podman's ``--user`` (None: the image's own); ``env`` is added
+        for the test's own needs (never something Azure would set)."""
         workers = [f"127.0.0.1:{free_port()}" for _ in range(job.nodes)]
-        procs = []
-        for index in range(job.nodes):
-            workdir = self.root / f"{job.name}-node{index}"
-            workdir.mkdir(parents=True)
-            for filename, text in job.snapshot.items():
-                (workdir / filename).write_text(text, encoding="utf-8")
-            os.chown(workdir, TRAINER_UID, TRAINER_UID)
-            env = self.environment(job, run_id, index, workers)
-            args = ["podman", "run", "--rm", "--network", "host" if job.nodes > 1 else "none"]
-            args += ["--workdir", WORKDIR.format(job=job.name)]
-            args += ["-v", f"{workdir}:{WORKDIR.format(job=job.name)}"]
-            for name, folder in job.inputs.items():
-                args += ["-v", f"{folder}:{input_path(job.name, name)}:ro"]
-            # The store at the same path inside, so the run's artifact URI means the same there.
-            args += ["-v", f"{self.mlflow_store}:{self.mlflow_store}"]
-            for key, value in env.items():
-                args += ["-e", f"{key}={value}"]
-            # The command through a shell, as the service runs it; the image's entrypoint passes
-            # it through (docker/entrypoint.sh).
-            args += [self.images.trainer, "bash", "-c", job.command]
-            procs.append(
-                (
-                    index,
-                    workdir,
-                    subprocess.Popen(
-                        args,
-                        env=self.images.env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                    ),
-                )
-            )
-        nodes = []
-        for index, workdir, proc in procs:
-            try:
-                stdout, stderr = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                for _, _, other in procs:
-                    other.kill()
-                raise
-            nodes.append(Node(index, proc.returncode, stdout, stderr, workdir))
-        return nodes
+        return Attempt(
+            self,
+            [
+                self.start_node(job, run_id, index, workers, user, env or {})
+                for index in range(job.nodes)
+            ],
+        )
 
+    def start_node(
+        self,
+        job: Job,
+        run_id: str,
+        index: int,
+        workers: list[str],
+        user: str | None,
+        extra: dict[str, str],
+    ) -> Started:
+        attempt = secrets.token_hex(16)
+        node_root = self.root / f"{job.name}-{attempt[:8]}-node{index}"
+        workdir = node_root / "wd"
+        workdir.mkdir(parents=True)
+        for filename, text in job.snapshot.items():
+            (workdir / filename).write_text(text, encoding="utf-8")
+        workdir.chmod(0o755)  # and root's, as the whole tree here: nothing is chowned
+        inside = WORKDIR.format(attempt=attempt)
+        mounts = {inside: workdir}
+        paths, uploads = {}, {}
+        for name in job.inputs:
+            paths[f"inputs.{name}"] = INPUT_PATH.format(attempt=attempt, name=name)
+        for name, output in job.outputs.items():
+            paths[f"outputs.{name}"] = OUTPUT_PATH.format(attempt=attempt, name=name)
+            folder = output.folder
+            if output.mode == "upload":
+                folder = node_root / "upload" / name
+                uploads[folder] = output.folder
+            # Writable by the job's user, whoever that is: what a mount of blob storage shows.
+            for made in (folder, output.folder):
+                made.mkdir(parents=True, exist_ok=True)
+                made.chmod(0o777)
+            mounts[paths[f"outputs.{name}"]] = folder
+        container = f"azureml-{attempt[:12]}-{index}"
+        args = ["podman", "run", "--rm", "--name", container, "--network", "host"]
+        args += ["--workdir", inside]
+        if user is not None:
+            args += ["--user", user]
+        for path, folder in mounts.items():
+            args += ["-v", f"{folder}:{path}"]
+        for name, folder in job.inputs.items():
+            args += ["-v", f"{folder}:{paths[f'inputs.{name}']}:ro"]
+        env = {**self.environment(job, run_id, index, workers, paths), **extra}
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        # The command through a shell, as the service runs it; the image's entrypoint passes
+        # it through (docker/entrypoint.sh).
+        args += [self.images.trainer, "bash", "-c", resolve(job.command, paths)]
+        # Files, not pipes: nobody reads a pipe while a test waits for a checkpoint to appear.
+        with open(node_root / "stdout", "wb") as out, open(node_root / "stderr", "wb") as err:
+            proc = subprocess.Popen(args, env=self.images.env, stdout=out, stderr=err)
+        return Started(index, container, workdir, mounts, uploads, proc, node_root)
 
-def mlflow_run(store: Path, experiment: str) -> str:
-    """Create the job's MLflow run before it starts, as Azure ML does; return its id."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=store.as_uri())
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run_id: str = client.create_run(experiment_id).info.run_id
-    for path in [store, *store.rglob("*")]:
-        os.chown(path, TRAINER_UID, TRAINER_UID)  # the image's user writes into it
-    return run_id
-
-
-def metric_history(store: Path, run_id: str, name: str) -> list[tuple[int, float]]:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=store.as_uri())
-    return [(m.step, m.value) for m in client.get_metric_history(run_id, name)]
+    def run(self, job: Job, run_id: str, **options: Any) -> list[Node]:
+        """Start every node at once; return them in order once all have exited."""
+        with self.start(job, run_id, **options) as attempt:
+            return attempt.wait()
 
 
 def job_name(prefix: str) -> str:
