@@ -98,3 +98,23 @@ def test_the_mlflow_model_is_onnx_flavoured_with_a_uint8_signature(
     for wrong in (pixels[:2].astype(np.int64), pixels[:2] / 255.0):
         with pytest.raises(MlflowException, match="does not match expected dtype uint8"):
             model.predict(wrong)
+
+
+def test_the_mlflow_model_is_logged_to_the_active_run_only(
+    trained_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logged as the run's ``mlflow_model`` artifact when the sinks started a run; without a
+    run nothing is logged and nothing fails."""
+    import mlflow
+
+    from trainer.export import log_mlflow_model
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())  # undone after
+    folder = trained_model.parent / "mlflow_model"
+    assert log_mlflow_model(folder) is False
+    with mlflow.start_run() as run:
+        assert log_mlflow_model(folder) is True
+    logged = mlflow.MlflowClient().list_artifacts(run.info.run_id, "mlflow_model")
+    assert "mlflow_model/MLmodel" in {item.path for item in logged}
+    assert "mlflow_model/model.onnx" in {item.path for item in logged}
