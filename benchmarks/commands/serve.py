@@ -404,7 +404,15 @@ def measure_block(
         if "tensorflow" in predictors:
             predicts += predict_times(predictors["tensorflow"], block.pixels, settings)
     return [
-        record(backend, block, settings, samples[backend], rates[backend], calls[backend], predicts)
+        record(
+            backend,
+            block,
+            settings,
+            samples[backend],
+            rates[backend],
+            calls[backend],
+            predicts if backend == "tensorflow" else [],  # Keras's predict: TensorFlow's only
+        )
         for backend in names
     ]
 
@@ -576,7 +584,7 @@ def summary(rows: list[dict[str, Any]], ready: list[dict[str, Any]]) -> list[str
         )
         if tf and onnx:
             ratio = tf[key] / onnx[key] if lower else onnx[key] / tf[key]
-            lines.append(f"onnx against tensorflow, {what}: {ratio:.2f}x better")
+            lines.append(f"onnx against tensorflow, {what}: {ratio:.2f}x (above 1: onnx ahead)")
     times = {r["backend"]: r["ready_s"] for r in ready}
     if "tensorflow" in times and "onnx" in times:
         lines.append(
