@@ -554,7 +554,7 @@ class ServiceSink:
             why = "no metric service could be opened"
         else:
             why = f"the metric service did not take them within {self.deadline_s:.0f} s"
-        return f"{names} not delivered ({why}); every metric is in {self.local_copy}"
+        return f"{names} not delivered ({why}); metrics are in {self.local_copy}"
 
 
 def _primary_names(call: str) -> set[str]:

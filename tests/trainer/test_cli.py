@@ -190,3 +190,26 @@ def test_a_backend_other_than_the_loaded_one_is_refused(
         f"Error: --backend {other}: Keras is already loaded on {loaded} in this process; run "
         "mnist-train in a new one\n"
     )
+
+
+def test_the_docs_flag_block_is_the_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/training.md shows ``mnist-train --help`` itself, not a third hand-written copy of
+    the flags (issue 18 item 7). The help's width is fixed in trainer/cli.py, so the terminal
+    running the test cannot change it."""
+    from tests.paths import REPO
+
+    monkeypatch.setenv("COLUMNS", "60")  # would rewrap the help if the width were not fixed
+    assert main(["--help"]) == 0
+    help_text = capsys.readouterr().out
+    docs = REPO / "docs" / "training.md"
+    text = docs.read_text(encoding="utf-8")
+    start = "<!-- mnist-train --help -->\n```text\n"
+    end = "```\n<!-- end of mnist-train --help -->"
+    before, rest = text.split(start)
+    shown, after = rest.split(end)
+    if os.environ.get("MNIST_TRAIN_REDOC"):
+        docs.write_text(before + start + help_text + end + after, encoding="utf-8")
+        shown = help_text
+    assert shown == help_text
