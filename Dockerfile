@@ -60,19 +60,11 @@ EXPOSE 5001
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["--help"]
 
-# OCI annotations, filled in by scripts/build-images.sh ("created" is the commit's time, so the
-# same commit builds the same configuration). Last in the stage, so that they cache nothing.
-ARG VERSION=unknown
-ARG REVISION=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-ARG SOURCE=""
+# OCI annotations; scripts/build-images.sh adds version, revision, created and source with
+# --label (docker/Dockerfile says why).
 ARG BASE_IMAGE
 LABEL org.opencontainers.image.title="keras-mnist-trainer" \
       org.opencontainers.image.description="Azure ML's Keras MNIST tutorial as a fast trainer" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
 

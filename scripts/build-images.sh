@@ -58,12 +58,14 @@ esac
 base_tag="${prefix}${base}"
 image_tag="${prefix}${image}"
 
-# OCI labels: the commit and its time (not the build's), so the same commit labels the same.
+# OCI labels: the commit and its time (not the build's), so the same commit labels the same;
+# as --label, which podman applies even when every layer comes from its cache.
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 created="$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || true)"
 source_url="$(git remote get-url origin 2>/dev/null || true)"
-labels=(--build-arg "VERSION=${version}" --build-arg "REVISION=${revision}")
-labels+=(--build-arg "CREATED=${created:-1970-01-01T00:00:00Z}" --build-arg "SOURCE=${source_url}")
+oci=org.opencontainers.image
+labels=(--label "${oci}.version=${version}" --label "${oci}.revision=${revision}")
+labels+=(--label "${oci}.created=${created:-1970-01-01T00:00:00Z}" --label "${oci}.source=${source_url}")
 
 # podman writes OCI images by default, which drop SHELL (and with it pipefail) and HEALTHCHECK;
 # Docker's format keeps them and is what Azure ML and every registry accept.

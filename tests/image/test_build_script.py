@@ -66,9 +66,10 @@ def labels() -> str:
     source = subprocess.run(
         ["git", "remote", "get-url", "origin"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
+    oci = "org.opencontainers.image"
     return (
-        f"--build-arg VERSION={V} --build-arg REVISION={revision} "
-        f"--build-arg CREATED={created} --build-arg SOURCE={source}"
+        f"--label {oci}.version={V} --label {oci}.revision={revision} "
+        f"--label {oci}.created={created} --label {oci}.source={source}"
     )
 
 
