@@ -41,12 +41,18 @@ TF_CPP_MIN_LOG_LEVEL = "1"
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
-def configure_process(config: TrainConfig, cluster: distribute.Cluster) -> dict[str, Any]:
+def configure_process(
+    config: TrainConfig, cluster: distribute.Cluster | None = None
+) -> dict[str, Any]:
     """Every process-wide setting of a run, once, before any framework is imported.
 
-    Returns what was decided for this process beyond the defaults (thread pools and GPU of a
-    worker that shares its host), for the log.
+    ``cluster`` is the run's parsed TF_CONFIG (``distribute.cluster()``); None: a single
+    process, as a benchmark that trains in-process is. Returns what was decided for this
+    process beyond the defaults (thread pools and GPU of a worker that shares its host), for
+    the log.
     """
+    if cluster is None:
+        cluster = distribute.Cluster()
     if cluster.num_workers > 1 and config.backend != "tensorflow":
         raise RunError(
             f"TF_CONFIG names {cluster.num_workers} workers; training on several workers runs "

@@ -89,7 +89,7 @@ class DecodeCache:
         self.entries = self.root / _FORMAT / "entries"
         self.index = self.root / _FORMAT / "index"
 
-    # -- the fast path: stat -> key -> memory-mapped entry ------------------------------------
+    # -- a hit: stat -> key -> memory-mapped entry --------------------------------------------
     def _index_file(self, sources: Mapping[str, Path]) -> Path:
         # os.fsencode, not str.encode: a folder name need not be valid UTF-8.
         names = b"\0".join(
