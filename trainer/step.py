@@ -10,8 +10,11 @@ theirs: how the model is called and differentiated, and how the loop runs.
 
 ``keras.ops`` adds two guards that the raw TensorFlow ops lacked (``take`` maps negative
 indices, ``argmax`` treats -0.0 as below 0.0); neither changes a result here (indices and
-probabilities are never negative) and XLA fuses both away: the XLA epoch engine's images/s
-were measured unchanged (docs/performance.md has the command).
+probabilities are never negative) and XLA fuses both into the step. Measured against the raw-op
+version it replaced (XlaEpochEngine, Fashion-MNIST, batch 50, 4 epochs per process, 5
+alternating rounds each, 2-core AMD EPYC shared with other work): median 17.2k against 16.3k
+images/s, inside the rounds' own spread (11-23k), and the same test loss and accuracy to the
+last bit (0.37990380859375, 0.8625) in every round.
 """
 
 from __future__ import annotations
