@@ -88,28 +88,7 @@ def parse_tf_config(raw: str | None) -> Cluster:
         raise ClusterError(str(exc).removesuffix(".")) from None
     if not isinstance(config, dict):
         raise ClusterError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
-    spec = config.get("cluster", {})
-    if not isinstance(spec, dict):
-        raise ClusterError("TF_CONFIG 'cluster' must map job names to lists of host:port")
-    jobs: dict[str, list[str]] = {}
-    for name, addresses in spec.items():
-        if isinstance(addresses, dict):  # TensorFlow also accepts {index: address}
-            addresses = [addresses[k] for k in sorted(addresses, key=_index_key)]
-        if not isinstance(addresses, list) or not all(
-            isinstance(a, str) and a.strip() for a in addresses
-        ):
-            raise ClusterError(f"TF_CONFIG cluster job '{name}' must be a list of host:port")
-        if not addresses:
-            continue  # Azure ML's "ps": []: an empty job is no job
-        if name not in KNOWN_JOBS:
-            raise ClusterError(
-                f"TF_CONFIG names {len(addresses)} '{name}' task(s); this trainer runs "
-                "synchronous all-reduce (chief, worker, evaluator), not parameter servers: "
-                "set the parameter server count to 0"
-            )
-        if name in ("chief", "evaluator") and len(addresses) > 1:
-            raise ClusterError(f"TF_CONFIG may name at most one '{name}', not {len(addresses)}")
-        jobs[name] = list(addresses)
+    jobs = _jobs(config.get("cluster", {}))
     config["cluster"] = jobs
     task = config.get("task")
     if not jobs:
@@ -133,6 +112,33 @@ def parse_tf_config(raw: str | None) -> Cluster:
         )
     config["task"] = {**task, "type": kind, "index": index}
     return Cluster(jobs=jobs, task_type=kind, task_index=index, tf_config=json.dumps(config))
+
+
+def _jobs(spec: Any) -> dict[str, list[str]]:
+    """TF_CONFIG's "cluster": each job's list of addresses, empty jobs (Azure ML's "ps": [])
+    dropped."""
+    if not isinstance(spec, dict):
+        raise ClusterError("TF_CONFIG 'cluster' must map job names to lists of host:port")
+    jobs: dict[str, list[str]] = {}
+    for name, addresses in spec.items():
+        if isinstance(addresses, dict):  # TensorFlow also accepts {index: address}
+            addresses = [addresses[k] for k in sorted(addresses, key=_index_key)]
+        if not isinstance(addresses, list) or not all(
+            isinstance(a, str) and a.strip() for a in addresses
+        ):
+            raise ClusterError(f"TF_CONFIG cluster job '{name}' must be a list of host:port")
+        if not addresses:
+            continue  # Azure ML's "ps": []: an empty job is no job
+        if name not in KNOWN_JOBS:
+            raise ClusterError(
+                f"TF_CONFIG names {len(addresses)} '{name}' task(s); this trainer runs "
+                "synchronous all-reduce (chief, worker, evaluator), not parameter servers: "
+                "set the parameter server count to 0"
+            )
+        if name in ("chief", "evaluator") and len(addresses) > 1:
+            raise ClusterError(f"TF_CONFIG may name at most one '{name}', not {len(addresses)}")
+        jobs[name] = list(addresses)
+    return jobs
 
 
 def _index_key(key: Any) -> int:
