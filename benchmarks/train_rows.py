@@ -109,6 +109,19 @@ class _NoTensorFlow:
             raise ModuleNotFoundError(f"No module named {name!r} (hidden from the JAX benchmark)")
 
 
+def reload(model: str, data_folder: str, dataset: str) -> dict[str, Any]:
+    """A saved ``model.keras`` loaded back in this fresh process: its size and test accuracy."""
+    import keras
+
+    from trainer.data import images_to_float, load_dataset
+
+    splits = load_dataset(data_folder, dataset)
+    loaded = keras.models.load_model(model)
+    probs = keras.ops.convert_to_numpy(loaded.predict(images_to_float(splits.x_test), verbose=0))
+    accuracy = float((probs.argmax(axis=1) == splits.y_test).mean())
+    return {"accuracy": accuracy, "params": int(loaded.count_params())}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     sys.meta_path.insert(0, _NoTensorFlow())
@@ -118,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     config, out = json.loads(args[0]), Path(args[1])
     try:
         result = run_rows(config, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        if config.get("reload"):
+            result["reload"] = reload(config["reload"], config["data_folder"], config["dataset"])
     except BenchmarkError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -42,17 +42,6 @@ from benchmarks.report import (
 )
 
 QUICK = {"epochs": 1, "batch_sizes": (50,), "rounds": 1, "bench_epochs": 2, "train_images": 2000}
-# Loads the saved model on JAX and scores the test split; prints its accuracy as JSON.
-RELOAD = """
-import json, sys
-import keras
-from trainer.data import images_to_float, load_dataset
-splits = load_dataset(sys.argv[2], sys.argv[3])
-model = keras.models.load_model(sys.argv[1])
-probs = keras.ops.convert_to_numpy(model.predict(images_to_float(splits.x_test), verbose=0))
-print(json.dumps({"accuracy": float((probs.argmax(1) == splits.y_test).mean()),
-                  "params": int(model.count_params())}))
-"""
 
 
 def options(f: flags.F) -> flags.F:
@@ -136,7 +125,14 @@ def measure(
     splits = datasets.load(data_folder, dataset, download, size.get("train_images"))
     data = datasets.write_subset(folder / "data", splits, len(splits.x_train), len(splits.x_test))
     run = end_to_end(data, dataset, int(size["epochs"]), folder / "train", deadline)
-    rows, env = jax_rows(data, dataset, size, peak_tflops, deadline)
+    rows, env, loaded = jax_rows(data, dataset, size, peak_tflops, deadline, run["model"])
+    run.update(
+        reloaded_test_accuracy=loaded["accuracy"],
+        # The trainer's evaluation and model.predict sum in different orders: top-1 agrees
+        # to within a few images of 10,000, not bit for bit.
+        loads_back=loaded["params"] == 266_610
+        and abs(loaded["accuracy"] - run["test_accuracy"]) <= 0.002,
+    )
     result = Result(
         suite="gpu",
         records=[run, *rows],
@@ -155,7 +151,7 @@ def _left(deadline: float, what: str) -> float:
 
 
 def end_to_end(data: Path, dataset: str, epochs: int, work: Path, deadline: float) -> dict:
-    """``mnist-train --backend jax`` from start to the model on disk, then the model reloaded."""
+    """``mnist-train --backend jax`` from its start to the model on disk."""
     args = [sys.executable, "-m", "trainer", "--backend", "jax", "--dataset", dataset]
     args += ["--data-folder", str(data), "--epochs", str(epochs), "--no-resume"]
     args += ["--output-dir", str(work / "outputs"), "--log-dir", str(work / "logs")]
@@ -173,20 +169,14 @@ def end_to_end(data: Path, dataset: str, epochs: int, work: Path, deadline: floa
         for line in done.stdout.splitlines() + done.stderr.splitlines()
         if "Compile time of the first epoch" in line
     ]
-    reload = [sys.executable, "-c", RELOAD, str(model), str(data), dataset]
-    loaded = json.loads(_run(reload, env, _left(deadline, "reloading"), "reloading").stdout)
-    final = metrics["final"]["test_accuracy"]
     return {
         "record": "gpu_train",
         "epochs": epochs,
         "wall_s": wall_s,
         "compile_s": compile_s[0] if compile_s else None,
         "epoch_images_per_s": [row["images_per_s"] for row in metrics["history"]],
-        "test_accuracy": final,
-        "reloaded_test_accuracy": loaded["accuracy"],
-        # The trainer's evaluation and model.predict sum in different orders: top-1 agrees
-        # to within a few images of 10,000, not bit for bit.
-        "loads_back": loaded["params"] == 266_610 and abs(loaded["accuracy"] - final) <= 0.002,
+        "test_accuracy": metrics["final"]["test_accuracy"],
+        "model": str(model),
     }
 
 
@@ -204,9 +194,10 @@ def _run(args: list[str], env: dict[str, str], timeout: float, what: str) -> Any
 
 
 def jax_rows(
-    data: Path, dataset: str, size: dict[str, Any], peak: float | None, deadline: float
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The tutorial's fit on JAX against JaxEpochEngine, summarised, and the JAX environment."""
+    data: Path, dataset: str, size: dict[str, Any], peak: float | None, deadline: float, model: str
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The tutorial's fit on JAX against JaxEpochEngine, summarised; the JAX environment; and
+    ``model`` loaded back in that process (``train_rows.reload``)."""
     from benchmarks import train_rows
     from benchmarks.device import peak_tflops
     from benchmarks.training import summarize
@@ -223,6 +214,7 @@ def jax_rows(
         "seed": 0,
         # Far above chance; at batch 16384 three epochs are only ~11 steps each.
         "min_accuracy": 0.3,
+        "reload": model,
     }
     log(f"gpu: JAX rows at batch {', '.join(map(str, config['batch_sizes']))}")
     result = train_rows.run_jax_child(config, timeout_s=_left(deadline, "the JAX rows"))
@@ -236,7 +228,7 @@ def jax_rows(
         tutorial_key=("jax", "tutorial-fit"),
         peaks={"jax": top},
     )
-    return [*rows, *result["runs"]], env
+    return [*rows, *result["runs"]], env, result["reload"]
 
 
 def text(run: dict[str, Any], rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
