@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -267,6 +268,7 @@ def test_all_runs_every_suite_and_datasets_come_from_the_data_core():
     assert {suite.command.name for suite in SUITES} == set(main.commands) - {"all"}
     for name, command in main.commands.items():
         (dataset,) = [p for p in command.params if p.name == "dataset"]
+        assert isinstance(dataset.type, click.Choice), name
         assert tuple(dataset.type.choices) == tuple(DATASETS), name
 
 
