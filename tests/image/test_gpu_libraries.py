@@ -11,9 +11,10 @@ tests' cache; and checks without a GPU that
   LD_LIBRARY_PATH and no system CUDA: libcudart.so.12, libcublas.so.12, libcublasLt.so.12,
   libcufft.so.11, libcurand.so.10, libcusolver.so.11, libcusparse.so.12, libcudnn.so.9,
   libnccl.so.2, libcupti.so.12;
-- there is no second copy of any of them in the environment outside the wheels, nor on the
-  machine (docker/Dockerfile installs no CUDA package either: python3, python3-venv and
-  ca-certificates only);
+- every CUDA library mapped into the process comes from the wheels, none from the system
+  (whatever the machine has: this one has a CUDA 13 toolkit in /usr/local), and the venv holds
+  no second copy outside them (docker/Dockerfile installs no CUDA package either: python3,
+  python3-venv and ca-certificates only);
 - `ptxas` from nvidia-cuda-nvcc-cu12, which XLA runs to compile its kernels, runs;
 - the driver's libcuda.so.1 is absent: the NVIDIA container toolkit mounts the host's.
 
@@ -58,10 +59,16 @@ for name in sys.argv[1:]:
         ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
         loaded.append(os.path.relpath(path, wheels))
     found[name] = loaded
-elsewhere = subprocess.run(
-    ["find", sys.prefix, "/usr", "/opt", "/lib", "-name", "libcu*.so*", "-not", "-path",
-     wheels + "/*"],
+# Every CUDA library now mapped into this process (the ten and what they pulled in) must come
+# from the wheels: none from the system, whatever the machine has installed.
+bases = tuple(name.split(".so")[0] + ".so" for name in sys.argv[1:])
+mapped = {line.split()[-1] for line in open("/proc/self/maps") if "/" in line}
+elsewhere = sorted(m for m in mapped
+                   if os.path.basename(m).startswith(bases) and not m.startswith(wheels + "/"))
+in_venv = subprocess.run(
+    ["find", sys.prefix, "-name", "libcu*.so*", "-not", "-path", wheels + "/*"],
     capture_output=True, text=True).stdout.split()
+elsewhere += in_venv
 ptxas = glob.glob(os.path.join(wheels, "cuda_nvcc", "bin", "ptxas"))
 version = subprocess.run(ptxas[:1] + ["--version"], capture_output=True, text=True).stdout
 try:
