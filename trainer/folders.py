@@ -103,8 +103,12 @@ class FolderLock:
                 os.close(fd)
                 raise
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+        except OSError as exc:  # a full disk: named, for trainer.errors' one line
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self.fd = fd
         return self
 

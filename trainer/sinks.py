@@ -598,6 +598,11 @@ class Sinks:
             sinks.append(ServiceSink(lambda: open_service(params), local))
         return cls(sinks)
 
+    @property
+    def has_service(self) -> bool:
+        """Whether a metric service (MLflow, the Azure ML run) takes this run's metrics."""
+        return any(isinstance(sink, ServiceSink) for sink in self.sinks)
+
     def catch_up(self, history: Iterable[dict[str, Any]]) -> None:
         """Replay committed epochs; each sink skips those it already holds."""
         for record in history:

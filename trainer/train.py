@@ -119,8 +119,8 @@ def choose_folders(config: TrainConfig) -> tuple[TrainConfig, bool]:
 
     defaults = TrainConfig()
     moved = {
-        name: str(fallback_root() / name.removesuffix("_dir").replace("output", "outputs"))
-        for name in ("output_dir", "log_dir")
+        name: str(fallback_root() / folder)
+        for name, folder in (("output_dir", "outputs"), ("log_dir", "logs"))
         if getattr(config, name) == getattr(defaults, name) and not writable(getattr(config, name))
     }
     if not moved:
@@ -413,7 +413,8 @@ def write_outputs(
         plot = outputs.plot_history(folder.output_dir, rows)
     sinks.log_final({**final, "diverged": float(bool(verdict))})
     sinks.log_image("Accuracy and loss", plot)
-    if folder.upload:
+    upload = folder.upload and sinks.has_service
+    if upload:
         sinks.log_folder(folder.output_dir, "outputs")
     log.info("Final test loss %.4f  Final test accuracy %.4f", *final.values())
     if verdict:
@@ -425,8 +426,8 @@ def write_outputs(
         checkpoints.commit(
             state["checkpoint"], state["epoch"], rows, config.to_dict(), finished=True
         )
-    upload = " (and to the run's artifacts as outputs/model)" if folder.upload else ""
-    log.info("Model saved to %s%s", model_folder, upload)
+    also = " (and to the run's artifacts as outputs/model)" if upload else ""
+    log.info("Model saved to %s%s", model_folder, also)
     return final
 
 
