@@ -192,8 +192,11 @@ class DecodeCache:
 
         thread = threading.Thread(target=write, name="mnist-cache-write")
         with _pending_lock:
+            # Started under the lock: a flush_writes in another thread that saw it listed
+            # before it started would fail to join it ("cannot join thread before it is
+            # started"; four concurrent cold loads hit that).
+            thread.start()
             _pending.append(thread)
-        thread.start()
 
     def store(self, key: str, arrays: Mapping[str, np.ndarray]) -> bool:
         """Write an entry atomically, unless one is there already (the same data under another
