@@ -160,7 +160,7 @@ def test_labels_and_licences(images: Images) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("MIT License\n")
-    for package in ("tensorflow-cpu", "keras", "numpy", "azureml-core"):
+    for package in ("tensorflow[-_]cpu", "keras", "numpy", "azureml[-_]core"):
         assert re.search(rf"^{package} [^:]+: \S", proc.stdout, re.MULTILINE | re.IGNORECASE), (
             package
         )
