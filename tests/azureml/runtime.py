@@ -33,13 +33,16 @@ authentication, quotas and node images.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import re
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,10 +271,32 @@ class Started:
     mounts: dict[str, Path]
     uploads: dict[Path, Path]  # scratch folder mounted for an upload output -> its datastore
     proc: subprocess.Popen[bytes]
-    log: Path  # the container's stdout and stderr go to log/stdout, log/stderr
+    log: Path  # the container's stdout, stderr and the command's exit status go here
+    attempt: str  # the node's /mnt/azureml/cr/j/<attempt>
 
     def output(self, stream: str) -> str:
         return (self.log / stream).read_text(encoding="utf-8", errors="replace")
+
+    def returncode(self) -> int:
+        """The job command's exit status as the shell in the container saw it (podman's own can
+        be lost when another podman with its own tmp_dir shares the storage, as concurrent test
+        sessions do: "getting exit code of container ... from DB: no such exit code"); a node
+        killed before it could write one gets podman's."""
+        status = self.log / "status" / "exit"
+        text = status.read_text(encoding="utf-8").strip() if status.is_file() else ""
+        return int(text) if text.isdigit() else int(self.proc.returncode)
+
+    def processes(self) -> list[int]:
+        """The pids, in the host's namespace, of every process of this node's container: those
+        whose environment names its job root (which no other container shares)."""
+        marker = f"/mnt/azureml/cr/j/{self.attempt}/".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if marker in (entry / "environ").read_bytes():
+                        pids.append(int(entry.name))
+        return pids
 
 
 class Attempt:
@@ -304,8 +329,16 @@ class Attempt:
         return self.collect()
 
     def kill(self) -> list[Node]:
-        """Preemption: SIGKILL to every node at once, nothing uploaded."""
+        """Preemption: SIGKILL to every process of every node at once, nothing uploaded.
+
+        Straight from the host, not through ``podman kill``, which waits for podman's locks: on
+        a machine building images it took two minutes, and the job trained on meanwhile.
+        """
         self.killed = True
+        for node in self.nodes:
+            for pid in node.processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         for node in self.nodes:
             self.runtime.podman("kill", "--signal", "KILL", node.container)
         for node in self.nodes:
@@ -324,7 +357,7 @@ class Attempt:
                 for scratch, folder in node.uploads.items():
                     shutil.copytree(scratch, folder, dirs_exist_ok=True)
             stdout, stderr = node.output("stdout"), node.output("stderr")
-            code = node.proc.returncode
+            code = node.returncode()
             done.append(Node(node.index, code, stdout, stderr, node.workdir, node.mounts))
         return done
 
@@ -424,6 +457,11 @@ class Runtime:
                 made.mkdir(parents=True, exist_ok=True)
                 made.chmod(0o777)
             mounts[paths[f"outputs.{name}"]] = folder
+        # The command's exit status, written by the shell that runs it (Started.returncode).
+        status = node_root / "status"
+        status.mkdir()
+        status.chmod(0o777)
+        mounts_internal = {"/run/emulation": status}
         container = f"azureml-{attempt[:12]}-{index}"
         args = ["podman", "run", "--rm", "--name", container, "--network", "host"]
         args += ["--workdir", inside]
@@ -431,18 +469,23 @@ class Runtime:
             args += ["--user", user]
         for path, folder in mounts.items():
             args += ["-v", f"{folder}:{path}"]
+        for path, folder in mounts_internal.items():
+            args += ["-v", f"{folder}:{path}"]
         for name, folder in job.inputs.items():
             args += ["-v", f"{folder}:{paths[f'inputs.{name}']}:ro"]
         env = {**self.environment(job, run_id, index, workers, paths), **extra}
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
-        # The command through a shell, as the service runs it; the image's entrypoint passes
-        # it through (docker/entrypoint.sh).
-        args += [self.images.trainer, "bash", "-c", resolve(job.command, paths)]
+        # The command through a shell, as the service runs it, a child of the node's own first
+        # process (the service's executor; here a shell that records the exit status); the
+        # image's entrypoint passes it through (docker/entrypoint.sh).
+        command = shlex.quote(resolve(job.command, paths))
+        record = f"bash -c {command}; code=$?; echo $code > /run/emulation/exit; exit $code"
+        args += [self.images.trainer, "bash", "-c", record]
         # Files, not pipes: nobody reads a pipe while a test waits for a checkpoint to appear.
         with open(node_root / "stdout", "wb") as out, open(node_root / "stderr", "wb") as err:
             proc = subprocess.Popen(args, env=self.images.env, stdout=out, stderr=err)
-        return Started(index, container, workdir, mounts, uploads, proc, node_root)
+        return Started(index, container, workdir, mounts, uploads, proc, node_root, attempt)
 
     def run(self, job: Job, run_id: str, **options: Any) -> list[Node]:
         """Start every node at once; return them in order once all have exited."""

@@ -51,7 +51,7 @@ from tests.image.images import TRAINER_UID, Images
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
-EPOCHS = 3
+EPOCHS = 5  # a kill that comes late still leaves epochs to resume (one takes about 0.3 s)
 # TensorFlow sizes its thread pools from these at start-up: one order for every reduction, so
 # an interrupted and an uninterrupted run can be compared exactly (tests/trainer/test_engines.py).
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
@@ -147,6 +147,7 @@ def test_preempted_v2_job_resumes_on_a_new_node_and_ends_as_if_never_interrupted
         (killed,) = attempt.kill()
     assert killed.returncode != 0, killed.describe()
     done = committed_epoch(folder)
+    print(f"killed after epoch {done} was committed")
     assert 1 <= done < int(NEVER_ENDS)
     # Files the job wrote to its output are the image's user's: nothing ran as root.
     assert {p.stat().st_uid for p in folder.rglob("*") if p.is_file()} == {TRAINER_UID}
@@ -176,6 +177,7 @@ def test_metrics_reach_a_flapping_service_once_per_epoch(
     with FlakyProxy(tracking.uri, seed=19, throttle=0.25, outage=(10.0, 15.0)) as proxy:
         (node,) = Runtime(images, tmp_path / "nodes", proxy.uri).run(job, run_id)
     assert_exited_cleanly([node])
+    print(f"metric service: {dict(proxy.counts)}, outage {proxy.outage_s:.1f} s")
     # The outage began, on a request the server applied and the job never heard back from.
     assert proxy.counts["applied-then-503"] == 1, proxy.counts
     chief_outputs(node, EPOCHS, tracking.uri, run_id)
@@ -190,12 +192,14 @@ def test_sweep_trials_keep_checkpoints_of_their_own(
     sweep, datastores = job_name("keras-mnist"), tmp_path / "datastores"
     runtime = Runtime(images, tmp_path / "nodes", tracking.uri)
     trials = []
-    for index in (0, 1):
+    # Trials 0 and 2 of random sampling draw learning rates of 0.0030 and 0.0038; trial 1 draws
+    # 0.17, which diverges and so fails by design (docs/training.md, the divergence rule).
+    for index in (0, 2):
         job, values = v2_sweep_trial(spec, sweep, index, data, datastores)
         run_id = create_run(tracking.uri, job.experiment)
         (node,) = runtime.run(job, run_id)
         assert_exited_cleanly([node])
-        assert "Resuming" not in node.stdout, node.describe()
+        assert "Resuming" not in node.stdout, node.describe()  # the other trial's checkpoints
         outputs = chief_outputs(node, epochs, tracking.uri, run_id)
         config = json.loads((outputs.model.parent / "config.json").read_text(encoding="utf-8"))
         assert {key: config[key] for key in values} == pytest.approx(values)
