@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +42,16 @@ class Images:
 
 
 @pytest.fixture(scope="session")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
+def images() -> Images:
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed: apt-get install podman buildah runc debootstrap")
     if os.geteuid() != 0:
         pytest.fail("the container tests need root (podman with runc and cgroupfs); run as root")
-    tmp = tmp_path_factory.mktemp("podman")
+    # podman's run state (runroot, exit files) outside pytest's numbered temporary folders:
+    # pytest keeps only the last three of those, so on a machine where other pytest sessions
+    # start meanwhile, a long session's folder (and with it its running containers' state)
+    # would be deleted under it.
+    tmp = Path(tempfile.mkdtemp(prefix="keras-mnist-podman-"))
     env = podman_env(tmp)
     with build_lock():
         return _build(tmp, env)
