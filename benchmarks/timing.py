@@ -27,14 +27,15 @@ Method = Callable[[Any, int, int, int], RunTiming]
 
 
 def test_accuracy(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> float:
-    """Top-1 accuracy on the test split, computed the same way for every method and backend."""
+    """Top-1 accuracy on the test split, computed the same way for every method and backend: the
+    trainer's own step math (``trainer.step``: pixels scaled as in training, argmax hits)."""
     import keras
 
-    from trainer.data import images_to_float
+    from trainer.step import hits, scale_pixels
 
     correct = 0
     for start in range(0, len(x_test), 10_000):
-        xb = images_to_float(x_test[start : start + 10_000])
-        probs = keras.ops.convert_to_numpy(model(xb, training=False))
-        correct += int((probs.argmax(axis=1) == y_test[start : start + 10_000]).sum())
+        chunk = slice(start, start + 10_000)
+        probs = model(scale_pixels(x_test[chunk]), training=False)
+        correct += int(keras.ops.convert_to_numpy(hits(probs, y_test[chunk])))
     return correct / len(x_test)
