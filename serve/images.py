@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # Pillow is imported when the first image arrives
 BOX = 20  # MNIST's normalisation box
 MAX_SIDE = 4096  # larger images are refused before they are decoded
 # At most this many pixels, from the header, before decoding: a 37 KB 4096x4096 16-bit PNG (it
-# compresses to almost nothing) held a worker 2.9 s and took 450 MB (issue 20 b); a 2048x2048
+# compresses to almost nothing) held a worker 2.9 s and took 450 MB in a hostile-input probe; a 2048x2048
 # one still took 1.35 s on the busy 2-core machine. 1024x1024, one megapixel, is far more than
 # a digit needs; docs/serving.md has the time of the largest allowed.
 MAX_PIXELS = 1 << 20

@@ -90,7 +90,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     """``config.json`` of the ``.keras`` zip, its size checked from the zip's directory first.
 
     A small file can inflate to any size (a 3 MB model whose config.json inflates to 1 GiB made
-    this check peak at 2.1 GB, issue 20 b): the declared size is refused above
+    this check peak at 2.1 GB in a hostile-input probe): the declared size is refused above
     ``MAX_CONFIG_BYTES``, and at most that many bytes are ever inflated, whatever the directory
     says. The JSON is parsed with a depth bound (``trainer.jsonio``).
     """

@@ -5,13 +5,13 @@ so the two cannot drift. Pure constants: importing this module imports nothing h
 Why a threaded worker. The inference server (azureml-inference-server-http 1.5.1,
 ``amlserver_linux.py``) builds gunicorn's command line itself with ``-w N --timeout T`` and no
 worker class, so gunicorn's default *sync* worker answers one connection at a time: one client
-that sends its headers a byte every two seconds holds the whole server (issue 20 b: 310 s in the
+that sends its headers a byte every two seconds holds the whole server (310 s in a slow-client
 probe). ``GUNICORN_CMD_ARGS`` is read by gunicorn under the server's own arguments, so
 ``mnist-serve`` chooses the worker there. gunicorn 27.0.1's ``gthread`` worker keeps a connection
 whose first byte has not arrived in its poller (``workers/gthread.py``,
 ``DEFAULT_WORKER_DATA_TIMEOUT``), but a connection that has sent one byte holds a thread until
 its request is complete; so a worker holds at most ``THREADS_PER_WORKER - 1`` trickling clients
-and still answers others. Measured (issue 20 b, gunicorn 27.0.1, a trivial app, this 2-core
+and still answers others. Measured in that probe (gunicorn 27.0.1, a trivial app, this 2-core
 machine): 4 threads starved every ordinary request under 8 slow clients, 16 threads held them at
 1-2 ms. gevent held 64 at 1-3 ms, but it is one more compiled dependency in the serving image and
 monkey-patches the threads TensorFlow and onnxruntime run their work on; the tests measure the

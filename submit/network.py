@@ -32,7 +32,7 @@ A caller that asked for less than the deadline (azure-identity probes that endpo
 connection timeout, azure/identity/_credentials/imds.py:112) keeps its own timeout and error.
 
 Socket timeouts bound each read, not the request: a server or proxy that trickles a byte every
-2 s never lets one expire (issue 20: ``endpoint create`` waited past 180 s, ``invoke`` past 90 s,
+2 s never lets one expire (in a probe, ``endpoint create`` waited past 180 s, ``invoke`` past 90 s,
 with the timeout at 3). So each request also gets a ``Watch``: a timer that, at the request's
 deadline, shuts down the socket of every connection the request used, which ends any read or
 write blocked on it at once; the request then fails with ``NoAnswer`` like a silent one. The
