@@ -883,3 +883,35 @@ def test_every_epoch_reaches_a_flapping_mlflow_exactly_once(
         set(flapping_mlflow.received)
     )
     assert any(path.endswith("accuracy_loss.png") for path in flapping_mlflow.artifacts)
+
+
+def test_sigterm_ends_a_process_stuck_in_a_long_native_call() -> None:
+    """A whole epoch is one compiled call, during which a Python signal handler cannot run (it
+    waits for the main thread's next bytecode). Stood in for here by a native call that
+    releases the GIL, as TensorFlow's does, and would take many minutes (OpenSSL's PBKDF2 with
+    10**9 rounds): the watcher thread still ends the process with 143 at once."""
+    stuck = (
+        "import hashlib, sys; from trainer.stop import end_on_sigterm; end_on_sigterm(); "
+        "print('ready', flush=True); hashlib.pbkdf2_hmac('sha256', b'x', b'y', 10**9)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", stuck],
+        env=trainer_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)  # far below the call's minutes
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, stderr
+    assert stderr.splitlines() == [
+        "Error: stopped by SIGTERM; the last finished epoch is committed: run the same command "
+        "again to resume"
+    ]
