@@ -138,3 +138,20 @@ def test_a_service_that_never_answers_is_reported_not_waited_for(tmp_path: Path)
     problem = sink.close()
     assert problem.startswith("Accuracy, Final test accuracy not delivered (the metric service")
     assert problem.endswith(f"metrics are in {tmp_path / 'metrics.jsonl'}")
+
+
+def test_inside_an_azure_ml_job_a_finished_run_goes_through_its_sinks_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that failed because its primary metric was not delivered must deliver it when
+    run again, not answer "Already finished" from the checkpoint."""
+    from trainer.config import TrainConfig
+    from trainer.train import already_finished
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.keras").write_bytes(b"")
+    config = TrainConfig(output_dir=str(tmp_path), epochs=1)
+    state = {"finished": True, "epoch": 1, "history": [{"test_loss": 0.4, "test_accuracy": 0.8}]}
+    assert already_finished(config, state, 1) == {"test_loss": 0.4, "test_accuracy": 0.8}
+    monkeypatch.setenv("AZUREML_RUN_ID", "keras-mnist_1700000000_1a2b3c4d")
+    assert already_finished(config, state, 1) is None
