@@ -1,7 +1,7 @@
 """Find the model folder the trainer wrote, check that it is one, and load it for prediction.
 
 A model folder is what ``trainer.outputs.write_model`` writes: ``model.keras`` (served), the
-seed's ``model.json`` + ``model.weights.h5`` and ``saved_model/``. It is looked for in the given
+tutorial's ``model.json`` + ``model.weights.h5`` and ``saved_model/``. It is looked for in the given
 folder, then at most two levels below it, so each of these finds it:
 
 - ``mnist-serve --model outputs/model`` (the folder itself) or ``--model outputs``;

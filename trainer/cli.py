@@ -163,7 +163,7 @@ _RATE = _PositiveFiniteFloat()
     "jit_compile",
     default=_D.jit_compile,
     show_default=True,
-    help="Compile the training step with XLA (fast method).",
+    help="Compile the training step with XLA (XlaEpochEngine, --method fast).",
 )
 @click.option(
     "--mixed-precision/--no-mixed-precision",

@@ -53,7 +53,7 @@ def write_metrics(output_dir: Path, history: list[dict[str, Any]], final: dict[s
 
 
 def plot_history(output_dir: Path, history: list[dict[str, Any]]) -> Path:
-    """Test accuracy and loss per epoch (the seed's plot), training curves dashed."""
+    """Test accuracy and loss per epoch (the tutorial's plot), training curves dashed."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a cluster node

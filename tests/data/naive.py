@@ -1,4 +1,4 @@
-"""Plain reference implementations: the oracle the fast paths are tested against (stumpy style).
+"""Plain reference implementations: the oracle the numba kernels are tested against (stumpy style).
 
 Deliberately independent of trainer.data: the standard library's gzip, struct for the header and
 numpy's own big-endian dtypes for the values.

@@ -118,7 +118,7 @@ def test_a_disk_too_full_for_the_lock_file_is_one_line(tmp_path: Path, small_dat
 @pytest.mark.parametrize(
     ("size", "committed", "where"),
     [
-        # A checkpoint of the seed's network is about 2.2 MB (weights and RMSprop state); the
+        # A checkpoint of the tutorial's network is about 2.2 MB (weights and RMSprop state); the
         # previous one is kept while the next is written: 3 MB hold one, not two.
         ("3m", 1, "checkpoint"),
         # 7 MB hold three at once (the peak while epoch 3 is written), not the final model

@@ -45,7 +45,7 @@ print("RESULT", json.dumps({"runs": result["runs"], "engine_epochs": epochs,
 
 @pytest.fixture(scope="module")
 def jax_run(tmp_path_factory: pytest.TempPathFactory, subset: Path) -> tuple[Path, str]:
-    """One run on JAX with the seed's hyperparameters, seed 0."""
+    """One run on JAX with the tutorial's hyperparameters, seed 0."""
     out = tmp_path_factory.mktemp("jax-run")
     proc = train(subset, out, "--backend", "jax", "--dataset", "fashion-mnist", "--epochs", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

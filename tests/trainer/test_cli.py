@@ -120,7 +120,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_defaults_are_the_seeds() -> None:
-    """The command's defaults, as parsed, are the seed script's (Azure ML's keras_mnist.py)."""
+    """The command's defaults, as parsed, are the tutorial script's (Azure ML's keras_mnist.py)."""
     from trainer.cli import _command
 
     config = _command.main(args=[], prog_name="mnist-train", standalone_mode=False)

@@ -1,4 +1,4 @@
-"""The seed's model (pinned size and shape) and the tf.data pipeline's batches."""
+"""The tutorial's model (pinned size and shape) and the tf.data pipeline's batches."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def _args(out: Path, *extra: str, data: Path = FASHION) -> list[str]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, fashion: object) -> tuple[Path, str]:
-    """One real training run with the seed's hyperparameters on the default (fast) path, with
+    """One real training run with the tutorial's hyperparameters on XlaEpochEngine (--method fast), with
     MLflow pointed at a local file store."""
     out = tmp_path_factory.mktemp("trained")
     result = run_trainer(
@@ -143,11 +143,11 @@ def test_a_finished_run_is_not_redone(trained: tuple[Path, str]) -> None:
 
 
 @pytest.mark.slow
-def test_fast_path_matches_the_seeds_method_accuracy_over_seeds(
+def test_xla_epoch_engine_matches_the_tutorials_method_accuracy_over_seeds(
     trained: tuple[Path, str], fashion: object
 ) -> None:
-    """Mean test accuracy after 3 epochs over three seeds, the default engine against the seed's
-    method (benchmarks/tutorial.py: model.fit on float arrays). Over seeds, because single runs
+    """Mean test accuracy after 3 epochs over three seeds, XlaEpochEngine against the
+    tutorial's method (benchmarks/tutorial.py: model.fit on float arrays). Over seeds, because single runs
     scatter by about a point: shuffle orders differ, and even on the same order rounding
     differences between XLA and TF's kernels grow through RMSprop into a different (equally
     good) model.
