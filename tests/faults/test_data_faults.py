@@ -1,7 +1,7 @@
 """Faults provoked for real against the data core: each ends in one DataError line, in a bounded
 time, with nothing wrong kept (no cache entry for bad data, no partial file).
 
-Classes (issue 12): a. one line, never a traceback; b. everything that reads has a bound;
+Classes: a. one line, never a traceback; b. everything that reads has a bound;
 c. nothing trains on the wrong data silently; d. the data's content key, for resuming.
 """
 

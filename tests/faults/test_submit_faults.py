@@ -1,7 +1,7 @@
 """Faults provoked for real against ``mnist-submit``: each ends in one line within a bounded
 time, and nothing secret, and nothing from outside its folder, gets out.
 
-Classes (issue 12): b. everything that waits has a deadline; e. no secret printed; f. nothing
+Classes: b. everything that waits has a deadline; e. no secret printed; f. nothing
 escapes its folder. What is real: the network (servers on 127.0.0.1, one of them HTTPS with a
 certificate made here, one a proxy that never answers), the SDK clients that talk to them, the
 git repository and its links, the command run as a process. The Azure ML workspace itself is
@@ -470,7 +470,7 @@ def test_a_timeout_that_is_no_deadline_is_refused(
     )
 
 
-# -- c. Never silently wrong: a download is whole or it is not data (issue 20 c) --------------
+# -- c. Never silently wrong: a download is whole or it is not data --------------
 
 # A real dataset file's worth of gzip: big enough that half of it is many reads.
 WHOLE = gzip.compress(b"\x00\x00\x08\x01" + bytes(range(256)) * 2000)
@@ -547,7 +547,7 @@ def test_a_corrupt_gzip_is_refused(tmp_path: Path) -> None:
     )
 
 
-# -- b. invoke --file reads one regular file, bounded (issue 20 b) -----------------------------
+# -- b. invoke --file reads one regular file, bounded -----------------------------
 
 
 def invoke_file(path: Path) -> subprocess.CompletedProcess[str]:
@@ -607,7 +607,7 @@ def test_invoke_follows_a_link_to_a_regular_file_and_bounds_its_size(tmp_path: P
     )
 
 
-# -- b. $MNIST_SUBMIT_TIMEOUT bounds the whole request, not each read (issue 20 b) -------------
+# -- b. $MNIST_SUBMIT_TIMEOUT bounds the whole request, not each read -------------
 
 
 class Trickle(QuietHandler):
@@ -679,7 +679,7 @@ def test_a_workspace_that_trickles_its_answer_ends_at_the_deadline(
     )
 
 
-# -- e. Every form a secret takes, through mnist-submit's boundary (issue 20 e, a) -------------
+# -- e. Every form a secret takes, through mnist-submit's boundary -------------
 # The masker is trainer.redact's, shared with mnist-train (tests/trainer/test_redact.py tests
 # it as a function); these check that every way out of mnist-submit goes through it.
 

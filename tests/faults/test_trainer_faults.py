@@ -1,7 +1,7 @@
 """Faults provoked for real against ``mnist-train``: each ends in one line, a bounded time, and
 nothing committed lost.
 
-Classes (issue 12): a. every failure is one line and an exit code; b. everything that waits has
+Classes: a. every failure is one line and an exit code; b. everything that waits has
 a deadline; c. nothing trains on wrong settings silently; d. one run per output folder and no
 epoch lost from the logs; e. no secret printed. Issue 20 adds: one boundary for file-system and
 framework errors, divergence to finite numbers (exit 3), a fresh run's logs, links never

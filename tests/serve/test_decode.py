@@ -252,7 +252,7 @@ def test_unusable_images_are_400s(body: bytes, message: str) -> None:
 def test_large_images_are_refused_from_their_header_before_decoding(
     shape: tuple[int, int], bits: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The 16-bit 4096x4096 PNG is 37 KB and held a worker 2.9 s (issue 20 b): refused from
+    """The 16-bit 4096x4096 PNG is 37 KB and held a worker 2.9 s: refused from
     the size in its header, and nothing is decoded (Pillow's load is never called)."""
     from PIL import ImageFile
 
@@ -311,7 +311,7 @@ RULE = "JSON pixels are integer tokens 0-255, or decimal tokens in [0, 1]"
     ],
 )
 def test_the_one_rule_for_json_pixels_refuses(pixels: list[Any], message: str) -> None:
-    """By the JSON token, not numpy's upcast: [True, 5] is not the integers [1, 5] (issue 20 c)."""
+    """By the JSON token, not numpy's upcast: [True, 5] is not the integers [1, 5]."""
     with pytest.raises(RequestError) as refused:
         decode(json.dumps({"data": [pixels]}).encode(), "application/json")
     assert refused.value.status == 400

@@ -48,7 +48,7 @@ def test_json_images_as_28x28_lists_and_as_rows(served: Server, fashion: Any, or
 
 
 def test_the_tutorials_float_request(served: Server, fashion: Any, oracle: Any) -> None:
-    """Its client sends {"data": X_test / 255.0}: decimal tokens in [0, 1] (issue 21.5)."""
+    """Its client sends {"data": X_test / 255.0}: decimal tokens in [0, 1]."""
     images = fashion.x_test[:16]
     body = json.dumps({"data": (images / 255.0).tolist()}).encode()
     assert_same_predictions(served.score(body, "application/json"), oracle(images))

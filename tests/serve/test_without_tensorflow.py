@@ -1,6 +1,6 @@
 """``mnist-serve`` where TensorFlow cannot be imported (the lean serving image): the ONNX backend
 chosen on its own, its answers the Keras model's on real images for every body kind; and the
-worker model against slow and malformed clients (issue 20 b), on the same real server process
+worker model against slow and malformed clients, on the same real server process
 on 127.0.0.1.
 
 TensorFlow and Keras are made unimportable in the server's processes by a ``sitecustomize``
@@ -52,7 +52,7 @@ class NoTensorFlow:
 
 sys.meta_path.insert(0, NoTensorFlow())
 '''
-SLOW_CLIENTS = 8  # issue 20 b: with eight connected, ordinary requests must still be answered
+SLOW_CLIENTS = 8  # with eight connected, ordinary requests must still be answered
 ORDINARY = 12
 ANSWER_TIMEOUT_S = 60.0  # a bound on a wait, not a measurement: the sync worker waited 300 s
 
@@ -119,7 +119,7 @@ def status_and_message(response: bytes) -> tuple[int, str]:
 def test_malformed_chunked_bodies_are_400s(
     onnx_served: Server, fashion: Any, oracle: Any, chunks: bytes, close_write: bool, reason: str
 ) -> None:
-    """Both were 500s (issue 20 a); the server serves on after each."""
+    """Both were 500s; the server serves on after each."""
     head = b"POST /score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     status, message = status_and_message(raw(onnx_served, head + chunks, close_write=close_write))
     assert status == 400

@@ -452,7 +452,7 @@ def test_help_names_every_command_without_loading_an_sdk() -> None:
         assert f"  {command} " in started.stdout
 
 
-# -- What the deployment declares (issue 21, item 5 and item 2's no-code deployment) -------------
+# -- What the deployment declares -------------
 
 
 def deployment_dry_run(args: list[str], tmp_path: Path) -> Any:

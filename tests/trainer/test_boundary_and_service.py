@@ -1,5 +1,5 @@
-"""The one boundary for file-system and framework errors (issue 20 a), and the metric service
-that never goes blind (issue 19 item 2), at unit level."""
+"""The one boundary for file-system and framework errors, and the metric service
+that never goes blind, at unit level."""
 
 from __future__ import annotations
 

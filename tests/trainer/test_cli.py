@@ -196,7 +196,7 @@ def test_the_docs_flag_block_is_the_help(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """docs/training.md shows ``mnist-train --help`` itself, not a third hand-written copy of
-    the flags (issue 18 item 7). The help's width is fixed in trainer/cli.py, so the terminal
+    the flags. The help's width is fixed in trainer/cli.py, so the terminal
     running the test cannot change it."""
     from tests.paths import REPO
 

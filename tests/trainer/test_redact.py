@@ -1,4 +1,4 @@
-"""The masker's forms (issue 20 e): what ``trainer.redact`` masks, for mnist-train and
+"""The masker's forms: what ``trainer.redact`` masks, for mnist-train and
 mnist-submit alike (submit/errors.py masks through it)."""
 
 from __future__ import annotations
