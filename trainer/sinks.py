@@ -376,8 +376,8 @@ class MlflowSink:
         if owns_run:
             mlflow.start_run()  # picks up MLFLOW_RUN_ID when Azure ML set it
         try:
-            mlflow.log_params(params)
-        except Exception as exc:  # a resumed run re-logging a param; metrics still matter
+            log_new_params(mlflow, params)
+        except Exception as exc:  # the service down at start; metrics still matter
             log.warning("MLflow params not logged: %s", redact(str(exc).splitlines()[0]))
         return cls(mlflow, owns_run)
 
@@ -421,6 +421,21 @@ class MlflowSink:
     def close(self) -> None:
         if self.owns_run:
             self.mlflow.end_run()
+
+
+def log_new_params(mlflow: Any, params: dict[str, Any]) -> None:
+    """Log the params the run does not hold yet. A restarted Azure ML job (same run, a new
+    node) has other node paths (``data_folder``, ``checkpoint_dir``), and MLflow refuses to
+    change a logged param ("Changing param values is not allowed"): the first attempt's values
+    stay, and one line names the ones that differ."""
+    run_id = mlflow.active_run().info.run_id
+    held = mlflow.tracking.MlflowClient().get_run(run_id).data.params
+    changed = sorted(k for k, v in params.items() if k in held and held[k] != str(v))
+    if changed:
+        log.info("MLflow keeps this run's first values of %s", ", ".join(changed))
+    new = {k: v for k, v in params.items() if k not in held}
+    if new:
+        mlflow.log_params(new)
 
 
 def open_service(params: dict[str, Any]) -> Sink | None:

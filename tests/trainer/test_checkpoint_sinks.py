@@ -175,6 +175,29 @@ def test_mlflow_gets_the_seeds_metric_names(
     assert [a.path for a in client.list_artifacts(run_id)] == ["plot.png"]
 
 
+def test_a_restarted_job_keeps_its_first_params_without_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A preempted Azure ML job restarts in the same MLflow run on a new node, with other node
+    paths: MLflow refuses a changed param, which used to drop every param with a warning."""
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    first = Sinks.open(tmp_path / "a", {"batch_size": 50, "data_folder": "/mnt/a"})
+    first.close()
+    (run,) = _mlflow_runs(uri)
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)  # what Azure sets on the restart
+    with caplog.at_level("INFO", logger="trainer.sinks"):
+        again = Sinks.open(
+            tmp_path / "b", {"batch_size": 50, "data_folder": "/mnt/b", "checkpoint_dir": "c"}
+        )
+        again.close()
+    (run,) = _mlflow_runs(uri)
+    assert run.data.params == {"batch_size": "50", "data_folder": "/mnt/a", "checkpoint_dir": "c"}
+    assert "MLflow params not logged" not in caplog.text
+    assert "MLflow keeps this run's first values of data_folder" in caplog.text
+
+
 def test_azureml_is_skipped_outside_a_submitted_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert AzureMLSink.detect() is None  # no AZUREML_RUN_ID: azureml-core is not even imported
     monkeypatch.setenv("AZUREML_RUN_ID", "local-test")
