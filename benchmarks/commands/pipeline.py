@@ -69,8 +69,10 @@ def measure(
         log("pipeline: skipped, it measures the tf.data pipeline and TensorFlow is not installed")
         return Result(suite="pipeline", records=[], text="pipeline: skipped (no TensorFlow)")
     from benchmarks.device import describe_tensorflow
-    from trainer.runtime import configure_runtime
+    from trainer.config import TrainConfig
+    from trainer.runtime import configure_process, configure_runtime
 
+    configure_process(TrainConfig(backend="tensorflow"))  # the trainer's settings, once
     configure_runtime(seed)
     batches, passes = size.get("batch_sizes", (50, 512, 4096)), size.get("repeats", 7)
     log(f"pipeline: batch sizes {list(batches)}, {passes} passes after a warm-up")

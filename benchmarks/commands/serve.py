@@ -268,9 +268,11 @@ def load_predictors(
     if "tensorflow" in backends:
         from benchmarks.device import describe_tensorflow
         from serve.model import ModelError, load
-        from trainer.runtime import configure_runtime
+        from trainer.config import TrainConfig
+        from trainer.runtime import configure_process, configure_runtime
 
-        configure_runtime(0)  # the trainer's process settings: quiet C++ logs
+        configure_process(TrainConfig(backend="tensorflow"))  # quiet C++ logs, once
+        configure_runtime(0)
         try:
             predictors["tensorflow"] = load(folder)
         except ModelError as exc:

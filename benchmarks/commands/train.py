@@ -197,10 +197,12 @@ def _tensorflow_rows(
 ) -> list[dict[str, Any]]:
     from benchmarks import train_rows
     from benchmarks.device import peak_tflops
-    from trainer.runtime import configure_runtime
+    from trainer.config import TrainConfig
+    from trainer.runtime import configure_process, configure_runtime
 
     # The trainer's process-wide settings, before TensorFlow touches a device: quiet C++ logs,
     # GPU memory on demand (the JAX child may have run on the same GPU), float32 policy.
+    configure_process(TrainConfig(backend="tensorflow"))
     configure_runtime(opts.seed)
     log("train: TensorFlow, in this process")
     result = train_rows.run_rows(rows_config(opts), log=log)
