@@ -26,7 +26,10 @@ PLATFORM = "x86_64-manylinux_2_36"
 # The tools that install everything else, pinned like the rest: pip itself (the venv's own is
 # whatever the distribution ships), and setuptools + wheel to build the project without build
 # isolation (pyproject.toml's build-system), which would otherwise fetch them unpinned.
-BOOTSTRAP = ["pip==26.3", "setuptools==84.2.1", "wheel==0.48.0"]
+# setuptools 81.0.0 is the last release that ships pkg_resources (82.0.0 removed it), which
+# azureml-dataprep 5.2.1 imports (azureml/dataprep/api/_loggerfactory.py): with 84.2.1 an SDK v1
+# job's dataset download failed in the image with "No module named 'pkg_resources'".
+BOOTSTRAP = ["pip==26.3", "setuptools==81.0.0", "wheel==0.48.0"]
 
 # Extras in each image next to the training stack: the metric sinks, isal and the server.
 IMAGE_EXTRAS = ["azureml", "mlflow", "fast-gzip", "serve"]
