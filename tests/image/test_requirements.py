@@ -111,7 +111,7 @@ def test_train_extra_is_the_gpu_extra_without_cuda_wheels() -> None:
 
 
 def test_serving_lock_has_no_training_stack() -> None:
-    """The lean serving image (issue 21.4): onnxruntime and the server, none of the heavy rest."""
+    """The lean serving image: onnxruntime and the server, none of the heavy rest."""
     serve = _versions("serve.txt")
     assert {"onnxruntime", "azureml-inference-server-http", "gunicorn", "pillow"} <= set(serve)
     heavy = {"tensorflow", "tensorflow-cpu", "keras", "azureml-core", "azure-ai-ml"}

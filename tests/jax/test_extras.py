@@ -39,7 +39,7 @@ def test_the_cpu_extra_is_what_runs_here() -> None:
 
 @pytest.mark.slow
 def test_the_gpu_extra_resolves_and_conflicts_with_the_images_cuda_pins(tmp_path: Path) -> None:
-    """`jax[cuda12]` resolves for the CUDA image's Python 3.12 and glibc 2.39 (metadata only,
+    """`jax[cuda12]` resolves for the GPU image's Python 3.11 and glibc 2.36 (Debian bookworm) (metadata only,
     as tests/image/test_requirements.py resolves the image), to the plugin of the pinned JAX.
 
     Its CUDA libraries need newer cuDNN and nvcc than the image pins for TensorFlow (TF 2.21's
