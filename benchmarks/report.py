@@ -84,6 +84,21 @@ def check_outputs(json_path: str | None, chart_path: str | None) -> None:
     check_output_path("--chart", chart_path)
 
 
+def run_suite(
+    measure: Callable[..., Result | list[Result]],
+    json_path: str | None,
+    chart_path: str | None,
+    given: dict[str, Any],
+) -> None:
+    """What every subcommand does with its ``measure``: check where the outputs go before it
+    runs, run it behind the error boundary, then print and write what it found."""
+    check_outputs(json_path, chart_path)
+    env = environment(sys.argv)
+    with boundary():
+        found = measure(**given)
+    emit(env, found if isinstance(found, list) else [found], json_path, chart_path)
+
+
 def _write(option: str, path: str, write: Callable[[], None]) -> None:
     try:
         write()

@@ -18,7 +18,7 @@ import click
 from benchmarks import flags
 from benchmarks.commands import decode, gpu, pipeline, scale, serve, train
 from benchmarks.errors import BenchmarkError
-from benchmarks.report import Result, boundary, check_outputs, emit, environment, log
+from benchmarks.report import Result, log, run_suite
 
 SUITES = (decode, pipeline, train, scale, serve, gpu)
 
@@ -41,11 +41,7 @@ def command(json_path: str | None, chart_path: str | None, **given: Any) -> None
     Example:
       mnist-bench all --quick --json all.jsonl --chart train.png
     """
-    check_outputs(json_path, chart_path)
-    env = environment(sys.argv)
-    with boundary():
-        results = measure(**given)
-    emit(env, results, json_path, chart_path)
+    run_suite(measure, json_path, chart_path, given)
 
 
 def measure(model_dir: str | None = None, **given: Any) -> list[Result]:

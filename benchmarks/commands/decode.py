@@ -7,13 +7,12 @@ disagrees fails the run and no number is reported.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from benchmarks import flags
-from benchmarks.report import Result, boundary, check_outputs, emit, environment
+from benchmarks.report import Result, run_suite
 
 
 def options(f: flags.F) -> flags.F:
@@ -38,11 +37,7 @@ def command(json_path: str | None, chart_path: str | None, **given: Any) -> None
     Example:
       mnist-bench decode --repeats 7 --json decode.jsonl
     """
-    check_outputs(json_path, chart_path)
-    env = environment(sys.argv)
-    with boundary():
-        result = measure(**given)
-    emit(env, [result], json_path, chart_path)
+    run_suite(measure, json_path, chart_path, given)
 
 
 def measure(

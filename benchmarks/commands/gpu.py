@@ -30,12 +30,10 @@ from benchmarks import flags
 from benchmarks.errors import BenchmarkError
 from benchmarks.report import (
     Result,
-    boundary,
-    check_outputs,
-    emit,
     environment,
     environment_text,
     log,
+    run_suite,
     table,
     with_units,
     write_json_lines,
@@ -92,11 +90,7 @@ def command(json_path: str | None, chart_path: str | None, **given: Any) -> None
     Example (what scripts/gpu-check.sh runs):
       mnist-bench gpu --data-folder data/fashion-mnist --out gpu-check
     """
-    check_outputs(json_path, chart_path)
-    env = environment(sys.argv)
-    with boundary():
-        result = measure(**given)
-    emit(env, [result], json_path, chart_path)
+    run_suite(measure, json_path, chart_path, given)
 
 
 def measure(

@@ -10,7 +10,6 @@ thread pool) is reported separately.
 from __future__ import annotations
 
 import importlib.util
-import sys
 import time
 from functools import partial
 from typing import Any
@@ -19,7 +18,12 @@ import click
 import numpy as np
 
 from benchmarks import flags
-from benchmarks.report import Result, boundary, check_outputs, emit, environment, generic_table, log
+from benchmarks.report import (
+    Result,
+    generic_table,
+    log,
+    run_suite,
+)
 from benchmarks.stats import percentiles, spread
 
 QUICK = {"batch_sizes": (50, 512), "train_images": 12_000, "repeats": 3}
@@ -42,11 +46,7 @@ def options(f: flags.F) -> flags.F:
 @flags.outputs
 def command(json_path: str | None, chart_path: str | None, **given: Any) -> None:
     """The trainer's tf.data input pipeline alone: batches/s and images/s delivered."""
-    check_outputs(json_path, chart_path)
-    env = environment(sys.argv)
-    with boundary():
-        result = measure(**given)
-    emit(env, [result], json_path, chart_path)
+    run_suite(measure, json_path, chart_path, given)
 
 
 def measure(

@@ -38,7 +38,12 @@ import click
 
 from benchmarks import flags
 from benchmarks.errors import BenchmarkError
-from benchmarks.report import Result, boundary, check_outputs, emit, environment, log, table
+from benchmarks.report import (
+    Result,
+    log,
+    run_suite,
+    table,
+)
 from benchmarks.rounds import alternate
 
 EPOCH_LINE = re.compile(
@@ -99,11 +104,7 @@ def command(json_path: str | None, chart_path: str | None, **given: Any) -> None
     Example:
       mnist-bench scale --workers 2 --batch-sizes 50,4096 --json scale.jsonl --chart scale.png
     """
-    check_outputs(json_path, chart_path)
-    env = environment(sys.argv)
-    with boundary():
-        result = measure(**given)
-    emit(env, [result], json_path, chart_path)
+    run_suite(measure, json_path, chart_path, given)
 
 
 def measure(

@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -32,7 +31,13 @@ import numpy as np
 
 from benchmarks import flags
 from benchmarks.errors import BenchmarkError
-from benchmarks.report import Result, boundary, check_outputs, emit, environment, fmt, log, table
+from benchmarks.report import (
+    Result,
+    fmt,
+    log,
+    run_suite,
+    table,
+)
 from benchmarks.rounds import alternate, order
 from benchmarks.serving import (
     BODIES,
@@ -182,11 +187,7 @@ def command(json_path: str | None, chart_path: str | None, **given: Any) -> None
     Example:
       mnist-bench serve --model outputs/model --json serve.jsonl --chart serve.png
     """
-    check_outputs(json_path, chart_path)
-    env = environment(sys.argv)
-    with boundary():
-        result = measure(**given)
-    emit(env, [result], json_path, chart_path)
+    run_suite(measure, json_path, chart_path, given)
 
 
 def measure(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import sys
 from functools import partial
 from typing import Any
 
@@ -18,7 +17,13 @@ import click
 
 from benchmarks import flags
 from benchmarks.errors import BenchmarkError
-from benchmarks.report import Result, boundary, check_outputs, emit, environment, fmt, log, table
+from benchmarks.report import (
+    Result,
+    fmt,
+    log,
+    run_suite,
+    table,
+)
 
 BACKENDS = ("auto", "tensorflow", "jax")
 TUTORIAL = "tutorial-fit"
@@ -104,11 +109,7 @@ def command(json_path: str | None, chart_path: str | None, **given: Any) -> None
     Example:
       mnist-bench train --quick --json train.jsonl --chart train.png
     """
-    check_outputs(json_path, chart_path)
-    env = environment(sys.argv)
-    with boundary():
-        result = measure(**given)
-    emit(env, [result], json_path, chart_path)
+    run_suite(measure, json_path, chart_path, given)
 
 
 def measure(quick: bool = False, **given: Any) -> Result:
