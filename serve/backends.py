@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from serve.model import PIXELS, ModelError, ModelInfo
+from serve.model import ModelError, ModelInfo
+from trainer.data.sources import NUM_PIXELS
 
 BACKENDS = ("auto", "onnx", "tensorflow")
 BACKEND_VAR = "MNIST_SERVE_BACKEND"
@@ -108,10 +109,10 @@ class OnnxPredictor:
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'})"
             ) from None
         spec = self.session.get_inputs()[0]
-        if spec.type != "tensor(uint8)" or len(spec.shape) != 2 or spec.shape[1] != PIXELS:
+        if spec.type != "tensor(uint8)" or len(spec.shape) != 2 or spec.shape[1] != NUM_PIXELS:
             raise ModelError(
                 f"{path} is not the trainer's export: its input is {spec.type} {spec.shape}, "
-                f"not uint8 [N, {PIXELS}] (re-export with this version of mnist-train)"
+                f"not uint8 [N, {NUM_PIXELS}] (re-export with this version of mnist-train)"
             )
         self.input_name = spec.name
         self.info = info
@@ -126,7 +127,7 @@ def load(folder: Path, info: ModelInfo, backend: str) -> Any:
     if backend == "onnx":
         predictor: Any = OnnxPredictor(folder / ONNX_FILE, info)
         for n in (1, 2):
-            predictor(np.zeros((n, PIXELS), dtype=np.uint8))
+            predictor(np.zeros((n, NUM_PIXELS), dtype=np.uint8))
         return predictor
     from serve.model import load as load_keras
 

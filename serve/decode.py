@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from serve.model import PIXELS
+from serve.errors import RequestError
+from trainer.data.sources import IMAGE_SHAPE, NUM_PIXELS
 from trainer.jsonio import loads
 
 MAX_IMAGES = 1024
 MAX_BYTES = 16 << 20  # 16 MiB: a JSON batch of 1,024 images is under 3.5 MiB
-SIDE = 28
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IDX_UBYTE = b"\x00\x00\x08"
 IDX_TYPE = "application/octet-stream"
@@ -39,7 +39,7 @@ ACCEPTED = (
     'send {"data": IMAGES} as JSON (28x28 nested lists or 784-long rows of integers 0-255 or '
     "of decimals in [0, 1]), a PNG or PGM image, or an idx body (docs/serving.md)"
 )
-# The one rule for JSON pixels (issues 20 c and 21.5), decided by how each token is written,
+# The one rule for JSON pixels decided by how each token is written,
 # not by the array numpy would make of them: a request whose pixels are all integer tokens
 # (7, 255) holds bytes 0-255, as MNIST stores them; one with any decimal token (0.5, 1.0, 1e-3)
 # holds intensities in [0, 1], as the tutorial's client sends X_test / 255.0 (there an integer
@@ -52,15 +52,6 @@ PIXEL_RULE = (
 # {"data": [images [rows [pixels]]]} is 4 levels deep; deeper is not an image (and the standard
 # library's parser would recurse once per level: 100,000 "[" ended in a RecursionError).
 JSON_DEPTH = 8
-
-
-class RequestError(Exception):
-    """A request the scoring entry refuses: an HTTP status (4xx) and a one-line reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def media_type(content_type: str | None) -> str:
@@ -112,20 +103,20 @@ def decode_idx(body: bytes) -> np.ndarray:
             400, f"idx body: the header is cut short ({len(body)} of {header} bytes)"
         )
     shape = struct.unpack(f">{ndim}I", body[4:header])
-    if shape[1:] not in ((SIDE, SIDE), (PIXELS,)):
+    if shape[1:] not in (IMAGE_SHAPE, (NUM_PIXELS,)):
         raise RequestError(
             400, f"idx body: images of {' x '.join(map(str, shape[1:]))}; send 28 x 28 or 784"
         )
     count = shape[0]
     check_count(count)
     size = len(body) - header
-    if size != count * PIXELS:
+    if size != count * NUM_PIXELS:
         raise RequestError(
             400,
-            f"idx body: the header says {count} images ({count * PIXELS:,} bytes) but "
+            f"idx body: the header says {count} images ({count * NUM_PIXELS:,} bytes) but "
             f"{size:,} bytes follow it",
         )
-    return np.frombuffer(body, dtype=np.uint8, offset=header).reshape(count, PIXELS)
+    return np.frombuffer(body, dtype=np.uint8, offset=header).reshape(count, NUM_PIXELS)
 
 
 def decode_json(body: bytes) -> np.ndarray:
@@ -173,12 +164,12 @@ def _scale_of(types: set[type]) -> str:
 
 
 def _shape_images(array: np.ndarray) -> np.ndarray:
-    if array.shape in ((SIDE, SIDE), (PIXELS,)):
-        return array.reshape(1, PIXELS)
-    if (array.ndim == 3 and array.shape[1:] == (SIDE, SIDE)) or (
-        array.ndim == 2 and array.shape[1] == PIXELS
+    if array.shape in (IMAGE_SHAPE, (NUM_PIXELS,)):
+        return array.reshape(1, NUM_PIXELS)
+    if (array.ndim == 3 and array.shape[1:] == IMAGE_SHAPE) or (
+        array.ndim == 2 and array.shape[1] == NUM_PIXELS
     ):
-        return array.reshape(len(array), PIXELS)
+        return array.reshape(len(array), NUM_PIXELS)
     raise RequestError(
         400,
         "expected one 28x28 image, one 784-long row, or a list of either; got an array of "
@@ -232,5 +223,5 @@ def check_count(count: int) -> None:
 
 def idx_body(pixels: np.ndarray) -> bytes:
     """``(n, 784)`` or ``(n, 28, 28)`` uint8 as an idx body (``n x 28 x 28``): what clients send."""
-    images = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1, SIDE, SIDE)
+    images = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1, *IMAGE_SHAPE)
     return struct.pack(">BBBB3I", 0, 0, 0x08, 3, *images.shape) + images.tobytes()

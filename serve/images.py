@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from serve.decode import SIDE, RequestError
+from serve.errors import RequestError
+from trainer.data.sources import IMAGE_SHAPE
+
+SIDE = IMAGE_SHAPE[0]  # MNIST's images are square
 
 if TYPE_CHECKING:  # Pillow is imported when the first image arrives
     from PIL.Image import Image

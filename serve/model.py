@@ -25,18 +25,17 @@ from typing import Any
 
 import numpy as np
 
+from trainer.data.sources import NUM_CLASSES, NUM_PIXELS
 from trainer.jsonio import loads
 
 MODEL_FILE = "model.keras"
-PIXELS = 784  # trainer.model.NUM_PIXELS, without importing Keras for it
-CLASSES = 10
 MODEL_NAME = "mnist_dnn"  # trainer.model.build_model's Sequential
 SEARCH_DEPTH = 2
 # The trainer's config.json is about 3 KB; anything near this bound is not its model.
 MAX_CONFIG_BYTES = 1 << 20
 WRITTEN_BY = (
-    f"a model mnist-train writes: a Sequential {MODEL_NAME!r} from {PIXELS} pixels to "
-    f"{CLASSES} softmax probabilities"
+    f"a model mnist-train writes: a Sequential {MODEL_NAME!r} from {NUM_PIXELS} pixels to "
+    f"{NUM_CLASSES} softmax probabilities"
 )
 
 
@@ -50,7 +49,7 @@ class ModelInfo:
     hidden: tuple[int, ...]  # units of the hidden layers, e.g. (300, 100)
 
     def widths(self) -> str:
-        return "-".join(str(n) for n in (PIXELS, *self.hidden, CLASSES))
+        return "-".join(str(n) for n in (NUM_PIXELS, *self.hidden, NUM_CLASSES))
 
     def describe(self) -> str:
         return f"{self.folder / MODEL_FILE} ({self.widths()})"
@@ -143,9 +142,9 @@ def check_model(folder: Path) -> ModelInfo:
     output = dense[-1]
     if (
         kinds[0] != "InputLayer"
-        or _field(settings[0], "batch_shape") != [None, PIXELS]
+        or _field(settings[0], "batch_shape") != [None, NUM_PIXELS]
         or any(kind != "Dense" for kind in kinds[1:])
-        or _field(output, "units") != CLASSES
+        or _field(output, "units") != NUM_CLASSES
         or _field(output, "activation") != "softmax"
         or not all(isinstance(_field(layer, "units"), int) for layer in dense)
     ):
@@ -192,5 +191,5 @@ def load(root: Path) -> Predictor:
     # size, then once more with the batch dimension left open for the second (tf.function's
     # reduce_retracing); no later batch size retraces. 37 and 56 ms here, not in a request.
     for n in (1, 2):
-        predictor(np.zeros((n, PIXELS), dtype=np.uint8))
+        predictor(np.zeros((n, NUM_PIXELS), dtype=np.uint8))
     return predictor

@@ -27,13 +27,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from trainer.data.sources import NUM_CLASSES, NUM_PIXELS
+
 log = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 SAVED_MODEL = "saved_model"
 MLFLOW_MODEL = "mlflow_model"
-PIXELS = 784
-CLASSES = 10
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 # ONNX opset of the export: 17 is what onnxruntime 1.31 and tf2onnx 1.17 both cover fully.
@@ -55,9 +55,9 @@ def uint8_model(model: Any) -> Any:
         def compute_output_shape(self, input_shape: Any) -> Any:
             return input_shape
 
-    pixels = keras.Input(shape=(PIXELS,), dtype="uint8", name=INPUT_NAME)
+    pixels = keras.Input(shape=(NUM_PIXELS,), dtype="uint8", name=INPUT_NAME)
     wrapped = keras.Model(pixels, model(ScalePixels(name="scale")(pixels)), name="mnist_uint8")
-    wrapped(np.zeros((1, PIXELS), dtype=np.uint8))  # export needs a called model
+    wrapped(np.zeros((1, NUM_PIXELS), dtype=np.uint8))  # export needs a called model
     return wrapped
 
 
@@ -95,8 +95,8 @@ def onnx_signature() -> Any:
     from mlflow.types.schema import Schema, TensorSpec
 
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, PIXELS), INPUT_NAME)]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, CLASSES), OUTPUT_NAME)]),
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, NUM_PIXELS), INPUT_NAME)]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, NUM_CLASSES), OUTPUT_NAME)]),
     )
 
 

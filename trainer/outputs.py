@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.checkpoint import write_json_atomic
+from trainer.data.sources import NUM_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def write_model(model: Any, output_dir: Path, example: Any = None) -> Path:
     (folder / "model.json").write_text(model.to_json(), encoding="utf-8")
     model.save_weights(folder / "model.weights.h5")
     if example is None:
-        example = np.zeros((1, export.PIXELS), dtype=np.uint8)
+        example = np.zeros((1, NUM_PIXELS), dtype=np.uint8)
     written = export.export_all(model, folder, output_dir, np.asarray(example, dtype=np.uint8))
     if export.MLFLOW_MODEL in written:
         export.log_mlflow_model(output_dir / export.MLFLOW_MODEL)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from trainer import step
-from trainer.engines import Scores
+from trainer.engines.base import Scores
 
 EVAL_CHUNK = 10_000  # test images per compiled evaluation call: the whole test set in one
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from trainer import step
-from trainer.engines import Scores, call_plan
+from trainer.engines.base import Scores, call_plan
 from trainer.engines.common import evaluate_in_chunks
 from trainer.pipeline import epoch_permutation
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.engines import Scores
+from trainer.engines.base import Scores
 from trainer.engines.common import first_call_overhead
 from trainer.pipeline import epoch_permutation, make_dataset
 

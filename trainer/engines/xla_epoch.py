@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from trainer import step
-from trainer.engines import Scores, call_plan
+from trainer.engines.base import Scores, call_plan
 from trainer.engines.common import evaluate_in_chunks, first_call_overhead, make_eval_fn
 from trainer.pipeline import epoch_permutation
 
