@@ -74,6 +74,14 @@ _RATE = _PositiveFiniteFloat()
     help="Fetch the dataset, checksum-verified, into the cache ($MNIST_CACHE_DIR, default ~/.cache/keras-mnist-trainer) when no files are found.",
 )
 @click.option(
+    "--download-deadline",
+    type=click.FloatRange(min=1),
+    default=_D.download_deadline,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --download: the most one attempt at one file from one mirror may take; one that averages under 20 kB/s after a minute is left sooner.",
+)
+@click.option(
     "--batch-size",
     type=_POSITIVE,
     default=_D.batch_size,

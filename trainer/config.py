@@ -23,6 +23,9 @@ class TrainConfig:
     data_folder: str = "data"  # the tutorial's default; Azure ML passes a mounted dataset path
     dataset: str = "mnist"  # the tutorial trains on MNIST; fashion-mnist is the same format
     download: bool = False  # never touch the network unless asked (clusters may have none)
+    # Seconds one attempt at one file from one mirror may take: 26.4 MB at a poor 50 kB/s is 9
+    # minutes; a shorter bound fails over to the next mirror (or fails) sooner.
+    download_deadline: float = 900.0
     batch_size: int = 50  # the tutorial's batch size: keeps its accuracy curve comparable
     first_layer_neurons: int = 300  # what the tutorial passes (the script's own default was 100)
     second_layer_neurons: int = 100  # the tutorial's default

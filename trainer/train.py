@@ -182,7 +182,12 @@ def hold_folders(config: TrainConfig, held: contextlib.ExitStack) -> None:
 def load_data(config: TrainConfig) -> Splits:
     from trainer.data import load_dataset
 
-    splits = load_dataset(config.data_folder, config.dataset, download=config.download)
+    splits = load_dataset(
+        config.data_folder,
+        config.dataset,
+        download=config.download,
+        download_deadline=config.download_deadline,
+    )
     source = splits.source or config.data_folder
     n_train, n_test = len(splits.x_train), len(splits.x_test)
     log.info("Data: %d training and %d test images from %s", n_train, n_test, source)

@@ -173,8 +173,10 @@ def test_load_dataset_downloads_into_the_cache_then_reuses_it(
 
 
 def _with_defaults(source: Source):
-    def download(dataset: str, dest: Path):
-        return download_dataset(dataset, dest, source=source, timeout=5, progress=False)
+    def download(dataset: str, dest: Path, deadline: float):
+        return download_dataset(
+            dataset, dest, source=source, timeout=5, deadline=deadline, progress=False
+        )
 
     return download
 

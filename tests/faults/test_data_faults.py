@@ -388,6 +388,18 @@ def test_b_a_mirror_that_drips_is_left_at_the_deadline(
     assert list((tmp_path / "dl").iterdir()) == []  # no partial file
 
 
+def test_b_a_dripping_mirror_is_left_once_it_averages_under_the_minimum_rate(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    """The deadline alone let a drip cost 900 s per file per mirror (45 minutes over three):
+    below the minimum average rate once the grace has passed, an attempt ends long before."""
+    with timed(8), pytest.raises(DownloadError) as error:
+        fetch(mirror, tmp_path / "dl", "drip", deadline=600.0, min_rate=100.0, rate_grace=1.5)
+    assert "drip/train-images-idx3-ubyte.gz: slower than 100 bytes/s (" in one_line(error)
+    assert mirror.hits["drip"] == 1  # a slow mirror is not retried
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("kind", "pinned"), [("endless", True), ("endless", False), ("liar", True)]
 )

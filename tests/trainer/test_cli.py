@@ -60,6 +60,12 @@ BAD_FLAGS = [
         ["--seed", "4294967296"],
         RANGE.format(flag="--seed", value=4294967296, bound="0<=x<=4294967295"),
     ),
+    (
+        # The download's per-attempt deadline can be shortened (tests/faults: the drip), not
+        # removed.
+        ["--download-deadline", "0"],
+        RANGE.format(flag="--download-deadline", value=0.0, bound="x>=1"),
+    ),
     (["--epochs"], "Error: Option '--epochs' requires an argument."),
     (["--no-such-flag"], "Error: No such option '--no-such-flag'. Did you mean '--no-xla'?"),
     (

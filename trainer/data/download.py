@@ -39,6 +39,12 @@ _CHUNK = 1 << 20
 MAX_BYTES = 128 << 20
 # 26.4 MB at 50 kB/s (a poor but working link) takes 9 minutes.
 DEADLINE_S = 900.0
+# A mirror (or proxy) that drips never trips a read timeout, and the deadline alone then costs
+# 900 s per file per mirror (45 minutes over three): an attempt averaging under MIN_RATE after
+# its first RATE_GRACE_S is abandoned like a stalled one (curl's --speed-limit/--speed-time).
+# 20 kB/s is well under the poor link DEADLINE_S is sized for.
+MIN_RATE = 20_000.0  # bytes/s
+RATE_GRACE_S = 60.0
 # atomic_write's temporary files (".tmp-<hex>-<name>") older than this were left by a killed
 # process; a running download touches its own at least every read timeout.
 _STALE_TMP_S = 3600.0
@@ -56,6 +62,8 @@ def download_dataset(
     source: Source | None = None,
     timeout: float = 30.0,
     deadline: float = DEADLINE_S,
+    min_rate: float = MIN_RATE,
+    rate_grace: float = RATE_GRACE_S,
     max_bytes: int = MAX_BYTES,
     retries: int = 3,
     backoff: float = 1.0,
@@ -71,7 +79,9 @@ def download_dataset(
     into a temporary file that is renamed to its final name only after its MD5 matched, so a
     wrong or partial file never lands (temporary files that a killed process left are removed
     after an hour). ``timeout`` bounds connecting and each read (a stalled mirror); ``deadline``
-    bounds one attempt at one file, from connecting to the last byte (a mirror that drips);
+    bounds one attempt at one file, from connecting to the last byte (a mirror that drips), and
+    an attempt that averages under ``min_rate`` bytes/s once ``rate_grace`` seconds have passed
+    is abandoned sooner;
     a body is capped at the file's published size (``Source.sizes``, or the size known for its
     MD5), else at ``max_bytes``. ``progress`` (default: when stderr is a terminal) draws a
     progress bar on stderr; otherwise one line per file is printed. ``local_hint`` ends the
@@ -90,7 +100,7 @@ def download_dataset(
     _remove_abandoned(folder)
     if progress is None:
         progress = sys.stderr.isatty()
-    limits = _Limits(timeout, deadline, retries, backoff)
+    limits = _Limits(timeout, deadline, retries, backoff, min_rate, rate_grace)
     paths = {}
     for name, md5 in source.md5.items():
         path = folder / name
@@ -112,6 +122,8 @@ class _Limits:
     deadline: float
     retries: int
     backoff: float
+    min_rate: float = MIN_RATE
+    rate_grace: float = RATE_GRACE_S
 
 
 @dataclass(frozen=True)
@@ -176,7 +188,7 @@ def _fetch_once(url: str, expected: _Expected, path: Path, limits: _Limits, prog
         raise _Permanent(f"not a URL ({exc})") from None
     with _Watchdog(limits.deadline) as watchdog:
         try:
-            _stream(watchdog.opener(), request, expected, path, limits.timeout, progress)
+            _stream(watchdog.opener(), request, expected, path, limits, progress)
         except (OSError, http.client.HTTPException) as exc:
             if watchdog.expired:
                 raise _Permanent(
@@ -196,11 +208,12 @@ def _stream(
     request: urllib.request.Request,
     expected: _Expected,
     path: Path,
-    timeout: float,
+    limits: _Limits,
     progress: bool,
 ) -> None:
+    start = time.monotonic()
     try:
-        response = opener.open(request, timeout=timeout)
+        response = opener.open(request, timeout=limits.timeout)
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code == 429:
             raise  # transient: the caller retries
@@ -215,11 +228,13 @@ def _stream(
             raise _Permanent(f"announces {total} bytes, expected {want}")
         bar = _Progress(path.name, request.full_url, total, progress)
         done = 0
-        # Never more than one byte past the cap: an endless body stops there.
-        while chunk := response.read(min(_CHUNK, cap + 1 - done)):
+        # Never more than one byte past the cap: an endless body stops there. read1 returns
+        # what one read of the socket gives, so a dripping body is seen as it drips.
+        while chunk := response.read1(min(_CHUNK, cap + 1 - done)):
             done += len(chunk)
             if done > cap:
                 raise _Permanent(f"sent more than the {cap} bytes expected")
+            _check_rate(done, time.monotonic() - start, limits)
             out.write(chunk)
             digest.update(chunk)
             bar.update(done)
@@ -230,6 +245,13 @@ def _stream(
                 f"checksum mismatch (MD5 {digest.hexdigest()}, expected {expected.md5})"
             )
     bar.finish(done)
+
+
+def _check_rate(done: int, elapsed: float, limits: _Limits) -> None:
+    if elapsed > limits.rate_grace and done < limits.min_rate * elapsed:
+        raise _Permanent(
+            f"slower than {limits.min_rate:g} bytes/s ({done} bytes in {elapsed:.0f} s)"
+        )
 
 
 class _Watchdog:

@@ -13,7 +13,7 @@ import numpy as np
 
 from trainer.data.cache import DecodeCache, default_cache_dir, flush_writes
 from trainer.data.discover import STEMS, find_dataset_files, gz_twins, missing_files, name_list
-from trainer.data.download import download_dataset
+from trainer.data.download import DEADLINE_S, download_dataset
 from trainer.data.errors import DataError
 from trainer.data.idx import decode_content, idx_content, read_file
 from trainer.data.paths import PathArg, as_path, shown
@@ -61,6 +61,7 @@ def load_dataset(
     download: bool = False,
     cache_dir: PathArg | None = None,
     use_cache: bool = True,
+    download_deadline: float = DEADLINE_S,
 ) -> Splits:
     """Load a dataset's train and test splits as uint8 arrays; see :class:`Splits`.
 
@@ -71,7 +72,8 @@ def load_dataset(
        ``dataset-fashion-mnist`` package) when it holds all four;
     3. files downloaded earlier into ``<cache_dir>/downloads/<dataset>/``;
     4. with ``download=True`` (``--download``), a fresh download into that folder
-       (see :func:`trainer.data.download.download_dataset`);
+       (see :func:`trainer.data.download.download_dataset`; ``download_deadline`` bounds one
+       attempt at one file from one mirror);
     5. otherwise DataError saying which files are missing and what to pass.
 
     The decoded arrays are cached under ``cache_dir`` (default :func:`default_cache_dir`:
@@ -88,12 +90,16 @@ def load_dataset(
     if dataset not in DATASETS:
         raise DataError(None, f"unknown dataset {dataset!r}; choose {' or '.join(DATASETS)}")
     root = as_path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    files = resolve_files(data_folder, dataset, download, root)
+    files = resolve_files(data_folder, dataset, download, root, download_deadline)
     return load_files(files, DecodeCache(root) if use_cache else None)
 
 
 def resolve_files(
-    data_folder: PathArg | None, dataset: str, download: bool, cache_root: Path
+    data_folder: PathArg | None,
+    dataset: str,
+    download: bool,
+    cache_root: Path,
+    download_deadline: float = DEADLINE_S,
 ) -> dict[str, Path]:
     """The four files to load, by the order documented in :func:`load_dataset`."""
     folder = None if data_folder is None else as_path(data_folder)
@@ -117,7 +123,7 @@ def resolve_files(
             log.info("%s: using the files downloaded into %s", dataset, shown(downloads))
             return found
     if download:
-        download_dataset(dataset, downloads)
+        download_dataset(dataset, downloads, deadline=download_deadline)
         return find_dataset_files(downloads)
     if folder is None:
         where = "no data folder given"
