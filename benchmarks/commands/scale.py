@@ -11,16 +11,21 @@ Each round starts, one after the other and in rotating order so that machine noi
 
 What is read back is what the trainer itself logs per epoch (its ``Epoch i/n ... s  images/s``
 lines and their timestamps), so the numbers are the product's. Epoch 1 includes compiling and
-is left out. Every process runs in its own session with a deadline, and all of them are killed
-when anything fails or the deadline passes.
+is left out. Every process runs in its own session with a deadline: the first worker that
+fails (or the deadline) ends the whole group at once, with that worker's own error. The workers
+die with the benchmark, however it ends: SIGTERM stops them and removes the scratch folder
+(exit 143); under SIGKILL the kernel kills them (``PR_SET_PDEATHSIG``), and the next run
+removes the folder a killed run left. At most one worker per CPU core starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -144,6 +150,52 @@ def measure(
     )
 
 
+# Each worker starts through this: it asks the kernel for SIGKILL when the benchmark (its
+# parent) dies, even by SIGKILL (prctl(2), PR_SET_PDEATHSIG; kept across execve), and gives up
+# if the parent is already gone, then becomes the trainer under the same pid.
+_LAUNCH = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
+    "if os.getppid() != int(os.environ.pop('MNIST_BENCH_PARENT')): sys.exit(137)\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n"
+)
+_SCRATCH_PREFIX = "mnist-bench-scale-"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(143)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (docker stop, a cancelled job) unwinds the run, so that every ``finally`` kills
+    its workers and the scratch folder is removed; then the process exits 143 like the
+    trainer. The previous handler comes back afterwards."""
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_stale_scratch() -> None:
+    """Scratch folders of runs that were killed (SIGKILL runs no cleanup): their pid is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(_SCRATCH_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
+
+
 @dataclass(frozen=True)
 class Epochs:
     """What one process (or the chief of a group) logged for its steady epochs."""
@@ -173,7 +225,7 @@ def _parse(stdout: str, epochs: int) -> Epochs:
 
 
 def _worker_args(data: Path, out: Path, batch: int, epochs: int) -> list[str]:
-    args = [sys.executable, "-m", "trainer", "--data-folder", str(data)]
+    args = [sys.executable, "-c", _LAUNCH, "-m", "trainer", "--data-folder", str(data)]
     args += ["--batch-size", str(batch), "--epochs", str(epochs), "--no-resume"]
     return [*args, "--output-dir", str(out / "outputs"), "--log-dir", str(out / "logs")]
 
@@ -187,6 +239,7 @@ def _run_group(
     procs = []
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "MLFLOW_TRACKING_URI")}
     env.pop("AZUREML_RUN_ID", None)
+    env["MNIST_BENCH_PARENT"] = str(os.getpid())
     try:
         for index in range(workers):
             task_env = dict(env)
@@ -199,9 +252,7 @@ def _run_group(
                 args, env=task_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
             procs.append((proc, log))
-        end = time.monotonic() + deadline_s
-        for proc, _ in procs:
-            proc.wait(timeout=max(1.0, end - time.monotonic()))
+        failed = _wait_for_all([proc for proc, _ in procs], time.monotonic() + deadline_s)
     except subprocess.TimeoutExpired:
         raise BenchmarkError(
             f"{workers} worker(s) at batch {batch} did not finish within {deadline_s:.0f} s"
@@ -212,16 +263,30 @@ def _run_group(
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             log.close()
-    results = []
-    for index, (proc, _) in enumerate(procs):
-        text = (workdir / f"w{index}.log").read_text(encoding="utf-8", errors="replace")
-        if proc.returncode != 0:
-            tail = " | ".join(text.strip().splitlines()[-3:])
-            raise BenchmarkError(
-                f"worker {index} at batch {batch} exited {proc.returncode}: {tail}"
-            )
-        results.append(_parse(text, epochs))
-    return results
+    logs = [
+        (workdir / f"w{i}.log").read_text(encoding="utf-8", errors="replace")
+        for i in range(workers)
+    ]
+    if failed is not None:
+        tail = " | ".join(logs[failed].strip().splitlines()[-3:])
+        code = procs[failed][0].returncode
+        raise BenchmarkError(f"worker {failed} at batch {batch} exited {code}: {tail}")
+    return [_parse(text, epochs) for text in logs]
+
+
+def _wait_for_all(procs: list[subprocess.Popen[bytes]], end: float) -> int | None:
+    """Until every process has exited 0 (None), or the index of the first that failed: its
+    peers would otherwise wait for it until the deadline. TimeoutExpired past ``end``."""
+    while True:
+        codes = [proc.poll() for proc in procs]
+        failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
+        if failed:
+            return failed[0]
+        if all(code == 0 for code in codes):
+            return None
+        if time.monotonic() > end:
+            raise subprocess.TimeoutExpired("mnist-train workers", end)
+        time.sleep(0.2)
 
 
 def _steady(group: list[Epochs], images: int) -> dict[str, Any]:
@@ -253,10 +318,17 @@ def run(
         raise BenchmarkError("--workers must be at least 2")
     if epochs < 2:
         raise BenchmarkError("--epochs must be at least 2: the first one compiles")
+    if workers > max(2, _cores()):
+        raise BenchmarkError(
+            f"--workers {workers}: this machine has {_cores()} CPU core(s) for this process; "
+            "at most one local worker per core (more only time-slice the same cores)"
+        )
     from benchmarks import datasets
 
+    _remove_stale_scratch()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="mnist-bench-scale-") as scratch:
+    prefix = f"{_SCRATCH_PREFIX}{os.getpid()}-"
+    with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         root = Path(scratch)
         data = datasets.write_subset(root / "data", data_splits, train_images, test_images)
         for batch in batch_sizes:
