@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 
 
@@ -53,11 +54,16 @@ def as_run_error(exc: BaseException) -> RunError | None:
     tf_errors = getattr(sys.modules.get("tensorflow"), "errors", None)
     op_error = getattr(tf_errors, "OpError", None)
     if op_error is not None and isinstance(exc, op_error):
-        message = _first_line(exc)
+        # "{{function_node __wrapped__CreateSummaryFileWriter_device_/job:...}} path; reason":
+        # the op's internal name says nothing to a user.
+        message = _TF_NODE.sub("", _first_line(exc)).strip()
         if type(exc).__name__ == "ResourceExhaustedError" or "No space left" in message:
             return RunError(f"out of space or memory: {message}; {_NO_SPACE}", exit_now=True)
         return RunError(f"TensorFlow failed: {message}")
     return None
+
+
+_TF_NODE = re.compile(r"\{\{function_node [^}]*\}\}")
 
 
 def _os_error(exc: OSError) -> RunError:

@@ -115,6 +115,33 @@ def test_a_disk_too_full_for_the_lock_file_is_one_line(tmp_path: Path, small_dat
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (needs root, as CI is)")
+def test_a_log_dir_too_full_for_tensorboard_is_one_line(tmp_path: Path, small_data: Path) -> None:
+    """Room for the lock file and nothing more in --log-dir: creating TensorBoard's event file
+    fails (ENOSPC inside TensorFlow), and that is one ``Error:`` line naming the file, not a
+    traceback."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(logs)], check=True)
+    try:
+        (logs / "spare").write_bytes(bytes(4096))  # one page, freed below for the lock file
+        filler = subprocess.run(
+            ["dd", "if=/dev/zero", f"of={logs / 'filler'}", "bs=4k"],
+            capture_output=True,
+            check=False,
+        )
+        assert filler.returncode != 0  # dd stopped at the full disk
+        (logs / "spare").unlink()
+        proc = train(small_data, tmp_path, "--epochs", "1", *FAST, timeout=120)
+    finally:
+        subprocess.run(["umount", str(logs)], check=True)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (line,) = error_lines(proc.stderr)
+    assert line.startswith(f"Error: out of space or memory: {logs / 'tensorboard'}/events."), line
+    assert "No space left on device; free some space there" in line
+    assert "function_node" not in line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (needs root, as CI is)")
 @pytest.mark.parametrize(
     ("size", "committed", "where"),
     [
