@@ -23,6 +23,14 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
     exit 0
 fi
 
+# The locks are resolved for one Python (scripts/lock_inputs.py: the images' and CI's); another
+# one would fail somewhere inside pip on a wheel tag, so say it in one line first.
+want="$(python3 -c 'import sys; sys.path.insert(0, "scripts"); import lock_inputs; print(lock_inputs.PYTHON_VERSION)')"
+have="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$have" != "$want" ]; then
+    echo "Error: requirements/ is locked for Python $want (Debian 12, as CI and the images), and python3 here is $have; run this on Debian 12, or regenerate the locks for $have with scripts/lock.sh after changing PYTHON_VERSION in scripts/lock_inputs.py" >&2
+    exit 1
+fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 python3 -m venv "$venv"
 "${pip[@]}" install -q --require-hashes --no-deps -r requirements/bootstrap.txt

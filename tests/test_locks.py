@@ -112,3 +112,36 @@ def test_this_environment_is_its_lock() -> None:
     }
     installed.pop("keras-mnist-trainer")
     assert installed == locked
+
+
+def test_a_venv_from_the_locks_needs_their_python(tmp_path: Path) -> None:
+    """On another Python (Ubuntu 24.04's 3.12, Debian 13's 3.13) the cp311 wheels would fail
+    somewhere inside pip: one line first, and no venv made."""
+    import os
+    import shutil
+    import subprocess
+
+    real = shutil.which("python3")
+    assert real is not None
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    # Answers the script's version question with 3.12; everything else is the real python3.
+    fake.write_text(
+        f'#!/bin/sh\ncase "$2" in *version_info*) echo 3.12; exit 0;; esac\nexec {real} "$@"\n'
+    )
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    done = subprocess.run(
+        ["bash", "scripts/venv-from-lock.sh", str(venv), "requirements/serve.txt"],
+        cwd=REPO,
+        env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "Error: requirements/ is locked for Python 3.11 (Debian 12, as CI and the images), "
+        "and python3 here is 3.12;"
+    )
+    assert not venv.exists()
