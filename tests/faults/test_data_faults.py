@@ -522,8 +522,8 @@ def test_d_the_content_key_is_set_after_a_download(
     md5 = {name: hashlib.md5(blob).hexdigest() for name, blob in mirror.files.items()}
     source = Source(mirrors=(f"{mirror.base}/good/",), md5=md5)
 
-    def download(dataset: str, dest: Path) -> dict[str, Path]:
-        return download_dataset(dataset, dest, source=source, progress=False)
+    def download(dataset: str, dest: Path, deadline: float) -> dict[str, Path]:
+        return download_dataset(dataset, dest, source=source, deadline=deadline, progress=False)
 
     monkeypatch.setattr(load_module, "download_dataset", download)
     splits = load_dataset(tmp_path / "absent", download=True, cache_dir=tmp_path / "cache")
