@@ -727,7 +727,9 @@ def test_an_unwritable_working_dir_trains_as_the_images_user_and_as_root(
     import tempfile
 
     if uid != 0 and not _can_run_as(uid):
-        pytest.skip(f"uid {uid} cannot run {sys.executable} here (CI's /usr Python it can)")
+        # Where the interpreter lives under /root (0700), as on CI's machines too; the
+        # container tests run this case as uid 1000 (tests/azureml, the root-owned workdir).
+        pytest.skip(f"uid {uid} cannot run {sys.executable} (its folder is not readable)")
     shared = Path(tempfile.mkdtemp(prefix="mnist-wd-", dir="/tmp"))
     work = shared / "wd"
     try:
