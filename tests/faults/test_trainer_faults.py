@@ -3,10 +3,10 @@ nothing committed lost.
 
 Classes: a. every failure is one line and an exit code; b. everything that waits has
 a deadline; c. nothing trains on wrong settings silently; d. one run per output folder and no
-epoch lost from the logs; e. no secret printed. Issue 20 adds: one boundary for file-system and
-framework errors, divergence to finite numbers (exit 3), a fresh run's logs, links never
-followed; issues 19 and 22: --checkpoint-dir across an emptied working directory, an
-unwritable working directory, a flapping MLflow, SIGTERM (143).
+epoch lost from the logs; e. no secret printed; f. no write through a planted link. Also: one
+boundary for file-system and framework errors, divergence to finite numbers (exit 3), a fresh
+run's logs, --checkpoint-dir across an emptied working directory, an unwritable working
+directory, a flapping MLflow, SIGTERM (143).
 """
 
 from __future__ import annotations
@@ -480,7 +480,7 @@ def test_resuming_on_other_data_is_refused_but_a_moved_copy_resumes(
     )
 
 
-# Issue 20 a: file-system and framework errors through one boundary -------------------------
+# file-system and framework errors through one boundary -------------------------------------------
 
 
 @pytest.mark.parametrize("planted", ["a folder", "a FIFO"])
@@ -544,7 +544,7 @@ def test_a_bad_service_deadline_is_one_line_at_start(tmp_path: Path, small_data:
     assert "Data:" not in proc.stdout
 
 
-# Issue 20 f: nothing the trainer writes follows a planted link -----------------------------
+# nothing the trainer writes follows a planted link -----------------------------------------------
 
 
 @pytest.mark.parametrize("where", ["outputs/.mnist-train.lock", "logs/.mnist-train.lock"])
@@ -586,7 +586,7 @@ def test_a_symlink_planted_as_the_metrics_log_of_a_resumed_run_is_refused(
     assert victim.read_text() == "precious\n"
 
 
-# Issue 20 c: a run that diverges to finite numbers is never silent ---------------------------
+# a run that diverges to finite numbers is never silent -------------------------------------------
 
 
 def test_a_run_that_diverges_to_finite_numbers_exits_3_with_its_metrics(
@@ -608,7 +608,7 @@ def test_a_run_that_diverges_to_finite_numbers_exits_3_with_its_metrics(
     assert again.returncode == 3  # not "Already finished": the verdict stands on a rerun
 
 
-# Issue 20 d: a fresh run into the same --log-dir is logged -----------------------------------
+# a fresh run into the same --log-dir is logged ---------------------------------------------------
 
 
 def test_no_resume_into_the_same_log_dir_logs_the_new_run(tmp_path: Path, small_data: Path) -> None:
@@ -629,7 +629,7 @@ def test_no_resume_into_the_same_log_dir_logs_the_new_run(tmp_path: Path, small_
     assert list((tmp_path / "logs" / "tensorboard").glob("events.out.tfevents.*"))
 
 
-# Issue 22 item 4: SIGTERM, as docker stop sends it to PID 1 ----------------------------------
+# SIGTERM, as docker stop sends it to PID 1 -------------------------------------------------------
 
 
 def test_sigterm_ends_the_run_with_143_one_line_and_it_resumes(
@@ -657,7 +657,7 @@ def test_sigterm_ends_the_run_with_143_one_line_and_it_resumes(
     assert not list((tmp_path / "outputs" / "checkpoint").glob(".tmp-*"))
 
 
-# Issue 19 item 1: a restarted job resumes from --checkpoint-dir in an empty working dir -----
+# a restarted job resumes from --checkpoint-dir in an empty working dir ---------------------------
 
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
@@ -692,7 +692,7 @@ def test_a_restarted_job_resumes_from_its_checkpoint_dir_in_an_empty_working_dir
     assert resumed["test_loss"] == pytest.approx(uninterrupted["test_loss"], rel=1e-6)
 
 
-# Issue 19 item 3: a root-owned 0755 working directory, as the image's user and as root ------
+# a root-owned 0755 working directory, as the image's user and as root ----------------------------
 
 
 def _shared_copy(folder: Path, into: Path) -> Path:
@@ -784,7 +784,7 @@ def _train_in(work: Path, data: Path, home: Path, uid: int) -> subprocess.Comple
     )  # fmt: skip
 
 
-# Issue 19 item 2: through 429s and 503s, every epoch reaches MLflow, and exactly once ------
+# through 429s and 503s, every epoch reaches MLflow, and exactly once -----------------------------
 
 
 class _FlappingMlflow(http.server.ThreadingHTTPServer):
