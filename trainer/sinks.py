@@ -359,7 +359,9 @@ class MlflowSink:
         # A resumed run (MLFLOW_RUN_ID, as Azure ML sets it) may hold epochs already.
         history = self.client.get_metric_history(self.run_id, "Accuracy")
         self.epochs = {int(m.step) for m in history}
-        self.has_final = "Final test accuracy" in self.client.get_run(self.run_id).data.metrics
+        run = self.client.get_run(self.run_id).data
+        self.has_final = "Final test accuracy" in run.metrics
+        self.params = dict(run.params)
 
     @classmethod
     def detect(cls, params: dict[str, Any]) -> MlflowSink | None:
@@ -375,11 +377,26 @@ class MlflowSink:
         owns_run = mlflow.active_run() is None
         if owns_run:
             mlflow.start_run()  # picks up MLFLOW_RUN_ID when Azure ML set it
+        sink = cls(mlflow, owns_run)
         try:
-            log_new_params(mlflow, params)
+            sink.log_new_params(params)
         except Exception as exc:  # the service down at start; metrics still matter
             log.warning("MLflow params not logged: %s", redact(str(exc).splitlines()[0]))
-        return cls(mlflow, owns_run)
+        return sink
+
+    def log_new_params(self, params: dict[str, Any]) -> None:
+        """Log the params the run does not hold yet. A restarted Azure ML job (same run, a new
+        node) has other node paths (``data_folder``, ``checkpoint_dir``), and MLflow refuses to
+        change a logged param ("Changing param values is not allowed"): the first attempt's
+        values stay, and one line names the ones that differ."""
+        held = self.params
+        changed = sorted(k for k, v in params.items() if k in held and held[k] != str(v))
+        if changed:
+            log.info("MLflow keeps this run's first values of %s", ", ".join(changed))
+        new = {k: v for k, v in params.items() if k not in held}
+        if new:
+            self.mlflow.log_params(new)
+            held.update((k, str(v)) for k, v in new.items())
 
     def _send(self, values: dict[str, float], timestamp_ms: int, step: int) -> None:
         from mlflow.entities import Metric
@@ -421,21 +438,6 @@ class MlflowSink:
     def close(self) -> None:
         if self.owns_run:
             self.mlflow.end_run()
-
-
-def log_new_params(mlflow: Any, params: dict[str, Any]) -> None:
-    """Log the params the run does not hold yet. A restarted Azure ML job (same run, a new
-    node) has other node paths (``data_folder``, ``checkpoint_dir``), and MLflow refuses to
-    change a logged param ("Changing param values is not allowed"): the first attempt's values
-    stay, and one line names the ones that differ."""
-    run_id = mlflow.active_run().info.run_id
-    held = mlflow.tracking.MlflowClient().get_run(run_id).data.params
-    changed = sorted(k for k, v in params.items() if k in held and held[k] != str(v))
-    if changed:
-        log.info("MLflow keeps this run's first values of %s", ", ".join(changed))
-    new = {k: v for k, v in params.items() if k not in held}
-    if new:
-        mlflow.log_params(new)
 
 
 def open_service(params: dict[str, Any]) -> Sink | None:
