@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -187,6 +188,11 @@ def _remove_stale_scratch() -> None:
     for folder in Path(tempfile.gettempdir()).glob(f"{_SCRATCH_PREFIX}*-*"):
         pid = folder.name[len(_SCRATCH_PREFIX) :].split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        # Only a real folder of this user's: a link or another user's folder planted in the
+        # shared temporary folder is left alone (rmtree never follows a link, either).
+        info = folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
             continue
         try:
             os.kill(int(pid), 0)
